@@ -1,0 +1,26 @@
+# minidocker: two commands to remember (as root on Debian/Ubuntu, or inside the Vagrant VM)
+#   make lab    install everything, then start JupyterLab on the course notebooks
+#   make test   install everything, then run every test (unit, real containers, docker side by side)
+
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup lab test bench clean
+
+setup:
+	./scripts/setup.sh
+
+lab:
+	EXTRAS=test,lab ./scripts/setup.sh
+	$(PY) -m jupyter lab --allow-root --ip=0.0.0.0 --port=8888 --no-browser notebooks/
+
+test:
+	EXTRAS=test,lab ./scripts/setup.sh
+	MINIDOCKER_STRICT=1 $(PY) -m pytest -ra $(PYTEST_ARGS)
+
+bench:
+	./scripts/setup.sh
+	$(PY) benchmarks/run_bench.py
+
+clean:
+	$(PY) -m minidocker system prune -f || true

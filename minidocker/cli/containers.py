@@ -1,0 +1,481 @@
+"""Container commands: run, create, start, stop, kill, restart, rm, prune, ps, inspect, logs, wait."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from ..container import logs as logsmod
+from ..container import spec
+from ..container import state as st
+from ..container.lifecycle import Runtime
+from ..errors import InvalidArgument, MinidockerError
+from . import format as fmt
+
+
+def _runtime() -> Runtime:
+    return Runtime()
+
+
+def _err(msg: str) -> None:
+    print(f"Error: {msg}" if not msg.startswith("Error") else msg, file=sys.stderr)
+
+
+def _each(args_list: list[str], action) -> int:
+    """Apply `action` to each container argument; print each failure, exit 1 if any failed
+    (docker keeps going after an error, e.g. `docker rm a missing b`)."""
+    failed = 0
+    for ref in args_list:
+        try:
+            out = action(ref)
+            if out is not None:
+                print(out)
+        except MinidockerError as e:
+            _err(str(e))
+            failed = 1
+    return failed
+
+
+# ---------------------------------------------------------------------------- run / create
+def _add_create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
+    p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
+    p.add_argument("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image")
+    p.add_argument("-h", "--hostname", default=None, help="Container host name")
+    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("-l", "--label", action="append", default=[], help="Set meta data on a container")
+    p.add_argument("--name", default=None, help="Assign a name to the container")
+    p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
+    p.add_argument("image", help="Image to run")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="Command and arguments")
+
+
+def _create_from_args(rt: Runtime, args, attach: bool) -> str:
+    host_env = dict(os.environ)
+    env = []
+    for path in args.env_file:
+        try:
+            with open(path, encoding="utf-8") as f:
+                env += spec.parse_env_file(f.read(), host_env, path)
+        except FileNotFoundError:
+            raise InvalidArgument(f"open {path}: no such file or directory") from None
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"env file {path} contains invalid utf8 bytes") from None
+    for e in args.env:
+        kv = spec.parse_env_opt(e, host_env)
+        if kv is not None:
+            env.append(kv)
+    labels = {}
+    for lab in args.label:
+        k, _, v = lab.partition("=")
+        labels[k] = v
+    try:
+        return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
+                         env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
+                         tty=args.tty, stdin_open=args.interactive, attach=attach,
+                         auto_remove=args.rm, labels=labels)
+    except MinidockerError as e:
+        if e.exit_code == 1:
+            e.exit_code = 125  # `docker run/create` turns every daemon error into 125
+        raise
+
+
+def cmd_create(args) -> int:
+    rt = _runtime()
+    print(_create_from_args(rt, args, attach=False))
+    return 0
+
+
+class _TerminalRaw:
+    """Put the caller's terminal in raw mode while attached to a -t container."""
+
+    def __init__(self, fd: int, enable: bool):
+        self.fd, self.enable, self.saved = fd, enable, None
+
+    def __enter__(self):
+        if self.enable and os.isatty(self.fd):
+            import termios
+            import tty
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            import termios
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+
+def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int:
+    """Start attached: the monitor writes the container's output straight to our stdout and
+    stderr; we forward signals (docker's --sig-proxy) and exit with the container's code."""
+    sys.stdout.flush()
+    attach = (0 if interactive else -1, 1, 2)
+    with _TerminalRaw(0, tty and interactive):
+        started = rt.start(cid, attach=attach)
+        if started is None:
+            return 0
+        proxied = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGUSR2)
+        def forward(signo, frame):
+            try:
+                rt.kill(cid, signo)
+            except MinidockerError:
+                pass
+        old = {s: signal.signal(s, forward) for s in proxied} if not tty else {}
+        try:
+            code = started.wait_exit()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+    if code is None:  # the monitor vanished without reporting: ask the record
+        try:
+            code = rt.inspect(cid)["State"]["ExitCode"]
+        except MinidockerError:
+            code = 125
+    return code
+
+
+def cmd_run(args) -> int:
+    rt = _runtime()
+    cid = _create_from_args(rt, args, attach=not args.detach)
+    if args.detach:
+        try:
+            rt.start(cid)
+        except MinidockerError as e:
+            if args.rm:
+                _remove_quietly(rt, cid)
+            raise
+        print(cid)
+        return 0
+    try:
+        return _attach_and_wait(rt, cid, args.interactive, args.tty)
+    except MinidockerError:
+        if args.rm:
+            _remove_quietly(rt, cid)
+        raise
+
+
+def _remove_quietly(rt: Runtime, cid: str) -> None:
+    try:
+        rt.remove(cid, force=True)
+    except MinidockerError:
+        pass
+
+
+# ---------------------------------------------------------------------------- start/stop/...
+def cmd_start(args) -> int:
+    rt = _runtime()
+    if args.attach or args.interactive:
+        if len(args.containers) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        cid = rt.resolve(args.containers[0])
+        cfg = rt.inspect(cid)["Config"]
+        return _attach_and_wait(rt, cid, args.interactive and cfg.get("OpenStdin"), cfg.get("Tty"))
+    def start(ref):
+        rt.start(ref)
+        return ref
+    failed = _each(args.containers, start)
+    if failed:
+        _err("failed to start containers: " + ", ".join(args.containers))
+    return failed
+
+
+def cmd_stop(args) -> int:
+    rt = _runtime()
+    return _each(args.containers, lambda ref: (rt.stop(ref, args.time), ref)[1])
+
+
+def cmd_restart(args) -> int:
+    rt = _runtime()
+    return _each(args.containers, lambda ref: (rt.restart(ref, args.time), ref)[1])
+
+
+def cmd_kill(args) -> int:
+    rt = _runtime()
+    spec.parse_signal(args.signal)  # a bad signal fails before touching any container
+    return _each(args.containers, lambda ref: (rt.kill(ref, args.signal), ref)[1])
+
+
+def cmd_rm(args) -> int:
+    rt = _runtime()
+    return _each(args.containers, lambda ref: (rt.remove(ref, force=args.force), ref)[1])
+
+
+def _confirm(prompt: str, force: bool) -> bool:
+    if force:
+        return True
+    print(prompt + "\nAre you sure you want to continue? [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def cmd_container_prune(args) -> int:
+    if not _confirm("WARNING! This will remove all stopped containers.", args.force):
+        return 0
+    removed, space = _runtime().prune()
+    if removed:
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+        print()
+    print(f"Total reclaimed space: {fmt.human_size(space)}")
+    return 0
+
+
+def cmd_wait(args) -> int:
+    rt = _runtime()
+    return _each(args.containers, lambda ref: rt.wait(ref))
+
+
+# ---------------------------------------------------------------------------- ps
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS",
+              "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS",
+              "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES"}
+PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+
+def ps_row(rec: dict, trunc: bool, now: float | None = None) -> dict:
+    """One container as the fields `docker ps --format` knows (pure)."""
+    # moby daemon/list.go: arguments containing a space are shown in single quotes
+    command = " ".join([rec["Path"]] + [f"'{a}'" if " " in a else a for a in rec["Args"]])
+    if trunc:
+        command = fmt.ellipsis(command, 20)
+    created = st.parse_rfc3339(rec["Created"])
+    labels = rec["Config"].get("Labels") or {}
+    return {
+        "ID": rec["Id"][:12] if trunc else rec["Id"],
+        "Image": rec["Config"].get("Image", ""),
+        "Command": fmt.go_quote(command),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created or 0)),
+        "RunningFor": fmt.since(created, now),
+        "Ports": "",
+        "State": rec["State"]["Status"],
+        "Status": st.status_string(rec["State"], now),
+        "Size": "",
+        "Names": rec["Name"].lstrip("/"),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Mounts": "",
+        "Networks": ",".join(sorted((rec.get("NetworkSettings") or {}).get("Networks") or {})),
+        "LocalVolumes": "0",
+    }
+
+
+def render_table(template: str, rows: list[dict], headers: dict) -> str:
+    """docker's formatter: a `table` template prints a header row (the template rendered
+    over the header names) and aligns the columns with tabwriter."""
+    table = template.startswith("table")
+    if table:
+        template = template[len("table"):].lstrip()
+    from . import gotemplate
+    t = gotemplate.parse(template)
+    lines = [t.execute(r) for r in rows]
+    if not table:
+        return "".join(line + "\n" for line in lines)
+    head = t.execute(headers)
+    return fmt.tabwrite([line.split("\t") for line in [head] + lines])
+
+
+def _unescape_format(f: str) -> str:
+    # docker accepts literal "\t" typed in a shell as a tab
+    return f.replace("\\t", "\t").replace("\\n", "\n")
+
+
+def cmd_ps(args) -> int:
+    rt = _runtime()
+    recs = rt.list(all=args.all or args.latest or args.last is not None)
+    if args.latest:
+        recs = recs[:1]
+    elif args.last is not None and args.last >= 0:
+        recs = recs[:args.last]
+    recs = [r for r in recs if _ps_filter(r, args.filter)]
+    if args.quiet:
+        for r in recs:
+            print(r["Id"] if args.no_trunc else r["Id"][:12])
+        return 0
+    template = _unescape_format(args.format) if args.format else PS_DEFAULT
+    rows = [ps_row(r, trunc=not args.no_trunc) for r in recs]
+    sys.stdout.write(render_table(template, rows, PS_HEADERS))
+    return 0
+
+
+def _ps_filter(rec: dict, filters: list[str]) -> bool:
+    for f in filters or []:
+        key, _, value = f.partition("=")
+        if key == "status" and rec["State"]["Status"] != value:
+            return False
+        if key == "name" and value not in rec["Name"].lstrip("/"):
+            return False
+        if key == "id" and not rec["Id"].startswith(value):
+            return False
+        if key == "label":
+            k, _, v = value.partition("=")
+            labels = rec["Config"].get("Labels") or {}
+            if k not in labels or (v and labels[k] != v):
+                return False
+        if key == "exited" and (rec["State"]["Status"] != "exited" or str(rec["State"]["ExitCode"]) != value):
+            return False
+        if key not in ("status", "name", "id", "label", "exited"):
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return True
+
+
+# ---------------------------------------------------------------------------- inspect
+def cmd_inspect(args) -> int:
+    rt = _runtime()
+    from ..images.store import ImageStore
+    results, failed = [], 0
+    for ref in args.names:
+        obj = None
+        if args.type in (None, "container"):
+            try:
+                obj = rt.inspect(ref)
+            except MinidockerError:
+                obj = None
+        if obj is None and args.type in (None, "image"):
+            try:
+                from .images import image_inspect_obj
+                obj = image_inspect_obj(ImageStore(rt.root), ref)
+            except MinidockerError:
+                obj = None
+        if obj is None:
+            _err(f"No such {'object' if args.type is None else args.type}: {ref}")
+            failed = 1
+            continue
+        results.append(obj)
+    return _print_inspect(results, args.format) or failed
+
+
+def _print_inspect(results: list[dict], template: str | None) -> int:
+    if template:
+        from . import gotemplate
+        t = gotemplate.parse(_unescape_format(template))
+        for obj in results:
+            try:
+                print(t.execute(obj))
+            except gotemplate.TemplateError as e:
+                raise MinidockerError(str(e)) from None
+        return 0
+    print(fmt.json_indent(results))
+    return 0
+
+
+# ---------------------------------------------------------------------------- logs
+def cmd_logs(args) -> int:
+    rt = _runtime()
+    rec = rt.inspect(args.container)
+    path = rec["LogPath"]
+    tail = None
+    if args.tail not in (None, "all"):
+        try:
+            tail = int(args.tail)
+        except ValueError:
+            raise InvalidArgument(f"invalid value for \"tail\": {args.tail}") from None
+        tail = None if tail < 0 else tail
+    since = _parse_since(args.since) if args.since else None
+    until = _parse_since(args.until) if args.until else None
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    for rec_ in logsmod.read(path, tail=tail, since=since, until=until):
+        _emit(rec_, args.timestamps)
+    if args.follow:
+        cid = rec["Id"]
+        alive = lambda: rt.containers.shim_alive(cid)  # noqa: E731
+        for rec_ in logsmod.follow(path, size, alive):
+            _emit(rec_, args.timestamps)
+    return 0
+
+
+def _emit(rec: dict, timestamps: bool) -> None:
+    out = sys.stderr if rec.get("stream") == "stderr" else sys.stdout
+    out.write(logsmod.format_record(rec, timestamps))
+    out.flush()
+
+
+def _parse_since(value: str) -> float:
+    """--since/--until: a unix timestamp, an RFC 3339 date, or a duration like 10s, 5m, 1h."""
+    import re
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value)
+    if m:
+        mult = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+        return time.time() - float(m.group(1)) * mult
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    t = st.parse_rfc3339(value if value.endswith("Z") else value + "Z")
+    if t is None:
+        raise InvalidArgument(f"invalid value for time: {value}")
+    return t
+
+
+# ---------------------------------------------------------------------------- registration
+def register(sub, management: bool = False) -> None:
+    def add(name, func, help, aliases=()):
+        p = sub.add_parser(name, help=help, aliases=list(aliases))
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "Create and run a new container from an image")
+    p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
+    _add_create_flags(p)
+    _add_create_flags(add("create", cmd_create, "Create a new container"))
+
+    p = add("start", cmd_start, "Start one or more stopped containers")
+    p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
+    p.add_argument("containers", nargs="+")
+
+    for name, func, help in (("stop", cmd_stop, "Stop one or more running containers"),
+                             ("restart", cmd_restart, "Restart one or more containers")):
+        p = add(name, func, help)
+        p.add_argument("-t", "--time", type=int, default=None, help="Seconds to wait before killing the container")
+        p.add_argument("containers", nargs="+")
+
+    p = add("kill", cmd_kill, "Kill one or more running containers")
+    p.add_argument("-s", "--signal", default="KILL", help="Signal to send to the container")
+    p.add_argument("containers", nargs="+")
+
+    p = add("rm", cmd_rm, "Remove one or more containers", aliases=["remove"] if management else [])
+    p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container (uses SIGKILL)")
+    p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes")
+    p.add_argument("containers", nargs="+")
+
+    p = add("wait", cmd_wait, "Block until one or more containers stop, then print their exit codes")
+    p.add_argument("containers", nargs="+")
+
+    p = add("ps" if not management else "ls", cmd_ps, "List containers",
+            aliases=["ps", "list"] if management else [])
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-n", "--last", type=int, default=None, help="Show n last created containers")
+    p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
+    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output (status=, name=, id=, label=, exited=)")
+    p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+
+    p = add("inspect", cmd_inspect, "Return low-level information on containers or images")
+    p.add_argument("-f", "--format", default=None, help="Format the output using the given Go template")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+    if not management:
+        p.add_argument("--type", default=None, choices=["container", "image"], help="Return JSON for specified type")
+    else:
+        p.set_defaults(type="container")
+    p.add_argument("names", nargs="+")
+
+    p = add("logs", cmd_logs, "Fetch the logs of a container")
+    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
+    p.add_argument("-n", "--tail", default="all", help='Number of lines to show from the end of the logs (default "all")')
+    p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
+    p.add_argument("--since", default=None, help="Show logs since timestamp or relative (e.g. 42m)")
+    p.add_argument("--until", default=None, help="Show logs before a timestamp or relative (e.g. 42m)")
+    p.add_argument("container")
+
+    if management:
+        p = add("prune", cmd_container_prune, "Remove all stopped containers")
+        p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")

@@ -1,0 +1,77 @@
+"""How the docker CLI prints things: aligned tables, sizes, durations, truncated commands.
+
+Pure functions, unit-tested without root.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+
+def tabwrite(rows: list[list[str]], minwidth: int = 10, padding: int = 3) -> str:
+    """Go's text/tabwriter as docker configures it (minwidth 10, padding 3, spaces).
+
+    Every cell but the last of a row is padded to its column's width
+    (the widest cell + 3, at least 10); the last cell is printed as is.
+    """
+    if not rows:
+        return ""
+    ncols = max(len(r) for r in rows)
+    widths = [0] * ncols
+    for r in rows:
+        for i, cell in enumerate(r[:-1]):
+            widths[i] = max(widths[i], len(cell) + padding, minwidth)
+    out = []
+    for r in rows:
+        line = "".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])) + (r[-1] if r else "")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: decimal units, %.3g (docker images' SIZE)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.{precision}g}{units[i]}"
+
+
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: binary units, %.4g (docker stats' memory columns)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024.0
+        i += 1
+    return f"{size:.4g}{units[i]}"
+
+
+def ellipsis(s: str, max_len: int) -> str:
+    """docker's stringutils.Ellipsis: cut to max_len characters, the last one being '…'."""
+    if len(s) <= max_len:
+        return s
+    if max_len < 3:
+        return s[:max_len]
+    return s[:max_len - 1] + "…"
+
+
+def go_quote(s: str) -> str:
+    """strconv.Quote, close enough for command lines: JSON string escaping without \\u00xx for
+    printable non-ASCII characters."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def since(ts: float | None, now: float | None = None) -> str:
+    from ..container.state import human_duration
+    if ts is None:
+        return ""
+    now = time.time() if now is None else now
+    return human_duration(max(0.0, now - ts)) + " ago"
+
+
+def json_indent(obj) -> str:
+    """`docker inspect` prints JSON indented by 4 spaces, with Go's HTML-safe escapes."""
+    text = json.dumps(obj, indent=4, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -1,0 +1,99 @@
+"""The `minidocker` command line: docker's commands, flags, output and exit codes.
+
+    minidocker [--root DIR] COMMAND [OPTIONS] ...
+
+Parsing lives here; each command is a small function in containers.py, images.py or
+system.py that calls the runtime (container/lifecycle.py) and prints like docker does.
+Errors print one line and exit with docker's code: 125 for usage and runtime errors,
+126/127 when the container's command cannot be run, 1 for a failed command.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import MinidockerError
+
+
+class UsageError(MinidockerError):
+    exit_code = 125
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with docker's conventions: `-h` is free for --hostname, errors exit 125."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("add_help", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--help", action="help", help="Print usage")
+
+    def error(self, message: str):
+        message = message.replace("unrecognized arguments:", "unknown flag:")
+        raise UsageError(f"{message}. See '{self.prog} --help'.")
+
+
+def build_parser() -> Parser:
+    from . import containers, images, system
+    p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
+    p.add_argument("--root", help="State directory (default $MINIDOCKER_ROOT or /var/lib/minidocker)")
+    p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    containers.register(sub)
+    images.register(sub)
+    system.register(sub)
+
+    # `minidocker container ls`, `minidocker image ls`, ...: docker's management commands
+    for group, module in (("container", containers), ("image", images)):
+        gp = sub.add_parser(group, help=f"Manage {group}s")
+        gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+        module.register(gsub, management=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.version:
+            from .. import __version__
+            print(f"minidocker version {__version__}")
+            return 0
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 0 if not argv else 125
+        if args.root:
+            os.environ["MINIDOCKER_ROOT"] = os.path.abspath(args.root)
+        if os.geteuid() != 0 and getattr(args, "needs_root", True):
+            raise MinidockerError("minidocker needs root (it creates namespaces and mounts): "
+                                  "try `sudo minidocker ...`", exit_code=125)
+        return func(args) or 0
+    except MinidockerError as e:
+        print(_prefix(argv) + str(e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `minidocker logs x | head`: the reader left; not an error worth a traceback
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except OSError as e:
+        print(_prefix(argv) + f"Error: {e}", file=sys.stderr)
+        return 125
+
+
+def _prefix(argv: list[str]) -> str:
+    # `docker run` / `docker create` say "docker: ..."; other commands say "Error: ..."
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] in (["run"], ["create"]) or words[:2] in (["container", "run"], ["container", "create"]):
+        return "minidocker: "
+    return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

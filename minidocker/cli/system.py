@@ -1,0 +1,44 @@
+"""System commands: system prune (and the leftovers only a crash leaves behind)."""
+from __future__ import annotations
+
+from ..container.lifecycle import Runtime
+from . import format as fmt
+
+PRUNE_WARNING = """WARNING! This will remove:
+  - all stopped containers
+  - all dangling images
+  - all leftover mounts, layers and temporary files of crashed containers"""
+
+
+def cmd_system_prune(args) -> int:
+    from .containers import _confirm
+    if not _confirm(PRUNE_WARNING, args.force):
+        return 0
+    rt = Runtime()
+    removed, space = rt.prune()
+    if removed:
+        print("Deleted Containers:")
+        for cid in removed:
+            print(cid)
+        print()
+    cleaned = rt.cleanup_leftovers()
+    if cleaned:
+        print("Cleaned up leftovers:")
+        for what in cleaned:
+            print(what)
+        print()
+    print(f"Total reclaimed space: {fmt.human_size(space)}")
+    return 0
+
+
+def register(sub, management: bool = False) -> None:
+    from .main import Parser
+    if management:
+        return
+    gp = sub.add_parser("system", help="Manage minidocker")
+    gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+    p = gsub.add_parser("prune", help="Remove unused data")
+    p.set_defaults(func=cmd_system_prune)
+    p.add_argument("-a", "--all", action="store_true", help="Remove all unused images not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--volumes", action="store_true", help="Prune volumes")

@@ -1,0 +1,438 @@
+"""The container lifecycle: create, start, stop, kill, restart, remove, wait, prune.
+
+Every `docker` verb that changes a container is here, in the order a container meets them:
+
+    create   resolve the image, decide argv/env/user (spec.py), reserve the name, make the
+             `-init` and writable overlay layers, write the record       -> state "created"
+    start    spawn the monitor (shim.py) and wait until the user's command is running
+                                                                         -> state "running"
+    stop     send StopSignal (SIGTERM), wait up to -t seconds, then SIGKILL
+    kill     send a signal (SIGKILL by default)
+    rm       refuse a running container unless -f; delete layers, logs and the record
+
+There is no daemon: each function reads the on-disk record, and `_reconcile()` repairs
+a record whose monitor died (crash, kill -9, reboot) before anyone acts on it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal as signalmod
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from .. import fsutil
+from ..errors import InvalidArgument, MinidockerError, NotFound, RuntimeFailure
+from ..images import busybox
+from ..images.store import Image, ImageStore
+from ..paths import StateRoot
+from ..storage import overlay2
+from . import etcfiles, names, spec, state as st
+from .store import ContainerStore
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+@dataclass
+class StartedContainer:
+    """What `start` returns: the PID of the container's init, and a way to wait for its exit."""
+    pid: int
+    _status: "_StatusPipe | None" = None
+
+    def wait_exit(self) -> int | None:
+        """Block until the monitor reports the exit code (None if it died without saying)."""
+        if self._status is None:
+            return None
+        ev = self._status.next_event()
+        self._status.close()
+        self._status = None
+        return ev.get("code") if ev and ev.get("event") == "exited" else None
+
+
+class _StatusPipe:
+    """The read end of the monitor's status pipe: one JSON event per line."""
+
+    def __init__(self, fd: int):
+        self.f = os.fdopen(fd, "rb", buffering=0)
+        self.buf = b""
+
+    def next_event(self) -> dict | None:
+        while b"\n" not in self.buf:
+            chunk = self.f.read(4096)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def remove_files(root: StateRoot, cid: str) -> None:
+    """Delete a container's layers and directory (it must not be running)."""
+    ImageStore(root).remove_container_layers(cid)
+    ContainerStore(root).delete(cid)
+
+
+def _proc_start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Runtime:
+    """All lifecycle operations on one state root. Cheap to create; holds no open files."""
+
+    def __init__(self, root: StateRoot | str | None = None):
+        self.root = root if isinstance(root, StateRoot) else StateRoot.from_env(root)
+        self.images = ImageStore(self.root)
+        self.containers = ContainerStore(self.root)
+
+    # ------------------------------------------------------------------ images
+    def image(self, name: str) -> Image:
+        """Find an image; the embedded busybox is built on first use."""
+        try:
+            return self.images.resolve(name)
+        except NotFound:
+            if busybox.is_embedded(name):
+                return busybox.ensure_busybox(self.images)
+            raise
+
+    # ------------------------------------------------------------------ lookup
+    def resolve(self, ref: str) -> str:
+        return self.containers.resolve(ref)
+
+    def inspect(self, ref: str) -> dict:
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        order = ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath",
+                 "HostnamePath", "HostsPath", "LogPath", "Name", "RestartCount", "Driver",
+                 "Platform", "MountLabel", "ProcessLabel", "AppArmorProfile", "ExecIDs",
+                 "HostConfig", "GraphDriver", "Mounts", "Config", "NetworkSettings"]
+        return {k: rec[k] for k in order if k in rec} | {k: v for k, v in rec.items() if k not in order}
+
+    def list(self, all: bool = False) -> list[dict]:
+        recs = [self._reconcile(r) for r in self.containers.all()]
+        if not all:
+            recs = [r for r in recs if r["State"]["Running"]]
+        return sorted(recs, key=lambda r: r["Created"], reverse=True)
+
+    # ------------------------------------------------------------------ create
+    def create(self, image: str, command: list[str] | None = None, *, name: str | None = None,
+               entrypoint: str | None = None, env: list[str] | None = None,
+               workdir: str | None = None, user: str | None = None, hostname: str | None = None,
+               tty: bool = False, stdin_open: bool = False, attach: bool = False,
+               auto_remove: bool = False, labels: dict | None = None) -> str:
+        if workdir and not workdir.startswith("/"):
+            raise InvalidArgument(
+                f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+        if name is not None:
+            name = spec.validate_name(name)
+        img = self.image(image)
+        icfg = img.config.get("config") or {}
+        ep, cmd = spec.merge_command(icfg, command, entrypoint)
+        argv = spec.argv(ep, cmd)
+        cid = secrets.token_hex(32)
+        name = name or names.random_name()
+        hostname = hostname or spec.default_hostname(cid)
+        cdir = self.containers.dir(cid)
+        now = st.rfc3339nano(time.time_ns())
+        config = {
+            "Hostname": hostname, "Domainname": "",
+            "User": user if user is not None else icfg.get("User", ""),
+            "AttachStdin": attach and stdin_open, "AttachStdout": attach, "AttachStderr": attach,
+            "Tty": tty, "OpenStdin": stdin_open, "StdinOnce": attach and stdin_open,
+            "Env": spec.container_env(icfg.get("Env") or [], env or []),
+            "Cmd": cmd, "Image": image, "Volumes": icfg.get("Volumes"),
+            "WorkingDir": workdir if workdir is not None else icfg.get("WorkingDir", ""),
+            "Entrypoint": ep, "OnBuild": icfg.get("OnBuild"),
+            "Labels": {**(icfg.get("Labels") or {}), **(labels or {})},
+        }
+        if icfg.get("StopSignal"):
+            config["StopSignal"] = icfg["StopSignal"]
+        host_config = {
+            "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+            "NetworkMode": "none", "PortBindings": {},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": auto_remove,
+            "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
+            "Privileged": False, "ReadonlyRootfs": False, "ShmSize": 67108864, "Runtime": "minidocker",
+            "Memory": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
+            "MaskedPaths": list(_security().MASKED_PATHS),
+            "ReadonlyPaths": list(_security().READONLY_PATHS),
+        }
+        rec = {
+            "Id": cid, "Created": now, "Path": argv[0], "Args": argv[1:], "State": st.new_state(),
+            "Image": img.id,
+            "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+            "HostnamePath": os.path.join(cdir, "hostname"),
+            "HostsPath": os.path.join(cdir, "hosts"),
+            "LogPath": self.containers.log_path(cid),
+            "Name": "/" + name, "RestartCount": 0, "Driver": "overlay2", "Platform": "linux",
+            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+            "HostConfig": host_config, "GraphDriver": {"Data": None, "Name": "overlay2"},
+            "Mounts": [], "Config": config,
+            "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
+                                "Ports": {}, "SandboxKey": "", "IPAddress": "", "IPPrefixLen": 0,
+                                "Gateway": "", "MacAddress": "",
+                                "Networks": {"none": {"IPAMConfig": None, "Links": None,
+                                                      "Aliases": None, "NetworkID": "",
+                                                      "EndpointID": "", "Gateway": "",
+                                                      "IPAddress": "", "IPPrefixLen": 0,
+                                                      "MacAddress": ""}}},
+        }
+        self.containers.create(rec)  # reserves the name; raises Conflict if taken
+        try:
+            mount_id, init_id = self.images.create_container_layers(cid, img)
+            d = self.images.driver
+            lowers = [os.path.join(d.home, x) for x in d.lower_chain(mount_id)]
+            lowers = [os.path.realpath(x) for x in lowers]
+            rec["GraphDriver"]["Data"] = {
+                "LowerDir": ":".join(lowers), "MergedDir": d.merged(mount_id),
+                "UpperDir": d.diff(mount_id), "WorkDir": os.path.join(d.dir(mount_id), "work")}
+            fsutil.write_atomic(rec["HostnamePath"], etcfiles.hostname_file(hostname))
+            fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname))
+            host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
+            fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, "none"))
+            open(rec["LogPath"], "a").close()
+            self.containers.write(rec)
+        except BaseException:
+            remove_files(self.root, cid)  # never leave a half-made container behind
+            raise
+        return cid
+
+    # ------------------------------------------------------------------ start
+    def start(self, ref: str, attach: tuple[int, int, int] | None = None) -> StartedContainer | None:
+        """Start the container; return None if it was already running.
+
+        `attach` = (stdin, stdout, stderr) fds of a caller that wants the output live
+        (`run` without -d, `start -a`); use -1 for "not attached".
+        """
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        if not st.check_start(rec["State"], cid):
+            return None
+        r, w = os.pipe()
+        # The caller's stdio is passed under new numbers: the shim's own 0/1/2 are /dev/null
+        # and its error log, so that a detached shim holds no terminal.
+        attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
+        argv = [sys.executable, "-m", "minidocker.container.shim", self.root.root, cid, str(w)]
+        argv += [str(fd) for fd in attach_fds]
+        try:
+            with open(os.path.join(self.containers.dir(cid), "shim.log"), "ab") as errlog:
+                proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0],
+                                        start_new_session=True, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=errlog, close_fds=True)
+        finally:
+            os.close(w)
+            for fd in attach_fds:
+                if fd >= 0:
+                    os.close(fd)
+        proc.wait()  # the shim daemonizes at once: this only reaps its short-lived parent
+        status = _StatusPipe(r)
+        ev = status.next_event()
+        if ev is None or ev.get("event") != "started":
+            status.close()
+            if ev is None:
+                raise RuntimeFailure(f"the container monitor died while starting; see "
+                                     f"{os.path.join(self.containers.dir(cid), 'shim.log')}")
+            code = ev.get("code", 125)
+            raise MinidockerError(ev.get("message", "failed to start"), exit_code=code)
+        if attach:
+            return StartedContainer(ev["pid"], status)
+        status.close()
+        return StartedContainer(ev["pid"])
+
+    # ------------------------------------------------------------------ signals
+    def _signal(self, rec: dict, sig: int) -> None:
+        pid = rec["State"]["Pid"]
+        if pid <= 0:
+            return
+        try:
+            # pidfd: the signal reaches this very process even if its pid were reused
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            if self.containers.shim_alive(rec["Id"]):
+                signalmod.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+
+    def kill(self, ref: str, sig: str | int = "KILL") -> str:
+        signo = spec.parse_signal(sig)
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        st.check_kill(rec["State"], cid)
+        self._signal(rec, signo)
+        if signo == signalmod.SIGKILL:
+            self._wait_not_running(cid, None)
+        return cid
+
+    def stop(self, ref: str, timeout: int | None = None) -> str:
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        if not rec["State"]["Running"]:
+            return cid  # docker: stopping a stopped container is not an error
+        if timeout is None:
+            timeout = rec["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
+        sig = spec.parse_signal(rec["Config"].get("StopSignal") or "SIGTERM")
+        self._signal(rec, sig)
+        if timeout < 0 or not self._wait_not_running(cid, timeout):
+            self._signal(self.containers.read(cid), signalmod.SIGKILL)
+            self._wait_not_running(cid, None)
+        return cid
+
+    def restart(self, ref: str, timeout: int | None = None) -> str:
+        cid = self.stop(ref, timeout)
+        self.start(cid)
+        return cid
+
+    def _wait_not_running(self, cid: str, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                rec = self._reconcile(self.containers.read(cid))
+            except NotFound:
+                return True  # --rm containers are gone once stopped
+            if not rec["State"]["Running"] and not self.containers.shim_alive(cid):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def wait(self, ref: str) -> int:
+        """Block until the container stops; return its exit code (docker wait)."""
+        cid = self.resolve(ref)
+        while True:
+            try:
+                rec = self._reconcile(self.containers.read(cid))
+            except NotFound:
+                raise NotFound(f"No such container: {ref}") from None
+            s = rec["State"]
+            if not s["Running"] and s["StartedAt"] != st.ZERO_TIME and not self.containers.shim_alive(cid):
+                return s["ExitCode"]
+            time.sleep(0.02)
+
+    # ------------------------------------------------------------------ remove
+    def remove(self, ref: str, force: bool = False) -> str:
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        st.check_remove(rec["State"], rec["Name"].lstrip("/"), force)
+        if rec["State"]["Running"]:
+            self._signal(rec, signalmod.SIGKILL)
+            self._wait_not_running(cid, None)
+        elif self.containers.shim_alive(cid):
+            self._wait_not_running(cid, 5)  # a monitor still finishing up (writing state)
+        with self.containers.update(cid) as r:
+            r["State"]["Status"] = st.REMOVING
+        remove_files(self.root, cid)
+        return cid
+
+    def prune(self) -> tuple[list[str], int]:
+        """Remove every stopped container; return (ids, bytes reclaimed)."""
+        removed, space = [], 0
+        for rec in self.list(all=True):
+            if rec["State"]["Running"]:
+                continue
+            upper = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+            size = fsutil.dir_size(upper) if upper and os.path.isdir(upper) else 0
+            try:
+                self.remove(rec["Id"])
+            except MinidockerError:
+                continue
+            removed.append(rec["Id"])
+            space += size
+        return removed, space
+
+    # ------------------------------------------------------------------ repair
+    def _reconcile(self, rec: dict) -> dict:
+        """A record that says "running" with no live monitor is stale: the monitor crashed or
+        was killed before it could record the exit. Kill what is left and record it."""
+        s = rec["State"]
+        if not s["Running"] or self.containers.shim_alive(rec["Id"]):
+            return rec
+        with self.containers.update(rec["Id"]) as r:
+            s = r["State"]
+            if s["Running"] and not self.containers.shim_alive(r["Id"]):
+                pid = s["Pid"]
+                if pid > 0 and _proc_start_time(pid) is not None and _in_other_pidns(pid):
+                    try:
+                        os.kill(pid, signalmod.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                mount_id = self.images.container_mount_id(r["Id"])
+                if mount_id:
+                    self.images.driver.unmount(mount_id)
+                st.set_exited(s, 255, time.time_ns(), error="the container's monitor died")
+            rec = r
+        return rec
+
+    # ------------------------------------------------------------------ host cleanup
+    def cleanup_leftovers(self) -> list[str]:
+        """What `system prune` adds to container prune: kernel objects and files nothing uses.
+
+        Returns a description of each thing cleaned."""
+        cleaned = []
+        live_mounts = set()
+        for rec in self.list(all=True):
+            if rec["State"]["Running"]:
+                mid = self.images.container_mount_id(rec["Id"])
+                if mid:
+                    live_mounts.add(self.images.driver.merged(mid))
+        for target in overlay2.mounts_under(self.root.root):
+            if target not in live_mounts:
+                try:
+                    from ..linux import syscalls as sc
+                    sc.umount2(target, sc.MNT_DETACH)
+                    cleaned.append(f"mount {target}")
+                except OSError:
+                    pass
+        # layer directories that no image layer and no container refers to (crash mid-create)
+        used = set()
+        for chain in os.listdir(self.root.layerdb):
+            cid_file = os.path.join(self.root.layerdb, chain, "cache-id")
+            if os.path.isfile(cid_file):
+                used.add(fsutil.read_text(cid_file).strip())
+        for cid in self.images.containers_using_layers():
+            mid = self.images.container_mount_id(cid)
+            if mid and os.path.isdir(self.containers.dir(cid)):
+                used.update({mid, f"{mid}-init"})
+            elif not os.path.isdir(self.containers.dir(cid)):
+                self.images.remove_container_layers(cid)
+                cleaned.append(f"layers of removed container {cid[:12]}")
+        with self.images.lock():
+            for layer in self.images.driver.layers():
+                if layer not in used:
+                    self.images.driver.remove(layer)
+                    cleaned.append(f"orphaned layer {layer}")
+            for name in os.listdir(self.images.driver.home + "/l"):
+                link = os.path.join(self.images.driver.home, "l", name)
+                if not os.path.exists(link):
+                    os.unlink(link)
+                    cleaned.append(f"dangling link l/{name}")
+        for name in os.listdir(self.root.tmp):
+            import shutil
+            shutil.rmtree(os.path.join(self.root.tmp, name), ignore_errors=True)
+            cleaned.append(f"temporary {name}")
+        return cleaned
+
+
+def _in_other_pidns(pid: int) -> bool:
+    """True if `pid` lives in a PID namespace other than ours (i.e. it is a container's)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
+
+
+def _security():
+    from .. import security
+    return security

@@ -1,0 +1,210 @@
+"""What to run: the container's argv, environment and user, decided the way Docker does.
+
+All pure functions (no I/O): the rules are unit-tested without root.
+
+ENTRYPOINT / CMD (moby daemon/commit.go + runconfig):
+    argv = Entrypoint + Cmd
+    `docker run IMAGE args...`        replaces the image's Cmd, keeps its Entrypoint
+    `docker run --entrypoint X IMAGE` Entrypoint = [X], and the image's Cmd is dropped
+    `--entrypoint ""`                 no Entrypoint at all (and the image's Cmd is dropped)
+    neither Entrypoint nor Cmd        error "no command specified"
+A shell-form `ENTRYPOINT ls -l` is stored as ["/bin/sh", "-c", "ls -l"]: with it, Cmd
+ends up as extra arguments to `sh -c`, which ignores them. That is why shell-form
+ENTRYPOINT "ignores CMD".
+"""
+from __future__ import annotations
+
+import signal as _signal
+
+from ..errors import InvalidArgument, MinidockerError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# ---------------------------------------------------------------- ENTRYPOINT / CMD
+def merge_command(image_config: dict, args: list[str] | None,
+                  entrypoint: str | None) -> tuple[list[str] | None, list[str] | None]:
+    """The container's (Entrypoint, Cmd) after `docker run [--entrypoint E] IMAGE [args]`.
+
+    `entrypoint` is None when --entrypoint was not given, "" to reset it.
+    """
+    ep = image_config.get("Entrypoint") or None
+    cmd = image_config.get("Cmd") or None
+    if entrypoint is not None:
+        ep = [entrypoint] if entrypoint != "" else None
+        cmd = None  # a new entrypoint drops the image's default arguments
+    if args:
+        cmd = list(args)
+    return (list(ep) if ep else None), (list(cmd) if cmd else None)
+
+
+def argv(entrypoint: list[str] | None, cmd: list[str] | None) -> list[str]:
+    full = (entrypoint or []) + (cmd or [])
+    if not full:
+        raise InvalidArgument("no command specified")
+    return full
+
+
+# ---------------------------------------------------------------- environment
+def _key(kv: str) -> str:
+    return kv.split("=", 1)[0]
+
+
+def replace_or_append(base: list[str], overrides: list[str]) -> list[str]:
+    """moby's ReplaceOrAppendEnvValues: later values win, order of first appearance kept.
+    A bare `KEY` (no '=') in overrides removes KEY."""
+    out = list(base)
+    for kv in overrides:
+        k = _key(kv)
+        idx = next((i for i, e in enumerate(out) if _key(e) == k), None)
+        if "=" not in kv:
+            if idx is not None:
+                out.pop(idx)
+            continue
+        if idx is None:
+            out.append(kv)
+        else:
+            out[idx] = kv
+    return out
+
+
+def container_env(image_env: list[str], user_env: list[str]) -> list[str]:
+    """Config.Env as stored for the container: the image's Env updated by -e / --env-file."""
+    return replace_or_append(list(image_env or []), list(user_env or []))
+
+
+def process_env(config_env: list[str], hostname: str, tty: bool, home: str) -> list[str]:
+    """The environment execve() gets (moby CreateDaemonEnvironment, then runc adds HOME)."""
+    env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
+    if tty:
+        env.append("TERM=xterm")
+    env = replace_or_append(env, config_env)
+    if not any(_key(e) == "HOME" for e in env):
+        env.append(f"HOME={home}")
+    return env
+
+
+def parse_env_opt(value: str, host_env: dict[str, str]) -> str | None:
+    """`-e KEY=VAL` as is; `-e KEY` takes KEY from the caller's environment, or is dropped."""
+    k, sep, _ = value.partition("=")
+    if not k:
+        raise InvalidArgument(f"invalid environment variable: {value}")
+    if sep:
+        return value
+    return f"{k}={host_env[k]}" if k in host_env else None
+
+
+def parse_env_file(text: str, host_env: dict[str, str], filename: str = "env file") -> list[str]:
+    """docker's --env-file format: KEY=VAL lines, `#` comments, blank lines, bare KEY from host."""
+    out = []
+    text = text.removeprefix("\ufeff")
+    for line in text.splitlines():
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        var, sep, val = line.partition("=")
+        var = var.lstrip()
+        if not var:
+            raise InvalidArgument(f"no variable name on line '{line}'")
+        if any(c.isspace() for c in var):
+            raise InvalidArgument(f"variable '{var}' contains whitespaces")
+        if sep:
+            out.append(f"{var}={val}")
+        elif var in host_env:
+            out.append(f"{var}={host_env[var]}")
+    return out
+
+
+# ---------------------------------------------------------------- user
+def _parse_table(text: str, fields: int) -> list[list[str]]:
+    rows = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        if len(parts) < fields:
+            parts += [""] * (fields - len(parts))
+        rows.append(parts)
+    return rows
+
+
+def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int], str]:
+    """`-u user[:group]` -> (uid, gid, supplementary gids, home), read from the container's
+    /etc/passwd and /etc/group (never the host's: names differ between images)."""
+    user, _, grp = (spec or "").partition(":")
+    uid, gid, home, uname = 0, 0, "/", None
+    pw = _parse_table(passwd, 7)
+    if user:
+        hit = next((r for r in pw if r[0] == user), None)
+        if hit is None and user.isdigit():
+            hit = next((r for r in pw if r[2] == user), None)
+            uid = int(user)
+        if hit is not None:
+            uname, uid, gid, home = hit[0], int(hit[2] or 0), int(hit[3] or 0), hit[5] or "/"
+        elif not user.isdigit():
+            raise MinidockerError(f"unable to find user {user}: no matching entries in passwd file",
+                                  exit_code=126)
+    else:
+        hit = next((r for r in pw if r[2] == "0"), None)
+        if hit:
+            uname, home = hit[0], hit[5] or "/"
+    gr = _parse_table(group, 4)
+    if grp:
+        if grp.isdigit():
+            gid = int(grp)
+        else:
+            g = next((r for r in gr if r[0] == grp), None)
+            if g is None:
+                raise MinidockerError(f"unable to find group {grp}: no matching entries in group file",
+                                      exit_code=126)
+            gid = int(g[2])
+        extra = [gid]
+    else:
+        extra = [int(r[2]) for r in gr if uname and uname in r[3].split(",") and r[2].isdigit()]
+        if gid not in extra:
+            extra.insert(0, gid)
+    if uid > 0x7FFFFFFF or gid > 0x7FFFFFFF:
+        raise MinidockerError(f"uids and gids must be in range 0-{0x7FFFFFFF}", exit_code=126)
+    return uid, gid, sorted(set(extra)), home
+
+
+# ---------------------------------------------------------------- signals
+def parse_signal(value: str | int) -> int:
+    """'KILL', 'SIGKILL', 'kill', '9' -> 9 (docker kill -s / --stop-signal)."""
+    s = str(value).strip()
+    if s.isdigit():
+        n = int(s)
+        if n < 1 or n > 64:
+            raise InvalidArgument(f"Invalid signal: {value}")
+        return n
+    name = s.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(_signal.Signals, name))
+    except AttributeError:
+        pass
+    if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+        base = _signal.SIGRTMIN if name.startswith("SIGRTMIN") else _signal.SIGRTMAX
+        off = name[8:]
+        try:
+            n = base + int(off) if off else base
+            if _signal.SIGRTMIN <= n <= _signal.SIGRTMAX:
+                return n
+        except ValueError:
+            pass
+    raise InvalidArgument(f"Invalid signal: {value}")
+
+
+def default_hostname(container_id: str) -> str:
+    return container_id[:12]
+
+
+def validate_name(name: str) -> str:
+    """Container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+ (moby's restrictedNamePattern)."""
+    import re
+    n = name[1:] if name.startswith("/") else name
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", n):
+        raise InvalidArgument(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+    return n

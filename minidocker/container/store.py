@@ -1,0 +1,134 @@
+"""Containers on disk: one directory per container, as Docker keeps them.
+
+    containers/<id>/config.v2.json   the record `inspect` shows (Id, Name, Config, State, ...)
+    containers/<id>/hostconfig.json  how to run it (AutoRemove, NetworkMode, limits, ...)
+    containers/<id>/<id>-json.log    its output (logs.py)
+    containers/<id>/hostname, hosts, resolv.conf   bind-mounted over the container's /etc files
+    containers/<id>/.lock            held while the record is being changed
+    containers/<id>/shim.lock        held by the container's monitor for as long as it lives
+
+There is no daemon: any `minidocker` process may read and change a record, so every
+read-modify-write holds the record's lock, and names are reserved under the store-wide lock.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+
+from .. import fsutil
+from ..errors import Conflict, NotFound
+from ..paths import StateRoot
+
+CONFIG = "config.v2.json"
+HOSTCONFIG = "hostconfig.json"
+
+
+class ContainerStore:
+    def __init__(self, root: StateRoot):
+        self.root = root.ensure()
+
+    # --- paths ---
+    def dir(self, cid: str) -> str:
+        return self.root.container_dir(cid)
+
+    def path(self, cid: str, name: str) -> str:
+        return os.path.join(self.dir(cid), name)
+
+    def log_path(self, cid: str) -> str:
+        return self.path(cid, f"{cid}-json.log")
+
+    def shim_lock_path(self, cid: str) -> str:
+        return self.path(cid, "shim.lock")
+
+    # --- listing and lookup ---
+    def ids(self) -> list[str]:
+        try:
+            return sorted(x for x in os.listdir(self.root.containers)
+                          if os.path.isfile(os.path.join(self.root.containers, x, CONFIG)))
+        except FileNotFoundError:
+            return []
+
+    def read(self, cid: str) -> dict:
+        try:
+            rec = fsutil.read_json(self.path(cid, CONFIG))
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {cid}") from None
+        try:
+            rec["HostConfig"] = fsutil.read_json(self.path(cid, HOSTCONFIG))
+        except FileNotFoundError:
+            rec["HostConfig"] = {}
+        return rec
+
+    def all(self) -> list[dict]:
+        out = []
+        for cid in self.ids():
+            try:
+                out.append(self.read(cid))
+            except (NotFound, ValueError):
+                continue  # removed or half-written while we listed
+        return out
+
+    def resolve(self, ref: str) -> str:
+        """Full id, then exact name, then unique id prefix -- docker's lookup order."""
+        if not ref:
+            raise NotFound("No such container: ")
+        ids = self.ids()
+        if ref in ids:
+            return ref
+        name = "/" + ref.lstrip("/")
+        for cid in ids:
+            try:
+                if fsutil.read_json(self.path(cid, CONFIG)).get("Name") == name:
+                    return cid
+            except (FileNotFoundError, ValueError):
+                continue
+        hits = [c for c in ids if c.startswith(ref)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise NotFound(f"Multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def name_in_use(self, name: str) -> str | None:
+        for cid in self.ids():
+            try:
+                if fsutil.read_json(self.path(cid, CONFIG)).get("Name") == "/" + name:
+                    return cid
+            except (FileNotFoundError, ValueError):
+                continue
+        return None
+
+    # --- writing ---
+    def write(self, rec: dict) -> None:
+        rec = dict(rec)
+        host = rec.pop("HostConfig", {})
+        fsutil.write_json(self.path(rec["Id"], HOSTCONFIG), host)
+        fsutil.write_json(self.path(rec["Id"], CONFIG), rec, mode=0o600)
+
+    def create(self, rec: dict) -> None:
+        """Reserve the name and write the new record, atomically with respect to other CLIs."""
+        with fsutil.FileLock(self.root.lock):
+            name = rec["Name"].lstrip("/")
+            other = self.name_in_use(name)
+            if other:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                               f'container "{other}". You have to remove (or rename) that '
+                               "container to be able to reuse that name.")
+            os.makedirs(self.dir(rec["Id"]), mode=0o710)
+            self.write(rec)
+
+    @contextmanager
+    def update(self, cid: str):
+        """with store.update(cid) as rec: ... -- the record is saved when the block ends."""
+        with fsutil.FileLock(self.path(cid, ".lock")):
+            rec = self.read(cid)
+            yield rec
+            self.write(rec)
+
+    def delete(self, cid: str) -> None:
+        shutil.rmtree(self.dir(cid), ignore_errors=True)
+
+    # --- the monitor ---
+    def shim_alive(self, cid: str) -> bool:
+        return fsutil.is_locked(self.shim_lock_path(cid))

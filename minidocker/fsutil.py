@@ -1,0 +1,117 @@
+"""Small filesystem helpers: atomic writes and advisory locks.
+
+Several `minidocker` commands may run at once (a learner's terminal, a notebook, the
+monitor of each container). State on disk stays consistent with two rules:
+  * a file is never half-written: write a temp file, fsync, then rename() over the old one;
+  * read-modify-write sequences hold an flock(2) on a lock file.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+
+def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def write_json(path: str, obj, mode: int = 0o644) -> None:
+    write_atomic(path, json.dumps(obj, separators=(",", ":")), mode)
+
+
+def read_json(path: str):
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def read_text(path: str, default: str | None = None) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
+class FileLock:
+    """An flock(2) on `path`, usable as a context manager.
+
+    flock locks belong to the open file, so they are released when the holder dies:
+    a crashed CLI can never leave minidocker locked.
+    """
+
+    def __init__(self, path: str, shared: bool = False):
+        self.path = path
+        self.shared = shared
+        self.fd: int | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        if blocking and timeout is None:
+            fcntl.flock(self.fd, op)
+            return True
+        deadline = time.monotonic() + (timeout or 0)
+        while True:
+            try:
+                fcntl.flock(self.fd, op | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if not blocking or time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the file drops the lock
+            self.fd = None
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def is_locked(path: str) -> bool:
+    """True if some process holds an exclusive flock on `path` right now."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def dir_size(path: str) -> int:
+    """Sum of file sizes under `path`, hard links counted once (moby's directory.Size)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total

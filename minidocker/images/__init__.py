@@ -1,0 +1,1 @@
+"""Images: reference (names), store (layers, configs, tags), busybox (the offline image)."""

@@ -1,0 +1,302 @@
+"""The image store: layers, image configs and tags, in Docker's on-disk format.
+
+Three content-addressed ideas (OCI image spec) tie it together:
+
+    DiffID   sha256 of one layer's *uncompressed* tar          -> names a layer's content
+    ChainID  ChainID(L0) = DiffID(L0)
+             ChainID(L0..n) = sha256("<ChainID(L0..n-1)> <DiffID(n)>")
+                                                             -> names a layer *and everything below it*
+    ImageID  sha256 of the image config JSON bytes           -> names an image
+
+Two images built on the same base share its layers: same ChainID, one directory on disk.
+
+On disk (under <root>/image/overlay2/):
+    imagedb/content/sha256/<image-id>        the config JSON, byte for byte
+    layerdb/sha256/<chain-id>/diff           the layer's DiffID
+                              /size          bytes of its files
+                              /cache-id      its directory under overlay2/
+                              /parent        ChainID of the layer below (absent for a base layer)
+    layerdb/mounts/<container-id>/mount-id   the container's writable layer (overlay2/<mount-id>)
+                                 /init-id    its init layer (overlay2/<mount-id>-init)
+                                 /parent     ChainID of the image's top layer
+    repositories.json                        {"Repositories": {"busybox": {"busybox:latest": "sha256:..."}}}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+
+from .. import fsutil
+from ..errors import Conflict, NotFound
+from ..paths import StateRoot
+from ..storage import archive
+from ..storage.overlay2 import Overlay2, random_id
+from . import reference as refmod
+
+
+def sha256_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def chain_id(parent_chain: str | None, diff_id: str) -> str:
+    """ChainID of a layer whose DiffID is `diff_id`, sitting on `parent_chain`."""
+    if parent_chain is None:
+        return diff_id
+    return sha256_bytes(f"{parent_chain} {diff_id}".encode())
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(chain_id(out[-1] if out else None, d))
+    return out
+
+
+def _hex(digest: str) -> str:
+    return digest.split(":", 1)[1] if ":" in digest else digest
+
+
+# What Docker always puts in a container's init layer (moby daemon/initlayer).
+INIT_LAYER_DIRS = ["dev/pts", "dev/shm", "proc", "sys"]
+INIT_LAYER_FILES = [".dockerenv", "etc/resolv.conf", "etc/hosts", "etc/hostname", "dev/console"]
+INIT_LAYER_LINKS = {"etc/mtab": "/proc/mounts"}
+
+
+@dataclass
+class Image:
+    id: str          # "sha256:<hex>"
+    config: dict     # the parsed config JSON
+    raw: bytes       # the config bytes (what the id is the hash of)
+
+    @property
+    def short_id(self) -> str:
+        return _hex(self.id)[:12]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(self.config.get("rootfs", {}).get("diff_ids", []))
+
+    @property
+    def top_chain_id(self) -> str | None:
+        ids = chain_ids(self.diff_ids)
+        return ids[-1] if ids else None
+
+
+class ImageStore:
+    def __init__(self, root: StateRoot):
+        self.root = root.ensure()
+        self.driver = Overlay2(root.overlay2)
+
+    def lock(self) -> fsutil.FileLock:
+        return fsutil.FileLock(self.root.lock)
+
+    # ------------------------------------------------------------------ layers
+    def layer_dir(self, chain: str) -> str:
+        return os.path.join(self.root.layerdb, _hex(chain))
+
+    def has_layer(self, chain: str) -> bool:
+        return os.path.isfile(os.path.join(self.layer_dir(chain), "cache-id"))
+
+    def layer_cache_id(self, chain: str) -> str:
+        return fsutil.read_text(os.path.join(self.layer_dir(chain), "cache-id")).strip()
+
+    def layer_size(self, chain: str) -> int:
+        return int(fsutil.read_text(os.path.join(self.layer_dir(chain), "size"), "0").strip() or 0)
+
+    def layer_parent(self, chain: str) -> str | None:
+        p = fsutil.read_text(os.path.join(self.layer_dir(chain), "parent"))
+        return p.strip() if p else None
+
+    def register_layer(self, tar_path: str, parent_chain: str | None,
+                       diff_id: str | None = None) -> str:
+        """Unpack the layer tar at `tar_path` on top of `parent_chain`; return its ChainID.
+
+        If that ChainID is already stored the tar is not unpacked again: layers are shared.
+        """
+        if diff_id is None:
+            with archive.open_layer_stream(tar_path) as f:
+                diff_id = archive.layer_digest(f)
+        chain = chain_id(parent_chain, diff_id)
+        with self.lock():
+            if self.has_layer(chain):
+                return chain
+            parent_cache = self.layer_cache_id(parent_chain) if parent_chain else None
+            cache = self.driver.create(parent=parent_cache)
+            try:
+                size = archive.apply_layer(tar_path, self.driver.diff(cache), overlay=True)
+                tmp = os.path.join(self.root.layerdb, f".tmp-{_hex(chain)}")
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.makedirs(tmp)
+                fsutil.write_atomic(os.path.join(tmp, "diff"), diff_id)
+                fsutil.write_atomic(os.path.join(tmp, "size"), str(size))
+                fsutil.write_atomic(os.path.join(tmp, "cache-id"), cache)
+                if parent_chain:
+                    fsutil.write_atomic(os.path.join(tmp, "parent"), parent_chain)
+                os.rename(tmp, self.layer_dir(chain))  # the layer appears all at once
+            except BaseException:
+                self.driver.remove(cache)
+                raise
+        return chain
+
+    # ------------------------------------------------------------------ images
+    def put_image(self, config: dict | bytes) -> Image:
+        """Store an image config (its layers must be registered already); return the Image."""
+        raw = config if isinstance(config, bytes) else json.dumps(config, separators=(",", ":")).encode()
+        cfg = json.loads(raw)
+        for c in chain_ids(cfg.get("rootfs", {}).get("diff_ids", [])):
+            if not self.has_layer(c):
+                raise NotFound(f"layer {c} of the image is not in the store")
+        image_id = sha256_bytes(raw)
+        path = os.path.join(self.root.imagedb, _hex(image_id))
+        if not os.path.exists(path):
+            fsutil.write_atomic(path, raw)
+        return Image(image_id, cfg, raw)
+
+    def get(self, image_id: str) -> Image:
+        path = os.path.join(self.root.imagedb, _hex(image_id))
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise NotFound(f"No such image: {image_id}") from None
+        return Image("sha256:" + _hex(image_id), json.loads(raw), raw)
+
+    def image_ids(self) -> list[str]:
+        try:
+            return ["sha256:" + x for x in sorted(os.listdir(self.root.imagedb)) if not x.count(".")]
+        except FileNotFoundError:
+            return []
+
+    def size(self, image: Image) -> int:
+        return sum(self.layer_size(c) for c in chain_ids(image.diff_ids))
+
+    # ------------------------------------------------------------------ tags
+    def _read_repos(self) -> dict:
+        try:
+            return fsutil.read_json(self.root.repositories).get("Repositories", {})
+        except FileNotFoundError:
+            return {}
+
+    def tags(self) -> dict[str, str]:
+        """{"busybox:latest": "sha256:..."} for every tag."""
+        out = {}
+        for repo in self._read_repos().values():
+            out.update(repo)
+        return out
+
+    def tag(self, ref: str | refmod.Reference, image_id: str) -> None:
+        r = refmod.parse(ref) if isinstance(ref, str) else ref
+        with self.lock():
+            repos = self._read_repos()
+            repos.setdefault(r.familiar_name, {})[str(r)] = image_id
+            fsutil.write_json(self.root.repositories, {"Repositories": repos})
+
+    def untag(self, ref: str) -> None:
+        r = refmod.parse(ref)
+        with self.lock():
+            repos = self._read_repos()
+            repo = repos.get(r.familiar_name, {})
+            if repo.pop(str(r), None) is None:
+                raise NotFound(f"No such image: {ref}")
+            if not repo:
+                repos.pop(r.familiar_name, None)
+            fsutil.write_json(self.root.repositories, {"Repositories": repos})
+
+    def tags_of(self, image_id: str) -> list[str]:
+        return sorted(t for t, i in self.tags().items() if i == image_id)
+
+    def resolve(self, name: str) -> Image:
+        """Find an image by tag, full id, or unique id prefix (like `docker image inspect`)."""
+        try:
+            r = refmod.parse(name)
+            image_id = self.tags().get(str(r))
+            if image_id:
+                return self.get(image_id)
+        except Exception:
+            r = None
+        if refmod.looks_like_id(name):
+            want = name.removeprefix("sha256:")
+            hits = [i for i in self.image_ids() if _hex(i).startswith(want)]
+            if len(hits) == 1:
+                return self.get(hits[0])
+            if len(hits) > 1:
+                raise Conflict(f"multiple IDs found with provided prefix: {name}")
+        raise NotFound(f"No such image: {r if r else name}")
+
+    # ------------------------------------------------------------------ container layers
+    def create_container_layers(self, container_id: str, image: Image) -> tuple[str, str]:
+        """Make `<mount-id>-init` and `<mount-id>` on top of the image; return (mount_id, init_id)."""
+        top = image.top_chain_id
+        parent_cache = self.layer_cache_id(top) if top else None
+        mount_id = random_id()
+        init_id = f"{mount_id}-init"
+        with self.lock():
+            self.driver.create(init_id, parent=parent_cache)
+            try:
+                self._fill_init_layer(init_id, has_lower=parent_cache is not None)
+                self.driver.create(mount_id, parent=init_id)
+                d = os.path.join(self.root.mountsdb, container_id)
+                os.makedirs(d, exist_ok=True)
+                fsutil.write_atomic(os.path.join(d, "mount-id"), mount_id)
+                fsutil.write_atomic(os.path.join(d, "init-id"), init_id)
+                if top:
+                    fsutil.write_atomic(os.path.join(d, "parent"), top)
+            except BaseException:
+                self.driver.remove(mount_id)
+                self.driver.remove(init_id)
+                shutil.rmtree(os.path.join(self.root.mountsdb, container_id), ignore_errors=True)
+                raise
+        return mount_id, init_id
+
+    def _fill_init_layer(self, init_id: str, has_lower: bool) -> None:
+        """Create the init layer's files, only those the image does not already have."""
+        if has_lower:
+            target = self.driver.mount(init_id)  # see the image through the init layer
+        else:
+            target = self.driver.diff(init_id)
+        try:
+            for d in INIT_LAYER_DIRS:
+                p = os.path.join(target, d)
+                if not os.path.lexists(p):
+                    os.makedirs(p, 0o755)
+            for f in INIT_LAYER_FILES:
+                p = os.path.join(target, f)
+                if not os.path.lexists(p):
+                    os.makedirs(os.path.dirname(p), 0o755, exist_ok=True)
+                    open(p, "a").close()
+                    os.chmod(p, 0o755)
+            for link, dest in INIT_LAYER_LINKS.items():
+                p = os.path.join(target, link)
+                if not os.path.lexists(p):
+                    os.makedirs(os.path.dirname(p), 0o755, exist_ok=True)
+                    os.symlink(dest, p)
+        finally:
+            if has_lower:
+                self.driver.unmount(init_id)
+
+    def container_mount_id(self, container_id: str) -> str | None:
+        return (fsutil.read_text(os.path.join(self.root.mountsdb, container_id, "mount-id")) or "").strip() or None
+
+    def remove_container_layers(self, container_id: str) -> None:
+        d = os.path.join(self.root.mountsdb, container_id)
+        mount_id = self.container_mount_id(container_id)
+        with self.lock():
+            if mount_id:
+                self.driver.remove(mount_id)
+                self.driver.remove(f"{mount_id}-init")
+            shutil.rmtree(d, ignore_errors=True)
+
+    def containers_using_layers(self) -> set[str]:
+        try:
+            return set(os.listdir(self.root.mountsdb))
+        except FileNotFoundError:
+            return set()
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """overlayfs marks a deleted file with a character device 0/0 in the upper dir."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0

@@ -1,0 +1,84 @@
+"""Where minidocker keeps its state: the same tree Docker keeps under /var/lib/docker.
+
+    <root>/
+      overlay2/<cache-id>/{diff,link,lower,work,merged}   layers (storage/overlay2.py)
+      overlay2/l/<short-id> -> ../<cache-id>/diff          short names for mount options
+      image/overlay2/imagedb/content/sha256/<image-id>     image config JSON
+      image/overlay2/layerdb/sha256/<chain-id>/            layer metadata (diff, size, cache-id, parent)
+      image/overlay2/layerdb/mounts/<container-id>/        a container's layers (mount-id, init-id, parent)
+      image/overlay2/repositories.json                     tags -> image ids
+      containers/<id>/config.v2.json, hostconfig.json      container record and its settings
+      containers/<id>/<id>-json.log                        its stdout/stderr (json-file log driver)
+      tmp/                                                 scratch space on the same filesystem
+
+The root defaults to /var/lib/minidocker; MINIDOCKER_ROOT or `minidocker --root DIR`
+moves it (tests use a temporary directory so they never touch a learner's containers).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_ROOT = "/var/lib/minidocker"
+
+
+def default_root() -> str:
+    return os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT
+
+
+@dataclass(frozen=True)
+class StateRoot:
+    root: str
+
+    @classmethod
+    def from_env(cls, root: str | None = None) -> "StateRoot":
+        return cls(os.path.abspath(root or default_root()))
+
+    # --- storage ---
+    @property
+    def overlay2(self) -> str:
+        return os.path.join(self.root, "overlay2")
+
+    @property
+    def image_dir(self) -> str:
+        return os.path.join(self.root, "image", "overlay2")
+
+    @property
+    def imagedb(self) -> str:
+        return os.path.join(self.image_dir, "imagedb", "content", "sha256")
+
+    @property
+    def layerdb(self) -> str:
+        return os.path.join(self.image_dir, "layerdb", "sha256")
+
+    @property
+    def mountsdb(self) -> str:
+        return os.path.join(self.image_dir, "layerdb", "mounts")
+
+    @property
+    def repositories(self) -> str:
+        return os.path.join(self.image_dir, "repositories.json")
+
+    # --- containers ---
+    @property
+    def containers(self) -> str:
+        return os.path.join(self.root, "containers")
+
+    def container_dir(self, cid: str) -> str:
+        return os.path.join(self.containers, cid)
+
+    @property
+    def tmp(self) -> str:
+        return os.path.join(self.root, "tmp")
+
+    @property
+    def lock(self) -> str:
+        """One lock file serialises changes to names, tags and layers across CLI calls."""
+        return os.path.join(self.root, ".lock")
+
+    def ensure(self) -> "StateRoot":
+        for d in (self.overlay2, os.path.join(self.overlay2, "l"), self.imagedb, self.layerdb,
+                  self.mountsdb, self.containers, self.tmp):
+            os.makedirs(d, mode=0o700 if d == self.root else 0o755, exist_ok=True)
+        os.chmod(self.root, 0o711)
+        return self

@@ -1,0 +1,187 @@
+"""overlay2: image layers and container layers, laid out on disk exactly as Docker does.
+
+Each layer is a directory `overlay2/<cache-id>/`:
+
+    diff/     the files this layer adds or changes (its "delta"); whiteouts mark deletions
+    link      a 26-character short id; `overlay2/l/<short-id>` is a symlink to ../<cache-id>/diff
+    lower     (layers with a parent) `l/<parent-short>:l/<grandparent-short>:...`, uppermost first
+    work/     (layers with a parent) scratch space the overlay filesystem needs
+    merged/   where the union is mounted while a container uses this layer
+    committed (on a parent) an empty file: "someone built on top of me"
+
+Why the short ids? mount(2) takes its options in one page (4096 bytes). Sixty layers with
+64-character absolute paths would not fit; `l/ABC...` names do.
+
+A container gets two layers on top of its image: `<id>-init` (the files Docker always
+provides: /etc/hosts, /etc/resolv.conf, /dev mount points, ...) and `<id>` (its writable
+layer, the overlay "upperdir"). Image layers are only ever lowerdirs, so no container can
+change them.
+"""
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import secrets
+import shutil
+
+from ..linux import syscalls as sc
+
+MAX_DEPTH = 128  # moby's limit on the number of lower layers
+
+
+def _short_id() -> str:
+    # base32 of random bytes, cut to 26 characters (moby: generateID)
+    return base64.b32encode(secrets.token_bytes(16)).decode()[:26]
+
+
+def random_id() -> str:
+    return secrets.token_hex(32)
+
+
+def mount_options(lowers: list[str], upper: str, work: str) -> str:
+    """The overlay mount data string. Pure: tested without root."""
+    return f"index=off,lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+
+
+class Overlay2:
+    def __init__(self, home: str):
+        self.home = home  # <root>/overlay2
+        os.makedirs(os.path.join(home, "l"), exist_ok=True)
+
+    # --- paths ---
+    def dir(self, cache_id: str) -> str:
+        if not cache_id or "/" in cache_id or cache_id in (".", "..", "l"):
+            raise ValueError(f"invalid layer id {cache_id!r}")
+        return os.path.join(self.home, cache_id)
+
+    def diff(self, cache_id: str) -> str:
+        return os.path.join(self.dir(cache_id), "diff")
+
+    def merged(self, cache_id: str) -> str:
+        return os.path.join(self.dir(cache_id), "merged")
+
+    def exists(self, cache_id: str) -> bool:
+        return os.path.isdir(self.diff(cache_id))
+
+    def lower_chain(self, cache_id: str) -> list[str]:
+        """The `lower` file as a list: short links, uppermost first."""
+        try:
+            with open(os.path.join(self.dir(cache_id), "lower")) as f:
+                return [x for x in f.read().strip().split(":") if x]
+        except FileNotFoundError:
+            return []
+
+    def link(self, cache_id: str) -> str:
+        with open(os.path.join(self.dir(cache_id), "link")) as f:
+            return f.read().strip()
+
+    # --- create / remove ---
+    def create(self, cache_id: str | None = None, parent: str | None = None) -> str:
+        """Make an empty layer on top of `parent` (a cache id) and return its cache id."""
+        cache_id = cache_id or random_id()
+        d = self.dir(cache_id)
+        os.makedirs(d, mode=0o700)
+        try:
+            os.mkdir(os.path.join(d, "diff"), 0o755)
+            short = _short_id()
+            os.symlink(os.path.join("..", cache_id, "diff"), os.path.join(self.home, "l", short))
+            with open(os.path.join(d, "link"), "w") as f:
+                f.write(short)
+            if parent:
+                lowers = [f"l/{self.link(parent)}"] + self.lower_chain(parent)
+                if len(lowers) > MAX_DEPTH:
+                    raise OSError(errno.EINVAL, "max depth exceeded")
+                with open(os.path.join(d, "lower"), "w") as f:
+                    f.write(":".join(lowers))
+                os.mkdir(os.path.join(d, "work"), 0o700)
+                open(os.path.join(self.dir(parent), "committed"), "a").close()
+        except BaseException:
+            self.remove(cache_id)
+            raise
+        return cache_id
+
+    def remove(self, cache_id: str) -> None:
+        d = self.dir(cache_id)
+        merged = os.path.join(d, "merged")
+        if is_mountpoint(merged):
+            sc.umount2(merged, sc.MNT_DETACH)
+        try:
+            short = self.link(cache_id)
+            os.unlink(os.path.join(self.home, "l", short))
+        except (FileNotFoundError, OSError):
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+
+    # --- mount / unmount ---
+    def mount(self, cache_id: str) -> str:
+        """Mount the union of `cache_id` (as upper) and its lowers on merged/; return merged."""
+        d = self.dir(cache_id)
+        merged = os.path.join(d, "merged")
+        os.makedirs(merged, mode=0o700, exist_ok=True)
+        if is_mountpoint(merged):
+            return merged
+        lowers = self.lower_chain(cache_id)
+        if not lowers:
+            raise ValueError(f"layer {cache_id} has no parent: nothing to mount")
+        abs_opts = mount_options([os.path.join(self.home, x) for x in lowers],
+                                 os.path.join(d, "diff"), os.path.join(d, "work"))
+        if len(abs_opts) < os.sysconf("SC_PAGESIZE") - 1:
+            sc.mount("overlay", merged, "overlay", 0, abs_opts)
+        else:
+            # Too long for one page: use paths relative to overlay2/, as moby does.
+            rel_opts = mount_options(lowers, os.path.join(cache_id, "diff"),
+                                     os.path.join(cache_id, "work"))
+            cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.chdir(self.home)
+                sc.mount("overlay", merged, "overlay", 0, rel_opts)
+            finally:
+                os.fchdir(cwd)
+                os.close(cwd)
+        return merged
+
+    def unmount(self, cache_id: str) -> None:
+        merged = self.merged(cache_id)
+        if is_mountpoint(merged):
+            sc.umount2(merged, sc.MNT_DETACH)
+        try:
+            os.rmdir(merged)
+        except OSError:
+            pass
+
+    def layers(self) -> list[str]:
+        return sorted(x for x in os.listdir(self.home) if x != "l" and not x.startswith("."))
+
+
+def mountinfo() -> list[dict]:
+    """Parse /proc/self/mountinfo: one dict per mount (id, parent, target, fstype, source, options)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            a = left.split()
+            b = right.split()
+            out.append({"id": int(a[0]), "parent": int(a[1]), "target": _unescape(a[4]),
+                        "options": a[5], "optional": a[6:], "fstype": b[0],
+                        "source": _unescape(b[1]) if len(b) > 1 else "",
+                        "super_options": b[2] if len(b) > 2 else ""})
+    return out
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal \040 etc.
+    return s.encode().decode("unicode_escape") if "\\" in s else s
+
+
+def is_mountpoint(path: str) -> bool:
+    path = os.path.realpath(path)
+    return any(m["target"] == path for m in mountinfo())
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount targets at or below `prefix`, deepest first (the order to unmount them)."""
+    prefix = os.path.realpath(prefix)
+    found = [m["target"] for m in mountinfo()
+             if m["target"] == prefix or m["target"].startswith(prefix.rstrip("/") + "/")]
+    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
