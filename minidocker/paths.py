@@ -17,7 +17,6 @@ moves it (tests use a temporary directory so they never touch a learner's contai
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 DEFAULT_ROOT = "/var/lib/minidocker"
 
@@ -26,9 +25,21 @@ def default_root() -> str:
     return os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT
 
 
-@dataclass(frozen=True)
 class StateRoot:
-    root: str
+    """All the paths of one state root. (A plain class: `dataclasses` costs an import that
+    every container start would pay.)"""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"StateRoot({self.root!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StateRoot) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     @classmethod
     def from_env(cls, root: str | None = None) -> "StateRoot":

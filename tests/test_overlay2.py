@@ -125,3 +125,39 @@ def test_long_lower_chain_uses_relative_paths(tmp_path):
         assert len(os.listdir(merged)) == 60
     finally:
         d.unmount(parent)
+
+
+def test_visible_in_layers_follows_overlay_rules(tmp_path):
+    from minidocker.images.store import visible_in_layers
+    top, mid, base = (tmp_path / n for n in ("top", "mid", "base"))
+    for d in (top, mid, base):
+        d.mkdir()
+    (base / "etc").mkdir()
+    (base / "etc" / "hosts").write_text("x")
+    (base / "etc" / "gone").write_text("x")
+    (base / "opq").mkdir()
+    (base / "opq" / "old").write_text("x")
+    (mid / "etc").mkdir()
+    os.mknod(mid / "etc" / "gone", 0o600 | stat.S_IFCHR, os.makedev(0, 0))  # whiteout
+    (top / "opq").mkdir()
+    os.setxattr(top / "opq", "trusted.overlay.opaque", b"y")
+    (top / "opq" / "new").write_text("x")
+    layers = [str(top), str(mid), str(base)]
+    assert visible_in_layers(layers, "etc/hosts")
+    assert not visible_in_layers(layers, "etc/gone")
+    assert not visible_in_layers(layers, "opq/old")
+    assert visible_in_layers(layers, "opq/new")
+    assert not visible_in_layers(layers, "nothing/here")
+    assert not visible_in_layers(layers, "etc/hosts/deeper")
+    # ground truth: the kernel agrees
+    from minidocker.linux import syscalls as sc
+    merged, upper, work = tmp_path / "m", tmp_path / "u", tmp_path / "w"
+    for d in (merged, upper, work):
+        d.mkdir()
+    sc.mount("overlay", str(merged), "overlay", 0,
+             overlay2.mount_options(layers, str(upper), str(work)))
+    try:
+        for rel in ("etc/hosts", "etc/gone", "opq/old", "opq/new", "nothing/here"):
+            assert os.path.lexists(merged / rel) == visible_in_layers(layers, rel), rel
+    finally:
+        sc.umount2(str(merged), sc.MNT_DETACH)

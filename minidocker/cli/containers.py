@@ -328,7 +328,19 @@ def _ps_filter(rec: dict, filters: list[str]) -> bool:
 
 
 # ---------------------------------------------------------------------------- inspect
+def parse_format(template: str | None):
+    """Parse a --format template up front: a bad template is an error before any lookup."""
+    if not template:
+        return None
+    from . import gotemplate
+    try:
+        return gotemplate.parse(_unescape_format(template))
+    except gotemplate.TemplateError as e:
+        raise MinidockerError(f"template parsing error: {e}") from None
+
+
 def cmd_inspect(args) -> int:
+    template = parse_format(args.format)
     rt = _runtime()
     from ..images.store import ImageStore
     results, failed = [], 0
@@ -350,16 +362,15 @@ def cmd_inspect(args) -> int:
             failed = 1
             continue
         results.append(obj)
-    return _print_inspect(results, args.format) or failed
+    return _print_inspect(results, template) or failed
 
 
-def _print_inspect(results: list[dict], template: str | None) -> int:
-    if template:
+def _print_inspect(results: list[dict], template) -> int:
+    if template is not None:
         from . import gotemplate
-        t = gotemplate.parse(_unescape_format(template))
         for obj in results:
             try:
-                print(t.execute(obj))
+                print(template.execute(obj))
             except gotemplate.TemplateError as e:
                 raise MinidockerError(str(e)) from None
         return 0

@@ -92,7 +92,8 @@ def cmd_images(args) -> int:
 
 
 def cmd_image_inspect(args) -> int:
-    from .containers import _err, _print_inspect
+    from .containers import _err, _print_inspect, parse_format
+    template = parse_format(args.format)
     store = _store()
     results, failed = [], 0
     for ref in args.names:
@@ -101,7 +102,7 @@ def cmd_image_inspect(args) -> int:
         except MinidockerError as e:
             _err(str(e))
             failed = 1
-    return _print_inspect(results, args.format) or failed
+    return _print_inspect(results, template) or failed
 
 
 def register(sub, management: bool = False) -> None:

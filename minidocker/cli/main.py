@@ -29,8 +29,22 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--help", action="help", help="Print usage")
 
     def error(self, message: str):
-        message = message.replace("unrecognized arguments:", "unknown flag:")
+        if message.startswith("the following arguments are required"):
+            raise UsageError(f'"{self.prog}" requires at least 1 argument. '
+                             f"See '{self.prog} --help'.")
         raise UsageError(f"{message}. See '{self.prog} --help'.")
+
+    def parse_args(self, args=None, namespace=None):
+        # Unknown flags are only noticed by the top-level parser; name the subcommand
+        # in the message as docker does ("See 'docker run --help'.").
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            prog = " ".join([self.prog] + [w for w in (getattr(ns, "command", None),
+                                                       getattr(ns, "subcommand", None)) if w])
+            flags = [e for e in extra if e.startswith("-")]
+            what = f"unknown flag: {flags[0]}" if flags else f"unexpected arguments: {' '.join(extra)}"
+            raise UsageError(f"{what}. See '{prog} --help'.")
+        return ns
 
 
 def build_parser() -> Parser:

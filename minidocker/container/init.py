@@ -89,7 +89,11 @@ def _make_terminal(console_sock: int) -> None:
     if not os.path.exists("/dev/console"):
         open("/dev/console", "a").close()
     sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
-    socket.send_fds(socket.socket(fileno=console_sock), [b"pty"], [master])
+    sock = socket.socket(fileno=console_sock)
+    try:
+        socket.send_fds(sock, [b"pty"], [master])
+    finally:
+        sock.close()  # closes console_sock too
     os.close(master)
 
 
@@ -156,7 +160,6 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
         os.chdir(cwd)
         if console_sock is not None:
             _make_terminal(console_sock)
-            os.close(console_sock)
         _drop_privileges(uid, gid, groups)
         try:
             os.chdir(cwd)  # again, as the user: fails if they may not enter it

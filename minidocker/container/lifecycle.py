@@ -22,7 +22,6 @@ import signal as signalmod
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 from .. import fsutil
 from ..errors import InvalidArgument, MinidockerError, NotFound, RuntimeFailure
@@ -36,11 +35,12 @@ from .store import ContainerStore
 DEFAULT_STOP_TIMEOUT = 10
 
 
-@dataclass
 class StartedContainer:
     """What `start` returns: the PID of the container's init, and a way to wait for its exit."""
-    pid: int
-    _status: "_StatusPipe | None" = None
+
+    def __init__(self, pid: int, status: "_StatusPipe | None" = None):
+        self.pid = pid
+        self._status = status
 
     def wait_exit(self) -> int | None:
         """Block until the monitor reports the exit code (None if it died without saying)."""
@@ -195,10 +195,10 @@ class Runtime:
             rec["GraphDriver"]["Data"] = {
                 "LowerDir": ":".join(lowers), "MergedDir": d.merged(mount_id),
                 "UpperDir": d.diff(mount_id), "WorkDir": os.path.join(d.dir(mount_id), "work")}
-            fsutil.write_atomic(rec["HostnamePath"], etcfiles.hostname_file(hostname))
-            fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname))
+            fsutil.write_atomic(rec["HostnamePath"], etcfiles.hostname_file(hostname), durable=False)
+            fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname), durable=False)
             host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
-            fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, "none"))
+            fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, "none"), durable=False)
             open(rec["LogPath"], "a").close()
             self.containers.write(rec)
         except BaseException:
@@ -221,12 +221,16 @@ class Runtime:
         # The caller's stdio is passed under new numbers: the shim's own 0/1/2 are /dev/null
         # and its error log, so that a detached shim holds no terminal.
         attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
-        argv = [sys.executable, "-m", "minidocker.container.shim", self.root.root, cid, str(w)]
+        # -S skips site-packages' .pth processing (tens of ms at every start); PYTHONPATH
+        # carries our own import path over, so the shim imports exactly what we import.
+        argv = [sys.executable, "-S", "-m", "minidocker.container.shim", self.root.root, cid, str(w)]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # let Python cache compiled modules
         argv += [str(fd) for fd in attach_fds]
         try:
             with open(os.path.join(self.containers.dir(cid), "shim.log"), "ab") as errlog:
                 proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0],
-                                        start_new_session=True, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, stdin=subprocess.DEVNULL, env=env,
                                         stdout=subprocess.DEVNULL, stderr=errlog, close_fds=True)
         finally:
             os.close(w)

@@ -199,10 +199,10 @@ class Shim:
         with self.containers.update(self.cid) as r:
             st.set_exited(r["State"], code, time.time_ns())
             auto_remove = r["HostConfig"].get("AutoRemove")
-        if auto_remove:
-            from . import lifecycle
+        if auto_remove:  # --rm: the monitor removes the container itself
             self.images.driver.unmount(self.images.container_mount_id(self.cid))
-            lifecycle.remove_files(self.root, self.cid)
+            self.images.remove_container_layers(self.cid)
+            self.containers.delete(self.cid)
         self.report(event="exited", code=code)
         return 0
 

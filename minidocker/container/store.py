@@ -103,7 +103,7 @@ class ContainerStore:
     def write(self, rec: dict) -> None:
         rec = dict(rec)
         host = rec.pop("HostConfig", {})
-        fsutil.write_json(self.path(rec["Id"], HOSTCONFIG), host)
+        fsutil.write_json(self.path(rec["Id"], HOSTCONFIG), host, durable=False)
         fsutil.write_json(self.path(rec["Id"], CONFIG), rec, mode=0o600)
 
     def create(self, rec: dict) -> None:

@@ -17,11 +17,9 @@ import struct
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
 
 from ..errors import MinidockerError
 from ..paths import StateRoot
-from ..storage import archive
 from .store import Image, ImageStore
 
 NAME = "busybox:latest"
@@ -125,6 +123,7 @@ def _arch() -> str:
 
 
 def _rfc3339(ts: float) -> str:
+    from datetime import datetime, timezone
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -159,6 +158,7 @@ def ensure_busybox(store: ImageStore, name: str = NAME) -> Image:
         os.mkdir(rootfs)
         build_rootfs(rootfs, bb, mtime)
         tar = os.path.join(tmp, "layer.tar")
+        from ..storage import archive
         diff_id, _ = archive.export_layer_with_digest(rootfs, tar)
         store.register_layer(tar, None, diff_id=diff_id)
         image = store.put_image(make_config(diff_id, mtime, version))
@@ -166,6 +166,20 @@ def ensure_busybox(store: ImageStore, name: str = NAME) -> Image:
         return image
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_rootfs(store: ImageStore, image: Image, out_path: str) -> None:
+    """Write the image's root filesystem as a plain tar (for `docker import`, or a runc bundle).
+    busybox has a single layer, so its layer *is* its root filesystem."""
+    if len(image.diff_ids) != 1:
+        raise MinidockerError("export_rootfs handles single-layer images only")
+    from ..storage import archive
+    diff = store.driver.diff(store.layer_cache_id(image.top_chain_id))
+    with open(out_path, "wb") as f:
+        archive.export_dir(diff, f)
+
+
+DOCKER_IMPORT_CHANGES = ['CMD ["sh"]', f"ENV {PATH_ENV}"]
 
 
 def is_embedded(name: str) -> bool:

@@ -28,14 +28,11 @@ import json
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 
 from .. import fsutil
 from ..errors import Conflict, NotFound
 from ..paths import StateRoot
-from ..storage import archive
 from ..storage.overlay2 import Overlay2, random_id
-from . import reference as refmod
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -66,11 +63,14 @@ INIT_LAYER_FILES = [".dockerenv", "etc/resolv.conf", "etc/hosts", "etc/hostname"
 INIT_LAYER_LINKS = {"etc/mtab": "/proc/mounts"}
 
 
-@dataclass
 class Image:
-    id: str          # "sha256:<hex>"
-    config: dict     # the parsed config JSON
-    raw: bytes       # the config bytes (what the id is the hash of)
+    def __init__(self, id: str, config: dict, raw: bytes):
+        self.id = id            # "sha256:<hex>"
+        self.config = config    # the parsed config JSON
+        self.raw = raw          # the config bytes (what the id is the hash of)
+
+    def __repr__(self) -> str:
+        return f"Image({self.id[:19]}...)"
 
     @property
     def short_id(self) -> str:
@@ -117,6 +117,7 @@ class ImageStore:
 
         If that ChainID is already stored the tar is not unpacked again: layers are shared.
         """
+        from ..storage import archive  # tarfile & co: only needed when layers arrive
         if diff_id is None:
             with archive.open_layer_stream(tar_path) as f:
                 diff_id = archive.layer_digest(f)
@@ -188,7 +189,8 @@ class ImageStore:
             out.update(repo)
         return out
 
-    def tag(self, ref: str | refmod.Reference, image_id: str) -> None:
+    def tag(self, ref, image_id: str) -> None:
+        from . import reference as refmod
         r = refmod.parse(ref) if isinstance(ref, str) else ref
         with self.lock():
             repos = self._read_repos()
@@ -196,6 +198,7 @@ class ImageStore:
             fsutil.write_json(self.root.repositories, {"Repositories": repos})
 
     def untag(self, ref: str) -> None:
+        from . import reference as refmod
         r = refmod.parse(ref)
         with self.lock():
             repos = self._read_repos()
@@ -211,6 +214,7 @@ class ImageStore:
 
     def resolve(self, name: str) -> Image:
         """Find an image by tag, full id, or unique id prefix (like `docker image inspect`)."""
+        from . import reference as refmod
         try:
             r = refmod.parse(name)
             image_id = self.tags().get(str(r))
@@ -241,10 +245,10 @@ class ImageStore:
                 self.driver.create(mount_id, parent=init_id)
                 d = os.path.join(self.root.mountsdb, container_id)
                 os.makedirs(d, exist_ok=True)
-                fsutil.write_atomic(os.path.join(d, "mount-id"), mount_id)
-                fsutil.write_atomic(os.path.join(d, "init-id"), init_id)
+                fsutil.write_atomic(os.path.join(d, "mount-id"), mount_id, durable=False)
+                fsutil.write_atomic(os.path.join(d, "init-id"), init_id, durable=False)
                 if top:
-                    fsutil.write_atomic(os.path.join(d, "parent"), top)
+                    fsutil.write_atomic(os.path.join(d, "parent"), top, durable=False)
             except BaseException:
                 self.driver.remove(mount_id)
                 self.driver.remove(init_id)
@@ -253,30 +257,30 @@ class ImageStore:
         return mount_id, init_id
 
     def _fill_init_layer(self, init_id: str, has_lower: bool) -> None:
-        """Create the init layer's files, only those the image does not already have."""
-        if has_lower:
-            target = self.driver.mount(init_id)  # see the image through the init layer
-        else:
-            target = self.driver.diff(init_id)
-        try:
-            for d in INIT_LAYER_DIRS:
-                p = os.path.join(target, d)
-                if not os.path.lexists(p):
-                    os.makedirs(p, 0o755)
-            for f in INIT_LAYER_FILES:
+        """Create the init layer's files, only those the image does not already have.
+
+        moby mounts the init layer to look; we look through the lower layers' diff dirs
+        directly (top-down, honouring whiteouts), which gives the same answer without
+        a mount and an unmount on every `docker create`."""
+        lowers = [os.path.join(self.driver.home, x) for x in self.driver.lower_chain(init_id)]
+        target = self.driver.diff(init_id)
+
+        def make_parents(rel: str) -> None:
+            os.makedirs(os.path.dirname(os.path.join(target, rel)), 0o755, exist_ok=True)
+
+        for d in INIT_LAYER_DIRS:
+            if not visible_in_layers(lowers, d):
+                os.makedirs(os.path.join(target, d), 0o755, exist_ok=True)
+        for f in INIT_LAYER_FILES:
+            if not visible_in_layers(lowers, f):
+                make_parents(f)
                 p = os.path.join(target, f)
-                if not os.path.lexists(p):
-                    os.makedirs(os.path.dirname(p), 0o755, exist_ok=True)
-                    open(p, "a").close()
-                    os.chmod(p, 0o755)
-            for link, dest in INIT_LAYER_LINKS.items():
-                p = os.path.join(target, link)
-                if not os.path.lexists(p):
-                    os.makedirs(os.path.dirname(p), 0o755, exist_ok=True)
-                    os.symlink(dest, p)
-        finally:
-            if has_lower:
-                self.driver.unmount(init_id)
+                open(p, "a").close()
+                os.chmod(p, 0o755)
+        for link, dest in INIT_LAYER_LINKS.items():
+            if not visible_in_layers(lowers, link):
+                make_parents(link)
+                os.symlink(dest, os.path.join(target, link))
 
     def container_mount_id(self, container_id: str) -> str | None:
         return (fsutil.read_text(os.path.join(self.root.mountsdb, container_id, "mount-id")) or "").strip() or None
@@ -300,3 +304,35 @@ class ImageStore:
 def is_whiteout(st: os.stat_result) -> bool:
     """overlayfs marks a deleted file with a character device 0/0 in the upper dir."""
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def visible_in_layers(diffs: list[str], rel: str) -> bool:
+    """Would `rel` exist in the overlay of `diffs` (uppermost first)? Answered the way
+    overlayfs does: the first layer that has the path decides; a whiteout hides it; a
+    whiteout or opaque directory on the way hides everything from the layers below."""
+    parts = rel.strip("/").split("/")
+    for diff in diffs:
+        cur = diff
+        for i, part in enumerate(parts):
+            cur = os.path.join(cur, part)
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                break  # not in this layer: look further down
+            if is_whiteout(st):
+                return False
+            if i == len(parts) - 1:
+                return True
+            if not stat.S_ISDIR(st.st_mode):
+                return False  # a file where a directory should be
+            if _is_opaque(cur):
+                # everything under an opaque dir comes from this layer only
+                return os.path.lexists(os.path.join(diff, *parts))
+    return False

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""How fast is `minidocker run --rm busybox true`, next to `docker run --rm` and `runc run`?
+
+All three run the same root filesystem (our offline busybox layer) in the same session,
+so the ratios mean something on any machine. Needs root, docker.io and runc.
+
+    sudo .venv/bin/python benchmarks/run_bench.py [-n 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minidocker.images import busybox  # noqa: E402
+from minidocker.images.store import ImageStore  # noqa: E402
+from minidocker.lab.realdocker import RealDocker  # noqa: E402
+from minidocker.paths import StateRoot  # noqa: E402
+from minidocker.storage import archive  # noqa: E402
+
+
+def timed(argv: list[str], n: int, env: dict | None = None, cwd: str | None = None) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def runc_bundle(rootfs_tar: str, where: str) -> str:
+    bundle = os.path.join(where, "bundle")
+    rootfs = os.path.join(bundle, "rootfs")
+    os.makedirs(rootfs)
+    archive.apply_layer(rootfs_tar, rootfs, overlay=False)
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["true"]
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return bundle
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=15, help="runs per tool (default 15)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("run me as root", file=sys.stderr)
+        return 1
+    work = tempfile.mkdtemp(prefix="mdbench-")
+    root = os.path.join(work, "root")
+    env = dict(os.environ, MINIDOCKER_ROOT=root)
+    results: dict[str, list[float]] = {}
+    docker = None
+    try:
+        store = ImageStore(StateRoot(root))
+        image = busybox.ensure_busybox(store)
+        tar = os.path.join(work, "busybox.tar")
+        busybox.export_rootfs(store, image, tar)
+
+        md = [sys.executable, "-m", "minidocker", "run", "--rm", "busybox", "true"]
+        timed(md, 2, env)  # warm the page cache
+        results["minidocker run --rm"] = timed(md, args.n, env)
+
+        if shutil.which("runc"):
+            bundle = runc_bundle(tar, work)
+            rc = ["runc", "--root", os.path.join(work, "runc-state"), "run", "bench"]
+            timed(rc, 2, cwd=bundle)
+            results["runc run"] = timed(rc, args.n, cwd=bundle)
+
+        docker = RealDocker.start()
+        docker.load_rootfs(tar, "busybox:latest", busybox.DOCKER_IMPORT_CHANGES)
+        dk = [docker.client, "-H", f"unix://{docker.socket}", "run", "--rm", "--network", "none",
+              "busybox", "true"]
+        timed(dk, 2)
+        results["docker run --rm"] = timed(dk, args.n)
+    finally:
+        if docker:
+            docker.stop()
+        subprocess.run([sys.executable, "-m", "minidocker", "system", "prune", "-f"], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+    base = statistics.median(results["minidocker run --rm"])
+    print(f"{'command (busybox true, n=%d)' % args.n:34} {'median':>9} {'min':>9}  minidocker is")
+    for name, samples in results.items():
+        med = statistics.median(samples)
+        if name.startswith("minidocker"):
+            ratio = "-"
+        elif med >= base:
+            ratio = f"{med / base:.2f}x faster"
+        else:
+            ratio = f"{base / med:.2f}x slower"
+        print(f"{name:34} {med * 1000:7.1f}ms {min(samples) * 1000:7.1f}ms  {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
