@@ -15,3 +15,11 @@ Importing the package is cheap on purpose: every `minidocker run` starts Python 
 (the CLI, then the container's monitor), so nothing heavy is imported here.
 """
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `minidocker.from_env()` / `minidocker.Client` without importing the API on every CLI call
+    if name in ("from_env", "Client", "ContainerError"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'minidocker' has no attribute {name!r}")

@@ -27,7 +27,7 @@ DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0)]
 DEV_SYMLINKS = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                 ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
-                ("pts/ptmx", "ptmx"), ("/proc/kcore", "core")]
+                ("pts/ptmx", "ptmx")]
 
 NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 # (source, target, fstype, flags, data) -- mounted in this order

@@ -24,18 +24,20 @@ def _err(msg: str) -> None:
     print(f"Error: {msg}" if not msg.startswith("Error") else msg, file=sys.stderr)
 
 
-def _each(args_list: list[str], action) -> int:
+def _each(args_list: list[str], action, ignore_missing: bool = False) -> int:
     """Apply `action` to each container argument; print each failure, exit 1 if any failed
     (docker keeps going after an error, e.g. `docker rm a missing b`)."""
+    from ..errors import NotFound
     failed = 0
     for ref in args_list:
         try:
             out = action(ref)
             if out is not None:
-                print(out)
+                print(out, flush=True)
         except MinidockerError as e:
             _err(str(e))
-            failed = 1
+            if not (ignore_missing and isinstance(e, NotFound)):
+                failed = 1
     return failed
 
 
@@ -56,7 +58,7 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="Command and arguments")
 
 
-def _create_from_args(rt: Runtime, args, attach: bool) -> str:
+def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
     host_env = dict(os.environ)
     env = []
     for path in args.env_file:
@@ -81,14 +83,14 @@ def _create_from_args(rt: Runtime, args, attach: bool) -> str:
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
                          auto_remove=args.rm, labels=labels)
     except MinidockerError as e:
-        if e.exit_code == 1:
-            e.exit_code = 125  # `docker run/create` turns every daemon error into 125
+        if e.exit_code == 1 and is_run:
+            e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)
         raise
 
 
 def cmd_create(args) -> int:
     rt = _runtime()
-    print(_create_from_args(rt, args, attach=False))
+    print(_create_from_args(rt, args, attach=True, is_run=False))
     return 0
 
 
@@ -144,15 +146,15 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
 
 def cmd_run(args) -> int:
     rt = _runtime()
-    cid = _create_from_args(rt, args, attach=not args.detach)
+    cid = _create_from_args(rt, args, attach=not args.detach, is_run=True)
     if args.detach:
+        print(cid, flush=True)  # docker prints the id even if starting then fails
         try:
             rt.start(cid)
-        except MinidockerError as e:
+        except MinidockerError:
             if args.rm:
                 _remove_quietly(rt, cid)
             raise
-        print(cid)
         return 0
     try:
         return _attach_and_wait(rt, cid, args.interactive, args.tty)
@@ -178,13 +180,19 @@ def cmd_start(args) -> int:
         cid = rt.resolve(args.containers[0])
         cfg = rt.inspect(cid)["Config"]
         return _attach_and_wait(rt, cid, args.interactive and cfg.get("OpenStdin"), cfg.get("Tty"))
+    failed = []
+
     def start(ref):
-        rt.start(ref)
+        try:
+            rt.start(ref)
+        except MinidockerError:
+            failed.append(ref)
+            raise
         return ref
-    failed = _each(args.containers, start)
+    _each(args.containers, start)
     if failed:
-        _err("failed to start containers: " + ", ".join(args.containers))
-    return failed
+        _err("failed to start containers: " + ", ".join(failed))
+    return 1 if failed else 0
 
 
 def cmd_stop(args) -> int:
@@ -205,7 +213,9 @@ def cmd_kill(args) -> int:
 
 def cmd_rm(args) -> int:
     rt = _runtime()
-    return _each(args.containers, lambda ref: (rt.remove(ref, force=args.force), ref)[1])
+    failed = _each(args.containers, lambda ref: (rt.remove(ref, force=args.force), ref)[1],
+                   ignore_missing=args.force)
+    return failed
 
 
 def _confirm(prompt: str, force: bool) -> bool:
@@ -225,7 +235,7 @@ def cmd_container_prune(args) -> int:
         for cid in removed:
             print(cid)
         print()
-    print(f"Total reclaimed space: {fmt.human_size(space)}")
+    print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0
 
 
@@ -275,8 +285,11 @@ def render_table(template: str, rows: list[dict], headers: dict) -> str:
     if table:
         template = template[len("table"):].lstrip()
     from . import gotemplate
-    t = gotemplate.parse(template)
-    lines = [t.execute(r) for r in rows]
+    try:
+        t = gotemplate.parse(template)
+        lines = [t.execute(r) for r in rows]
+    except gotemplate.TemplateError as e:
+        raise MinidockerError(f"template parsing error: {e}") from None
     if not table:
         return "".join(line + "\n" for line in lines)
     head = t.execute(headers)
@@ -309,8 +322,11 @@ def cmd_ps(args) -> int:
 def _ps_filter(rec: dict, filters: list[str]) -> bool:
     for f in filters or []:
         key, _, value = f.partition("=")
-        if key == "status" and rec["State"]["Status"] != value:
-            return False
+        if key == "status":
+            if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+                raise InvalidArgument(f"Invalid filter 'status={value}'", exit_code=1)
+            if rec["State"]["Status"] != value:
+                return False
         if key == "name" and value not in rec["Name"].lstrip("/"):
             return False
         if key == "id" and not rec["Id"].startswith(value):
@@ -323,7 +339,7 @@ def _ps_filter(rec: dict, filters: list[str]) -> bool:
         if key == "exited" and (rec["State"]["Status"] != "exited" or str(rec["State"]["ExitCode"]) != value):
             return False
         if key not in ("status", "name", "id", "label", "exited"):
-            raise InvalidArgument(f"invalid filter '{key}'")
+            raise InvalidArgument(f"Invalid filter '{key}'", exit_code=1)
     return True
 
 
@@ -372,7 +388,7 @@ def _print_inspect(results: list[dict], template) -> int:
             try:
                 print(template.execute(obj))
             except gotemplate.TemplateError as e:
-                raise MinidockerError(str(e)) from None
+                raise MinidockerError(f"template parsing error: {e}") from None
         return 0
     print(fmt.json_indent(results))
     return 0

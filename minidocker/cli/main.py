@@ -30,8 +30,9 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if message.startswith("the following arguments are required"):
+            # docker (cobra) exits 1 here, unlike other usage errors
             raise UsageError(f'"{self.prog}" requires at least 1 argument. '
-                             f"See '{self.prog} --help'.")
+                             f"See '{self.prog} --help'.", exit_code=1)
         raise UsageError(f"{message}. See '{self.prog} --help'.")
 
     def parse_args(self, args=None, namespace=None):
@@ -102,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prefix(argv: list[str]) -> str:
-    # `docker run` / `docker create` say "docker: ..."; other commands say "Error: ..."
-    words = [a for a in argv if not a.startswith("-")]
-    if words[:1] in (["run"], ["create"]) or words[:2] in (["container", "run"], ["container", "create"]):
+    # `docker run` says "docker: ..." before its errors
+    words = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--root")]
+    if words[:1] == ["run"] or words[:2] == ["container", "run"]:
         return "minidocker: "
     return ""
 

@@ -27,7 +27,7 @@ def cmd_system_prune(args) -> int:
         for what in cleaned:
             print(what)
         print()
-    print(f"Total reclaimed space: {fmt.human_size(space)}")
+    print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0
 
 

@@ -52,9 +52,7 @@ def find_executable(name: str, path_env: str) -> str:
             raise StartError(127, f'exec: "{name}": stat {p}: no such file or directory') from None
         except NotADirectoryError:
             raise StartError(127, f'exec: "{name}": stat {p}: not a directory') from None
-        if stat.S_ISDIR(st.st_mode):
-            raise StartError(126, f'exec: "{name}": is a directory')
-        if not st.st_mode & 0o111:
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
             raise StartError(126, f'exec: "{name}": permission denied')
 
     if "/" in name:
@@ -106,7 +104,7 @@ def _drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
     os.setgid(gid)
     os.setuid(uid)  # a non-root uid loses all remaining capabilities here
     if uid == 0:
-        sc.capset(keep, keep, keep)
+        sc.capset(keep, keep, 0)  # inheritable stays empty, as in Docker
 
 
 def _close_fds(keep: set[int]) -> None:
@@ -151,9 +149,8 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
         try:
             uid, gid, groups, home = specmod.resolve_user(spec.get("user", ""), read("/etc/passwd"),
                                                           read("/etc/group"))
-        except Exception as e:
-            raise StartError(126, f"unable to find user: {e}"
-                             if "unable" not in str(e) else str(e)) from None
+        except Exception as e:  # docker checks the user before starting: exit 125
+            raise StartError(125, str(e)) from None
         env = specmod.process_env(spec["env"], spec["hostname"], spec.get("tty", False), home)
         cwd = spec.get("cwd") or "/"
         os.makedirs(cwd, mode=0o755, exist_ok=True)  # docker creates a missing WORKDIR
@@ -175,7 +172,8 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
             code = 127 if e.errno == errno.ENOENT else 126
             raise StartError(code, f'exec: "{spec["argv"][0]}": {os.strerror(e.errno).lower()}')
     except StartError as e:
-        _report(err_fd, e.code, e.message if hasattr(e, "message") else str(e))
+        msg = str(e) if e.code == 125 else f"unable to start container process: {e}"
+        _report(err_fd, e.code, msg)
         os._exit(e.code)
     except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
         _report(err_fd, 125, f"{type(e).__name__}: {e}")

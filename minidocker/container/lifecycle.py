@@ -272,9 +272,12 @@ class Runtime:
 
     def kill(self, ref: str, sig: str | int = "KILL") -> str:
         signo = spec.parse_signal(sig)
-        cid = self.resolve(ref)
+        try:
+            cid = self.resolve(ref)
+        except NotFound as e:
+            raise NotFound(f"Cannot kill container: {ref}: {e}") from None
         rec = self._reconcile(self.containers.read(cid))
-        st.check_kill(rec["State"], cid)
+        st.check_kill(rec["State"], cid, ref)
         self._signal(rec, signo)
         if signo == signalmod.SIGKILL:
             self._wait_not_running(cid, None)

@@ -181,7 +181,7 @@ class Shim:
         if failure:
             _, status = os.waitpid(pid, 0)
             err = json.loads(failure)
-            msg = f"unable to start container process: {err['message']}"
+            msg = err["message"]
             with self.containers.update(self.cid) as r:
                 st.set_start_failed(r["State"], err["code"], msg)
             self.report(event="error", code=err["code"], message=msg)

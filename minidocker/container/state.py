@@ -148,9 +148,9 @@ def check_start(state: dict, cid: str) -> bool:
     return not state.get("Running")
 
 
-def check_kill(state: dict, cid: str) -> None:
+def check_kill(state: dict, cid: str, ref: str | None = None) -> None:
     if not state.get("Running"):
-        raise InvalidState(f"Cannot kill container: {cid}: container {cid} is not running")
+        raise InvalidState(f"Cannot kill container: {ref or cid}: Container {cid} is not running")
 
 
 def check_pause(state: dict, cid: str) -> None:

@@ -1,0 +1,213 @@
+"""A Python client shaped like docker-py (`docker.from_env()`), for notebooks and scripts.
+
+    import minidocker
+    client = minidocker.from_env()
+    client.containers.run("busybox", "echo hello")            # b'hello\\n'
+    c = client.containers.run("busybox", "sleep 30", detach=True, name="napper")
+    c.status, c.attrs["State"]["Pid"]                         # 'running', 12345
+    c.stop(timeout=1); c.wait()                               # {'StatusCode': 137, 'Error': None}
+    c.remove()
+
+The same verbs as the CLI, on the same state root, so a notebook and a terminal see the
+same containers. Containers are started by a separate monitor process, never by fork()
+in the (multi-threaded) notebook kernel.
+"""
+from __future__ import annotations
+
+import shlex
+
+from .container import logs as logsmod
+from .container.lifecycle import Runtime
+from .errors import MinidockerError, NotFound
+
+
+class ContainerError(MinidockerError):
+    """`containers.run()` of a command that exited non-zero (docker-py raises the same)."""
+
+    def __init__(self, container: "Container", exit_status: int, command, image: str, stderr: bytes):
+        self.container, self.exit_status, self.command, self.image, self.stderr = (
+            container, exit_status, command, image, stderr)
+        err = f": {stderr.decode(errors='replace')}" if stderr else ""
+        super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit status "
+                         f"{exit_status}{err}", exit_code=exit_status)
+
+
+def _argv(command) -> list[str] | None:
+    if command is None:
+        return None
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+class Container:
+    def __init__(self, rt: Runtime, attrs: dict):
+        self._rt = rt
+        self.attrs = attrs
+
+    def __repr__(self) -> str:
+        return f"<Container: {self.short_id} {self.name}>"
+
+    @property
+    def id(self) -> str:
+        return self.attrs["Id"]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def name(self) -> str:
+        return self.attrs["Name"].lstrip("/")
+
+    @property
+    def status(self) -> str:
+        return self.attrs["State"]["Status"]
+
+    @property
+    def pid(self) -> int:
+        """Host PID of the container's PID 1 (0 when not running)."""
+        return self.attrs["State"]["Pid"]
+
+    @property
+    def image(self) -> str:
+        return self.attrs["Image"]
+
+    def reload(self) -> "Container":
+        self.attrs = self._rt.inspect(self.id)
+        return self
+
+    def start(self) -> None:
+        self._rt.start(self.id)
+        self.reload()
+
+    def stop(self, timeout: int | None = None) -> None:
+        self._rt.stop(self.id, timeout)
+        self._reload_if_exists()
+
+    def restart(self, timeout: int | None = None) -> None:
+        self._rt.restart(self.id, timeout)
+        self.reload()
+
+    def kill(self, signal: str | int = "KILL") -> None:
+        self._rt.kill(self.id, signal)
+        self._reload_if_exists()
+
+    def wait(self) -> dict:
+        code = self._rt.wait(self.id)
+        self._reload_if_exists()
+        return {"StatusCode": code, "Error": None}
+
+    def remove(self, force: bool = False) -> None:
+        self._rt.remove(self.id, force=force)
+
+    def logs(self, stdout: bool = True, stderr: bool = True, timestamps: bool = False,
+             tail: int | str = "all") -> bytes:
+        streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+        recs = logsmod.read(self.attrs["LogPath"], tail=None if tail == "all" else int(tail))
+        return "".join(logsmod.format_record(r, timestamps) for r in recs
+                       if r.get("stream") in streams).encode()
+
+    def _reload_if_exists(self) -> None:
+        try:
+            self.reload()
+        except NotFound:
+            pass  # a --rm container removes itself when it stops
+
+
+class ContainerCollection:
+    def __init__(self, rt: Runtime):
+        self._rt = rt
+
+    def create(self, image: str, command=None, *, name: str | None = None,
+               entrypoint: str | None = None, environment: dict | list | None = None,
+               working_dir: str | None = None, user: str | None = None,
+               hostname: str | None = None, tty: bool = False, stdin_open: bool = False,
+               auto_remove: bool = False, labels: dict | None = None) -> Container:
+        if isinstance(environment, dict):
+            environment = [f"{k}={v}" for k, v in environment.items()]
+        cid = self._rt.create(image, _argv(command), name=name, entrypoint=entrypoint,
+                              env=environment or [], workdir=working_dir, user=user,
+                              hostname=hostname, tty=tty, stdin_open=stdin_open,
+                              auto_remove=auto_remove, labels=labels)
+        return self.get(cid)
+
+    def run(self, image: str, command=None, *, detach: bool = False, remove: bool = False,
+            stdout: bool = True, stderr: bool = False, **kwargs):
+        """Like docker-py: detach=True returns the Container; otherwise waits and returns
+        its output (bytes), raising ContainerError on a non-zero exit."""
+        c = self.create(image, command, auto_remove=remove and detach, **kwargs)
+        self._rt.start(c.id)
+        if detach:
+            return c.reload()
+        code = self._rt.wait(c.id)
+        c.reload()
+        out = c.logs(stdout=stdout, stderr=stderr)
+        err = c.logs(stdout=False, stderr=True)
+        if remove:
+            c.remove()
+        if code != 0:
+            raise ContainerError(c, code, command, image, err)
+        return out
+
+    def get(self, ref: str) -> Container:
+        return Container(self._rt, self._rt.inspect(ref))
+
+    def list(self, all: bool = False) -> list[Container]:
+        return [Container(self._rt, r) for r in self._rt.list(all=all)]
+
+    def prune(self) -> dict:
+        removed, space = self._rt.prune()
+        return {"ContainersDeleted": removed, "SpaceReclaimed": space}
+
+
+class Image:
+    def __init__(self, store, image):
+        self._store, self._image = store, image
+        self.id = image.id
+        self.attrs = image.config
+
+    def __repr__(self) -> str:
+        return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
+
+    @property
+    def short_id(self) -> str:
+        return "sha256:" + self.id.split(":", 1)[1][:10]
+
+    @property
+    def tags(self) -> list[str]:
+        return self._store.tags_of(self.id)
+
+    def layers(self) -> list[dict]:
+        """The image's layers, bottom first, as the overlay2 store keeps them (for the
+        layer explorer in the notebooks)."""
+        from .images.store import chain_ids
+        out = []
+        for diff_id, chain in zip(self._image.diff_ids, chain_ids(self._image.diff_ids)):
+            cache = self._store.layer_cache_id(chain)
+            out.append({"diff_id": diff_id, "chain_id": chain, "cache_id": cache,
+                        "diff_dir": self._store.driver.diff(cache),
+                        "size": self._store.layer_size(chain)})
+        return out
+
+
+class ImageCollection:
+    def __init__(self, rt: Runtime):
+        self._rt = rt
+
+    def get(self, name: str) -> Image:
+        return Image(self._rt.images, self._rt.image(name))
+
+    def list(self) -> list[Image]:
+        store = self._rt.images
+        return [Image(store, store.get(i)) for i in store.image_ids()]
+
+
+class Client:
+    def __init__(self, root: str | None = None):
+        self.runtime = Runtime(root)
+        self.containers = ContainerCollection(self.runtime)
+        self.images = ImageCollection(self.runtime)
+
+
+def from_env(root: str | None = None) -> Client:
+    """A client on $MINIDOCKER_ROOT (or /var/lib/minidocker), like docker.from_env()."""
+    return Client(root)
