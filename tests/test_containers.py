@@ -336,3 +336,16 @@ def test_bad_input_never_tracebacks(md):
         r = md(*args)
         assert r.returncode in (1, 125), (args, r.returncode, r.stderr)
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_killed_cli_lets_go_of_its_output_and_container_lives(md):
+    p = subprocess.Popen([os.sys.executable, "-m", "minidocker", "run", "--name", "orphan", "busybox", "sh", "-c",
+                          "echo ready; sleep 100"], env=md.env, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.kill()
+    p.wait()
+    t = time.monotonic()
+    assert p.stdout.read() == ""  # EOF: the monitor closed its copy of the CLI's stdout
+    assert time.monotonic() - t < 5
+    assert inspect(md, "orphan")["State"]["Running"]  # like docker: the container goes on
+    md.ok("rm", "-f", "orphan")

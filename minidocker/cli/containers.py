@@ -59,12 +59,17 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
+    if attach and args.tty and args.interactive and not os.isatty(0):
+        raise MinidockerError("the input device is not a TTY")
     host_env = dict(os.environ)
     env = []
     for path in args.env_file:
         try:
             with open(path, encoding="utf-8") as f:
-                env += spec.parse_env_file(f.read(), host_env, path)
+                try:
+                    env += spec.parse_env_file(f.read(), host_env, path)
+                except InvalidArgument as e:
+                    raise InvalidArgument(f"poorly formatted environment: {e}") from None
         except FileNotFoundError:
             raise InvalidArgument(f"open {path}: no such file or directory") from None
         except UnicodeDecodeError:
@@ -119,23 +124,34 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
     stderr; we forward signals (docker's --sig-proxy) and exit with the container's code."""
     sys.stdout.flush()
     attach = (0 if interactive else -1, 1, 2)
-    with _TerminalRaw(0, tty and interactive):
-        started = rt.start(cid, attach=attach)
-        if started is None:
-            return 0
-        proxied = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                   signal.SIGUSR1, signal.SIGUSR2)
-        def forward(signo, frame):
-            try:
-                rt.kill(cid, signo)
-            except MinidockerError:
-                pass
-        old = {s: signal.signal(s, forward) for s in proxied} if not tty else {}
+    # Signal handlers go in *before* the start: the container may print and the user may
+    # press Ctrl-C before start() returns. Signals arriving that early are queued.
+    proxied = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+               signal.SIGUSR1, signal.SIGUSR2)
+    pending: list[int] = []
+    running = False
+
+    def forward(signo, frame):
+        if not running:
+            pending.append(signo)
+            return
         try:
+            rt.kill(cid, signo)
+        except MinidockerError:
+            pass
+    old = {s: signal.signal(s, forward) for s in proxied} if not tty else {}
+    try:
+        with _TerminalRaw(0, tty and interactive):
+            started = rt.start(cid, attach=attach)
+            if started is None:
+                return 0
+            running = True
+            for signo in pending:
+                forward(signo, None)
             code = started.wait_exit()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     if code is None:  # the monitor vanished without reporting: ask the record
         try:
             code = rt.inspect(cid)["State"]["ExitCode"]
@@ -381,12 +397,40 @@ def cmd_inspect(args) -> int:
     return _print_inspect(results, template) or failed
 
 
+# Fields that are slices / maps in Docker's Go structs: a null there prints `[]` / `map[]`
+# in `inspect -f`, not `<nil>` (docker runs the template on the typed struct).
+TYPED_SLICES = {"Args", "Cmd", "Entrypoint", "Env", "OnBuild", "ExecIDs", "Mounts", "Binds", "CapAdd",
+                "CapDrop", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "Links", "VolumesFrom",
+                "SecurityOpt", "GroupAdd", "Devices", "MaskedPaths", "ReadonlyPaths", "Aliases",
+                "DeviceCgroupRules", "RepoTags", "RepoDigests", "Layers"}
+TYPED_MAPS = {"Labels", "Volumes", "ExposedPorts", "PortBindings", "Ports", "Networks", "Data",
+              "DriverOpts", "Options", "StorageOpt", "Sysctls", "Tmpfs"}
+
+
+def as_typed(obj):
+    """Replace JSON nulls by NilSlice/NilMap where Docker's structs have slices/maps (pure)."""
+    from .gotemplate import NilMap, NilSlice
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if v is None and k in TYPED_SLICES:
+                out[k] = NilSlice()
+            elif v is None and k in TYPED_MAPS:
+                out[k] = NilMap()
+            else:
+                out[k] = as_typed(v)
+        return out
+    if isinstance(obj, list):
+        return [as_typed(x) for x in obj]
+    return obj
+
+
 def _print_inspect(results: list[dict], template) -> int:
     if template is not None:
         from . import gotemplate
         for obj in results:
             try:
-                print(template.execute(obj))
+                print(template.execute(as_typed(obj), missingkey="error"))
             except gotemplate.TemplateError as e:
                 raise MinidockerError(f"template parsing error: {e}") from None
         return 0

@@ -226,7 +226,8 @@ class Runtime:
         argv = [sys.executable, "-S", "-m", "minidocker.container.shim", self.root.root, cid, str(w)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # let Python cache compiled modules
-        argv += [str(fd) for fd in attach_fds]
+        if attach_fds:
+            argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
         try:
             with open(os.path.join(self.containers.dir(cid), "shim.log"), "ab") as errlog:
                 proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0],
@@ -324,7 +325,8 @@ class Runtime:
             except NotFound:
                 raise NotFound(f"No such container: {ref}") from None
             s = rec["State"]
-            if not s["Running"] and s["StartedAt"] != st.ZERO_TIME and not self.containers.shim_alive(cid):
+            # docker waits for "not running": a created container returns at once
+            if not s["Running"] and not self.containers.shim_alive(cid):
                 return s["ExitCode"]
             time.sleep(0.02)
 

@@ -42,11 +42,21 @@ from .store import ContainerStore
 
 
 class Shim:
-    def __init__(self, root: StateRoot, cid: str, status_fd: int, attach: tuple[int, int, int] | None):
+    def __init__(self, root: StateRoot, cid: str, status_fd: int, attach: tuple[int, int, int] | None,
+                 caller: int = -1):
         self.root = root
         self.cid = cid
         self.status_fd = status_fd
         self.attach_in, self.attach_out, self.attach_err = attach or (-1, -1, -1)
+        # A pidfd of the attached caller: it becomes readable when the caller exits, and then
+        # we let go of its stdio (otherwise whoever reads the caller's stdout would wait for
+        # the container to end). Opened before we daemonize, while the caller surely lives.
+        self.caller_fd = -1
+        if caller > 0 and attach:
+            try:
+                self.caller_fd = os.pidfd_open(caller)
+            except OSError:
+                pass
         self.containers = ContainerStore(root)
         self.images = ImageStore(root)
 
@@ -151,6 +161,9 @@ class Shim:
         for fd in (child_in, out_w, err_w, sync_child_r, sync_child_w, err_w_pipe):
             if fd >= 0 and fd != self.attach_in:
                 os.close(fd)
+        if not tty and self.attach_in >= 0:
+            os.close(self.attach_in)  # the container has it now; we only relay stdin for -t
+            self.attach_in = -1
         if console_child:
             console_child.close()
 
@@ -206,6 +219,13 @@ class Shim:
         self.report(event="exited", code=code)
         return 0
 
+    def _detach(self) -> None:
+        for attr in ("attach_out", "attach_err"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
+
     def _copy_winsize(self, master: int) -> None:
         import fcntl
         import termios
@@ -233,11 +253,19 @@ class Shim:
             for fd, stream, attr in ((out_r, "stdout", "attach_out"), (err_r, "stderr", "attach_err")):
                 sel.register(fd, selectors.EVENT_READ, (stream, attr))
                 splitters[fd] = logs.LineSplitter(stream)
+        if self.caller_fd >= 0:
+            sel.register(self.caller_fd, selectors.EVENT_READ, ("caller", None))
         open_outputs = len(splitters)
         while open_outputs:
             for key, _ in sel.select():
                 fd = key.fd
                 stream, attr = key.data
+                if stream == "caller":  # the attached CLI is gone: detach from its stdio
+                    sel.unregister(fd)
+                    self._detach()
+                    if self.attach_in >= 0 and self.attach_in in sel.get_map():
+                        sel.unregister(self.attach_in)
+                    continue
                 try:
                     data = os.read(fd, 65536)
                 except OSError:  # EIO on a pty master: every slave fd is closed
@@ -278,12 +306,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     root, cid, status_fd = argv[0], argv[1], int(argv[2])
     attach = tuple(int(x) for x in argv[3:6]) if len(argv) >= 6 else None
+    caller = int(argv[6]) if len(argv) >= 7 else -1
+    try:
+        shim = Shim(StateRoot(root), cid, status_fd, attach, caller)
+    except MinidockerError as e:
+        os.write(status_fd, (json.dumps({"event": "error", "code": 125, "message": str(e)}) + "\n").encode())
+        return 125
     # Daemonize: the parent exits at once so whoever spawned us can reap it right away
     # and never keeps a zombie; we carry on, adopted by init (or the nearest subreaper).
     if os.fork() > 0:
         os._exit(0)
     try:
-        return Shim(StateRoot(root), cid, status_fd, attach).run()
+        return shim.run()
     except MinidockerError as e:
         os.write(status_fd, (json.dumps({"event": "error", "code": 125, "message": str(e)}) + "\n").encode())
         return 125

@@ -176,7 +176,7 @@ def parse_signal(value: str | int) -> int:
     if s.isdigit():
         n = int(s)
         if n < 1 or n > 64:
-            raise InvalidArgument(f"Invalid signal: {value}")
+            raise InvalidArgument(f"Invalid signal: {value}", exit_code=1)
         return n
     name = s.upper()
     if not name.startswith("SIG"):
@@ -194,7 +194,7 @@ def parse_signal(value: str | int) -> int:
                 return n
         except ValueError:
             pass
-    raise InvalidArgument(f"Invalid signal: {value}")
+    raise InvalidArgument(f"Invalid signal: {value}", exit_code=1)
 
 
 def default_hostname(container_id: str) -> str:

@@ -1,0 +1,193 @@
+"""Side by side with the real thing: the same commands under minidocker and Docker.
+
+A private dockerd (Debian's docker.io) is started for this module, with our offline busybox
+imported into it, and no networking of its own. We compare what a learner would compare:
+exit codes, output, status strings, the files a container sees, the inspect fields.
+"""
+import json
+import os
+import tempfile
+import time
+
+import pytest
+
+from conftest import require
+
+pytestmark = [pytest.mark.root, pytest.mark.docker]
+
+
+@pytest.fixture(scope="module")
+def docker(state_root):
+    from minidocker.images import busybox
+    from minidocker.images.store import ImageStore
+    from minidocker.lab import realdocker
+    from minidocker.paths import StateRoot
+    require(os.geteuid() == 0, "needs root")
+    require(realdocker.available(), "dockerd not installed (apt-get install docker.io)")
+    d = realdocker.RealDocker.start()
+    try:
+        store = ImageStore(StateRoot(state_root))
+        image = busybox.ensure_busybox(store)
+        with tempfile.TemporaryDirectory() as tmp:
+            tar = os.path.join(tmp, "busybox.tar")
+            busybox.export_rootfs(store, image, tar)
+            d.load_rootfs(tar, "busybox:latest", busybox.DOCKER_IMPORT_CHANGES)
+        yield d
+    finally:
+        d.stop()
+
+
+class Both:
+    """Run one command line in both runtimes; Docker gets --network none (ours has only
+    loopback for now, which is what `none` means)."""
+
+    def __init__(self, md, docker):
+        self.md, self.docker = md, docker
+
+    def run(self, *args, input=None):
+        words = list(args)
+        dargs = words[:1] + ["--network", "none"] + words[1:] if words[0] in ("run", "create") else words
+        d = self.docker.docker(*dargs, check=False, input=input)
+        m = self.md(*args, input=input)
+        return m, d
+
+
+@pytest.fixture
+def both(md, docker):
+    return Both(md, docker)
+
+
+@pytest.mark.parametrize("cmd", [
+    ["true"], ["sh", "-c", "exit 3"], ["nosuchcmd"], ["/etc/passwd"], ["/no/such/path"], ["/etc"],
+])
+def test_exit_codes_match(both, cmd):
+    m, d = both.run("run", "--rm", "busybox", *cmd)
+    assert m.returncode == d.returncode, (m.stderr, d.stderr)
+
+
+@pytest.mark.parametrize("args", [
+    ["-u", "nosuchuser", "busybox", "id"],
+    ["--name", "x", "busybox", "true"],
+    ["--badflag", "busybox"],
+    ["-w", "relative", "busybox", "pwd"],
+])
+def test_bad_input_exit_codes_match(both, args):
+    m, d = both.run("run", "--rm", *args)
+    assert m.returncode == d.returncode, (m.stderr, d.stderr)
+
+
+@pytest.mark.parametrize("script", [
+    "echo $$",                                     # PID 1
+    "id", "pwd", "ls /", "ls -a /", "ls /dev", "ls /dev/pts", "ls -ld /tmp /root /proc /sys | cut -c1-10",
+    "cat /etc/hosts", "cat /etc/passwd /etc/group", "grep Cap /proc/self/status",
+    "env | cut -d= -f1", "ulimit -n; umask", "ls /sys/class/net", "cat /proc/self/cgroup | wc -l | grep -q . && echo ok",
+    "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty | cut -c1-10,35-44",
+    "touch /x && echo writable", "readlink /etc/mtab", "cat /proc/1/cmdline | tr '\\0' ' '",
+])
+def test_same_view_from_inside(both, script):
+    m, d = both.run("run", "--rm", "busybox", "sh", "-c", script)
+    assert (m.returncode, m.stdout) == (d.returncode, d.stdout), m.stderr
+
+
+@pytest.mark.parametrize("flags,cmd", [
+    (["-u", "daemon"], ["id"]), (["-u", "1234:5678"], ["id"]), (["-u", "nobody"], ["sh", "-c", "echo $HOME"]),
+    (["-w", "/new/dir"], ["pwd"]), (["-h", "myhost"], ["hostname"]), (["-e", "A=1", "-e", "PATH=/bin"], ["env"]),
+    (["--entrypoint", "echo"], ["hi", "there"]), (["--entrypoint", ""], ["echo", "reset"]),
+])
+def test_same_output_for_flags(both, flags, cmd):
+    m, d = both.run("run", "--rm", "-h", "fixedname", *flags, "busybox", *cmd)
+    assert (m.returncode, m.stdout) == (d.returncode, d.stdout), m.stderr
+
+
+def test_mount_table_matches_except_cgroups(both):
+    """Same mounts in the same order; Docker also mounts /sys/fs/cgroup (minidocker's cgroup
+    support comes with resource limits)."""
+    m, d = both.run("run", "--rm", "busybox", "cat", "/proc/self/mounts")
+
+    def shape(text):
+        rows = [line.split()[:3] for line in text.splitlines()]
+        return sorted((target, fstype) for _, target, fstype in rows
+                      if not target.startswith("/sys/fs/cgroup") and target != "/")
+    ours, theirs = shape(m.stdout), shape(d.stdout)
+    # we mask what current Docker (moby >= 25) masks; Debian's 20.10 predates two of them
+    newer_docker_masks = {("/proc/interrupts", "tmpfs"), ("/sys/devices/virtual/powercap", "tmpfs")}
+    assert set(theirs) <= set(ours) and set(ours) - set(theirs) <= newer_docker_masks
+
+
+def test_lifecycle_status_strings(both):
+    m, d = both.run("create", "--name", "cmp-life", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert m.returncode == d.returncode == 0
+
+    def status(which):
+        runner = both.md if which == "md" else (lambda *a: both.docker.docker(*a, check=False))
+        return runner("ps", "-a", "--filter", "name=cmp-life", "--format", "{{.Status}}|{{.Command}}|{{.Names}}").stdout
+    assert status("md") == status("docker") == 'Created|"sh -c \'echo out; ec…"|cmp-life\n'
+    m, d = both.run("start", "-a", "cmp-life")
+    assert (m.returncode, m.stdout, m.stderr) == (d.returncode, d.stdout, d.stderr) == (3, "out\n", "err\n")
+    assert status("md").startswith("Exited (3) ") and status("docker").startswith("Exited (3) ")
+    for fmt in ("{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.State.Pid}}",
+                "{{json .Config.Cmd}} {{.Config.Entrypoint}} {{.Path}} {{.Args}} {{.Name}}",
+                "{{range .Config.Env}}{{.}} {{end}}", "{{.RestartCount}} {{.HostConfig.AutoRemove}}"):
+        m, d = both.run("inspect", "-f", fmt, "cmp-life")
+        assert m.stdout == d.stdout, fmt
+    m, d = both.run("logs", "cmp-life")
+    assert (m.stdout, m.stderr) == (d.stdout, d.stderr)
+    # (--tail 1 would race: stdout and stderr are separate pipes, in both runtimes)
+    for tail in ("0", "2", "all"):
+        m, d = both.run("logs", "--tail", tail, "cmp-life")
+        assert (m.stdout, m.stderr) == (d.stdout, d.stderr), tail
+    m, d = both.run("inspect", "cmp-life")
+    mk, dk = json.loads(m.stdout)[0], json.loads(d.stdout)[0]
+    assert list(mk["State"]) == list(dk["State"])
+    assert list(mk["Config"]) == list(dk["Config"])
+    missing = set(dk) - set(mk)
+    assert not missing, missing
+    m, d = both.run("rm", "cmp-life")
+    assert (m.returncode, m.stdout) == (d.returncode, d.stdout)
+
+
+def test_illegal_transitions_match(both):
+    both.run("create", "--name", "cmp-tr", "busybox", "sleep", "100")
+    for args in (["kill", "cmp-tr"], ["stop", "cmp-tr"], ["start", "cmp-tr"], ["start", "cmp-tr"],
+                 ["rm", "cmp-tr"], ["kill", "-s", "BOGUS", "cmp-tr"], ["rm", "nosuch"], ["stop", "nosuch"],
+                 ["rm", "-f", "nosuch"], ["inspect", "nosuch"], ["logs", "nosuch"], ["wait", "nosuch"]):
+        m, d = both.run(*args)
+        assert (m.returncode, m.stdout) == (d.returncode, d.stdout), args
+    m, d = both.run("rm", "-f", "cmp-tr")
+    assert (m.returncode, m.stdout) == (d.returncode, d.stdout) == (0, "cmp-tr\n")
+
+
+def test_stop_timing_and_exit_code_match(both):
+    both.run("run", "-d", "--name", "cmp-stop", "busybox", "sleep", "100")
+    times = {}
+    for which, runner in (("md", both.md), ("docker", lambda *a: both.docker.docker(*a, check=False))):
+        t = time.monotonic()
+        r = runner("stop", "-t", "1", "cmp-stop")
+        times[which] = time.monotonic() - t
+        assert r.returncode == 0
+        assert runner("inspect", "-f", "{{.State.ExitCode}}", "cmp-stop").stdout == "137\n"
+        assert runner("wait", "cmp-stop").stdout == "137\n"
+    assert abs(times["md"] - times["docker"]) < 1.0, times
+    both.run("rm", "cmp-stop")
+
+
+def test_ps_table_layout_matches(both):
+    both.run("run", "-d", "--name", "cmp-ps", "busybox", "sleep", "100")
+    try:
+        m, d = both.run("ps", "--filter", "name=cmp-ps")
+        # same columns; widths follow the cell contents ("2 seconds ago" vs "Less than a second ago")
+        mh, dh = m.stdout.splitlines()[0], d.stdout.splitlines()[0]
+        assert mh.split() == dh.split()
+        m, d = both.run("ps", "--filter", "name=cmp-ps", "--format", "{{.Command}}\t{{.Status}}\t{{.Names}}")
+        assert m.stdout.split("\t")[0] == d.stdout.split("\t")[0] == '"sleep 100"'
+        assert m.stdout.split("\t")[1].startswith("Up ") and d.stdout.split("\t")[1].startswith("Up ")
+    finally:
+        both.run("rm", "-f", "cmp-ps")
+
+
+def test_stdin_and_rm(both):
+    m, d = both.run("run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 2", input="piped\n")
+    assert (m.returncode, m.stdout) == (d.returncode, d.stdout) == (2, "piped\n")
+    m, d = both.run("run", "--rm", "--name", "cmp-gone", "busybox", "true")
+    m, d = both.run("inspect", "cmp-gone")
+    assert m.returncode == d.returncode == 1
