@@ -349,3 +349,33 @@ def test_killed_cli_lets_go_of_its_output_and_container_lives(md):
     assert time.monotonic() - t < 5
     assert inspect(md, "orphan")["State"]["Running"]  # like docker: the container goes on
     md.ok("rm", "-f", "orphan")
+
+
+def test_images_and_image_inspect(md):
+    out = md.ok("images").splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    row = next(r for r in out if r.startswith("busybox "))
+    assert row.split()[1] == "latest" and row.split()[-1].endswith("MB")
+    img = json.loads(md.ok("image", "inspect", "busybox"))[0]
+    assert img["RepoTags"] == ["busybox:latest"] and img["Config"]["Cmd"] == ["sh"]
+    assert md.ok("images", "-q").split() == [img["Id"].split(":")[1][:12]]
+    assert md.ok("inspect", "--type", "image", "-f", "{{.Os}}/{{.Architecture}}", "busybox").strip().startswith("linux/")
+    r = md("run", "nosuchimage", "true")
+    assert r.returncode == 125 and "Unable to find image 'nosuchimage:latest' locally" in r.stderr
+
+
+def test_system_prune_cleans_crash_leftovers(md):
+    """A crash between steps can leave a mounted overlay, an orphan layer, temp files:
+    `system prune` finds and removes them."""
+    from minidocker.storage.overlay2 import Overlay2
+    d = Overlay2(os.path.join(md.root, "overlay2"))
+    base = d.create()
+    top = d.create(parent=base)
+    merged = d.mount(top)  # as if a monitor died holding it
+    os.makedirs(os.path.join(md.root, "tmp", "half-built"))
+    out = md.ok("system", "prune", "-f")
+    assert f"mount {merged}" in out and f"orphaned layer {top}" in out and f"orphaned layer {base}" in out
+    assert not os.path.exists(d.dir(top)) and not os.path.exists(d.dir(base))
+    assert merged not in mounts_under(md.root)
+    assert os.listdir(os.path.join(md.root, "tmp")) == []
+    assert md("run", "--rm", "busybox", "true").returncode == 0  # the image's own layer survived

@@ -102,7 +102,9 @@ class Runtime:
         except NotFound:
             if busybox.is_embedded(name):
                 return busybox.ensure_busybox(self.images)
-            raise
+            from ..images import reference
+            ref = reference.parse(name)  # a malformed name says so ("invalid reference format")
+            raise NotFound(f"Unable to find image '{ref}' locally") from None
 
     # ------------------------------------------------------------------ lookup
     def resolve(self, ref: str) -> str:
