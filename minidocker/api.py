@@ -91,6 +91,67 @@ class Container:
         self._rt.kill(self.id, signal)
         self._reload_if_exists()
 
+    def pause(self) -> None:
+        self._rt.pause(self.id)
+        self.reload()
+
+    def unpause(self) -> None:
+        self._rt.unpause(self.id)
+        self.reload()
+
+    def update(self, mem_limit: str | int | None = None, memswap_limit: str | int | None = None,
+               nano_cpus: int | None = None, cpus: float | None = None, cpu_shares: int | None = None,
+               pids_limit: int | None = None) -> None:
+        """Change limits of a (running) container, like docker-py's Container.update."""
+        from .cgroups import limits
+        res = {}
+        if mem_limit is not None:
+            res["Memory"] = limits.parse_memory(str(mem_limit))
+        if memswap_limit is not None:
+            res["MemorySwap"] = -1 if str(memswap_limit) == "-1" else limits.ram_in_bytes(str(memswap_limit))
+        if cpus is not None:
+            nano_cpus = int(round(cpus * 1e9))
+        if nano_cpus is not None:
+            res["NanoCpus"] = nano_cpus
+        if cpu_shares is not None:
+            res["CpuShares"] = cpu_shares
+        if pids_limit is not None:
+            res["PidsLimit"] = limits.parse_pids_limit(pids_limit)
+        self._rt.update(self.id, res)
+        self.reload()
+
+    def stats_sample(self) -> dict:
+        """Raw cgroup counters now (CPU ns, memory bytes, pids, ...)."""
+        return self._rt.stats_sample(self.id)
+
+    def stats(self, interval: float = 1.0) -> dict:
+        """What `docker stats --no-stream` shows, as numbers (two samples `interval` apart)."""
+        import time
+        from .cgroups import stats
+        first = self.stats_sample()
+        time.sleep(interval)
+        return stats.row(first, self.stats_sample())
+
+    def stats_series(self, seconds: float = 5.0, interval: float = 0.5) -> list[dict]:
+        """Samples every `interval` for `seconds`: rows with a `t` (seconds since the first),
+        ready to plot CPU % and memory over time in a notebook."""
+        import time
+        from .cgroups import stats
+        prev = self.stats_sample()
+        t0 = prev["time"]
+        out = [dict(stats.row(prev, prev), t=0.0)]
+        while True:
+            time.sleep(interval)
+            try:
+                cur = self.stats_sample()
+            except MinidockerError:
+                break  # the container stopped
+            out.append(dict(stats.row(prev, cur), t=cur["time"] - t0))
+            prev = cur
+            if cur["time"] - t0 >= seconds:
+                break
+        return out
+
     def wait(self) -> dict:
         code = self._rt.wait(self.id)
         self._reload_if_exists()

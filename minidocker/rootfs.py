@@ -129,11 +129,21 @@ def readonly_paths(paths: list[str] = security.READONLY_PATHS) -> None:
         sc.mount(None, p, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | NOSUID_NODEV_NOEXEC)
 
 
-def setup(rootfs: str, etc_files: dict[str, str]) -> None:
+def mount_cgroups(rootfs: str, mounts: list[tuple]) -> None:
+    """/sys/fs/cgroup, read-only: the container may look at its limits, not change them."""
+    for source, target, fstype, flags, data in mounts:
+        dest = _inside(rootfs, target)
+        os.makedirs(dest, exist_ok=True)
+        ro = 0 if fstype == "tmpfs" else sc.MS_RDONLY
+        sc.mount(source, dest, fstype, NOSUID_NODEV_NOEXEC | ro | flags, data)
+
+
+def setup(rootfs: str, etc_files: dict[str, str], cgroup_mounts: list[tuple] = ()) -> None:
     """Steps 1-6: after this call, "/" is the container's root."""
     make_mounts_private()
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     mount_pseudo_filesystems(rootfs)
+    mount_cgroups(rootfs, list(cgroup_mounts))
     create_devices(rootfs)
     for target, host_path in etc_files.items():
         bind_file(host_path, rootfs, target)

@@ -52,7 +52,7 @@ def test_transitions():
     assert st.check_start(s, "c") is True
     with pytest.raises(InvalidState, match="is not running"):
         st.check_kill(s, "c")
-    with pytest.raises(InvalidState, match="container c is not running"):
+    with pytest.raises(InvalidState, match="Container c is not running"):
         st.check_pause(s, "c")
     with pytest.raises(InvalidState, match="Container c is not paused"):
         st.check_unpause(s, "c")

@@ -53,9 +53,40 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
+    _add_resource_flags(p)
+    p.add_argument("--stop-signal", default=None, help="Signal to stop the container")
+    p.add_argument("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container")
     p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
     p.add_argument("image", help="Image to run")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="Command and arguments")
+
+
+def _add_resource_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--memory", default=None, help="Memory limit")
+    p.add_argument("--memory-swap", default=None, help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    p.add_argument("--cpus", default=None, help="Number of CPUs")
+    p.add_argument("-c", "--cpu-shares", type=int, default=None, help="CPU shares (relative weight)")
+    p.add_argument("--pids-limit", type=int, default=None, help="Tune container pids limit (set -1 for unlimited)")
+
+
+def _resources_from_args(args, for_update: bool = False) -> dict:
+    """The HostConfig keys for the resource flags that were given."""
+    from ..cgroups import limits, stats
+    out = {}
+    if args.memory is not None:
+        out["Memory"] = limits.parse_memory(args.memory)
+    if args.memory_swap is not None:
+        if for_update:  # checked against the container's memory limit by Runtime.update
+            out["MemorySwap"] = -1 if args.memory_swap.strip() == "-1" else limits.ram_in_bytes(args.memory_swap)
+        else:
+            out["MemorySwap"] = limits.parse_memory_swap(args.memory_swap, out.get("Memory", 0))
+    if args.cpus is not None:
+        out["NanoCpus"] = limits.parse_cpus(args.cpus, stats.online_cpus())
+    if args.cpu_shares is not None:
+        out["CpuShares"] = args.cpu_shares
+    if args.pids_limit is not None:
+        out["PidsLimit"] = limits.parse_pids_limit(args.pids_limit)
+    return out
 
 
 def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
@@ -86,7 +117,8 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
-                         auto_remove=args.rm, labels=labels)
+                         auto_remove=args.rm, labels=labels, resources=_resources_from_args(args),
+                         stop_signal=args.stop_signal, stop_timeout=args.stop_timeout)
     except MinidockerError as e:
         if e.exit_code == 1 and is_run:
             e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)
@@ -258,6 +290,88 @@ def cmd_container_prune(args) -> int:
 def cmd_wait(args) -> int:
     rt = _runtime()
     return _each(args.containers, lambda ref: rt.wait(ref))
+
+
+# ---------------------------------------------------------------------------- pause/update/stats
+def cmd_pause(args) -> int:
+    rt = _runtime()
+    return _each(args.containers, lambda ref: (rt.pause(ref), ref)[1])
+
+
+def cmd_unpause(args) -> int:
+    rt = _runtime()
+    return _each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
+
+
+def cmd_update(args) -> int:
+    rt = _runtime()
+    resources = _resources_from_args(args, for_update=True)
+    if not resources:
+        raise InvalidArgument("you must provide one or more flags when using this command", exit_code=1)
+    return _each(args.containers, lambda ref: (rt.update(ref, resources), ref)[1])
+
+
+STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                 "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+STATS_DEFAULT = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t"
+                 "{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}")
+
+
+def stats_fields(rec: dict, row: dict | None, ref: str, trunc: bool) -> dict:
+    """One `docker stats` line as template fields (pure). `row` is None for a stopped container."""
+    r = row or {"cpu_percent": 0.0, "mem_used": 0, "mem_limit": 0, "mem_percent": 0.0, "net_rx": 0,
+                "net_tx": 0, "block_read": 0, "block_write": 0, "pids": 0}
+    return {
+        "Container": ref, "ID": rec["Id"][:12] if trunc else rec["Id"], "Name": rec["Name"].lstrip("/"),
+        "CPUPerc": f"{r['cpu_percent']:.2f}%",
+        "MemUsage": f"{fmt.bytes_size(r['mem_used'])} / {fmt.bytes_size(r['mem_limit'])}",
+        "MemPerc": f"{r['mem_percent']:.2f}%",
+        "NetIO": f"{fmt.human_size(r['net_rx'])} / {fmt.human_size(r['net_tx'])}",
+        "BlockIO": f"{fmt.human_size(r['block_read'])} / {fmt.human_size(r['block_write'])}",
+        "PIDs": str(r["pids"]),
+    }
+
+
+def cmd_stats(args) -> int:
+    from ..cgroups import stats as statsmod
+    rt = _runtime()
+    if args.containers:
+        refs = args.containers
+        for ref in refs:
+            rt.resolve(ref)  # fail early: "No such container"
+    else:
+        refs = [r["Id"] for r in rt.list(all=args.all)]
+    template = _unescape_format(args.format) if args.format else _unescape_format(STATS_DEFAULT)
+    prev: dict[str, dict] = {}
+
+    def take() -> list[dict]:
+        rows = []
+        for ref in refs:
+            try:
+                rec = rt.inspect(ref)
+            except MinidockerError:
+                continue  # removed meanwhile
+            row = None
+            if rec["State"]["Running"]:
+                try:
+                    cur = rt.stats_sample(rec["Id"])
+                    row = statsmod.row(prev.get(rec["Id"], cur), cur)
+                    prev[rec["Id"]] = cur
+                except (MinidockerError, OSError):
+                    row = None
+            rows.append(stats_fields(rec, row, ref, not args.no_trunc))
+        return rows
+
+    take()  # CPU % needs two samples, as docker's daemon takes them
+    while True:
+        time.sleep(1.0)
+        out = render_table(template, take(), STATS_HEADERS)
+        if args.no_stream:
+            sys.stdout.write(out)
+            return 0
+        sys.stdout.write("\033[2J\033[H" + out)  # clear the screen, like docker stats
+        sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------- ps
@@ -515,6 +629,20 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container (uses SIGKILL)")
     p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes")
     p.add_argument("containers", nargs="+")
+
+    p = add("pause", cmd_pause, "Pause all processes within one or more containers")
+    p.add_argument("containers", nargs="+")
+    p = add("unpause", cmd_unpause, "Unpause all processes within one or more containers")
+    p.add_argument("containers", nargs="+")
+    p = add("update", cmd_update, "Update configuration of one or more containers")
+    _add_resource_flags(p)
+    p.add_argument("containers", nargs="+")
+    p = add("stats", cmd_stats, "Display a live stream of container(s) resource usage statistics")
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("--no-stream", action="store_true", help="Disable streaming stats and only pull the first result")
+    p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
+    p.add_argument("--format", default=None, help="Pretty-print stats using a Go template")
+    p.add_argument("containers", nargs="*")
 
     p = add("wait", cmd_wait, "Block until one or more containers stop, then print their exit codes")
     p.add_argument("containers", nargs="+")

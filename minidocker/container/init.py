@@ -95,8 +95,8 @@ def _make_terminal(console_sock: int) -> None:
     os.close(master)
 
 
-def _drop_privileges(uid: int, gid: int, groups: list[int]) -> None:
-    keep = security.cap_mask(security.DEFAULT_CAPS)
+def _drop_privileges(uid: int, gid: int, groups: list[int], drop: list[str]) -> None:
+    keep = security.cap_mask([c for c in security.DEFAULT_CAPS if c not in drop])
     for cap in range(sc.cap_last_cap() + 1):
         if not keep >> cap & 1:
             sc.capbset_drop(cap)  # gone for good, even across setuid binaries
@@ -136,8 +136,11 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
             os._exit(1)  # the monitor gave up on us
         os.close(sync_r)
         os.close(sync_w)
+        # Now that the monitor has put us in our cgroup, a new cgroup namespace makes that
+        # cgroup look like the root ("/") from inside, as /proc/self/cgroup will show.
+        sc.unshare(sc.CLONE_NEWCGROUP)
 
-        rootfs.setup(spec["rootfs"], spec["etc_files"])
+        rootfs.setup(spec["rootfs"], spec["etc_files"], spec.get("cgroup_mounts", []))
         sc.sethostname(spec["hostname"])
 
         def read(p: str) -> str:
@@ -157,7 +160,7 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
         os.chdir(cwd)
         if console_sock is not None:
             _make_terminal(console_sock)
-        _drop_privileges(uid, gid, groups)
+        _drop_privileges(uid, gid, groups, spec.get("drop_caps", []))
         try:
             os.chdir(cwd)  # again, as the user: fails if they may not enter it
         except PermissionError:

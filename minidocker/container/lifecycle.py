@@ -24,7 +24,7 @@ import sys
 import time
 
 from .. import fsutil
-from ..errors import InvalidArgument, MinidockerError, NotFound, RuntimeFailure
+from ..errors import InvalidArgument, InvalidState, MinidockerError, NotFound, RuntimeFailure
 from ..images import busybox
 from ..images.store import Image, ImageStore
 from ..paths import StateRoot
@@ -130,7 +130,10 @@ class Runtime:
                entrypoint: str | None = None, env: list[str] | None = None,
                workdir: str | None = None, user: str | None = None, hostname: str | None = None,
                tty: bool = False, stdin_open: bool = False, attach: bool = False,
-               auto_remove: bool = False, labels: dict | None = None) -> str:
+               auto_remove: bool = False, labels: dict | None = None,
+               resources: dict | None = None, stop_signal: str | None = None,
+               stop_timeout: int | None = None) -> str:
+        """`resources` holds HostConfig limits: Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit."""
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(
                 f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
@@ -156,15 +159,19 @@ class Runtime:
             "Entrypoint": ep, "OnBuild": icfg.get("OnBuild"),
             "Labels": {**(icfg.get("Labels") or {}), **(labels or {})},
         }
-        if icfg.get("StopSignal"):
-            config["StopSignal"] = icfg["StopSignal"]
+        if stop_signal or icfg.get("StopSignal"):
+            spec.parse_signal(stop_signal or icfg["StopSignal"])
+            config["StopSignal"] = stop_signal or icfg["StopSignal"]
+        if stop_timeout is not None:
+            config["StopTimeout"] = stop_timeout
         host_config = {
             "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": "none", "PortBindings": {},
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": auto_remove,
             "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
             "Privileged": False, "ReadonlyRootfs": False, "ShmSize": 67108864, "Runtime": "minidocker",
-            "Memory": 0, "NanoCpus": 0, "CpuShares": 0, "PidsLimit": None,
+            "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpuPeriod": 0,
+            "CpuQuota": 0, "PidsLimit": None, **(resources or {}),
             "MaskedPaths": list(_security().MASKED_PATHS),
             "ReadonlyPaths": list(_security().READONLY_PATHS),
         }
@@ -260,6 +267,14 @@ class Runtime:
         pid = rec["State"]["Pid"]
         if pid <= 0:
             return
+        if rec["State"].get("Paused") and sig == signalmod.SIGKILL:
+            # a frozen process cannot act on any signal, SIGKILL included: kill, then thaw
+            self._signal_pid(rec, pid, sig)
+            self._thaw_quietly(rec["Id"])
+            return
+        self._signal_pid(rec, pid, sig)
+
+    def _signal_pid(self, rec: dict, pid: int, sig: int) -> None:
         try:
             # pidfd: the signal reaches this very process even if its pid were reused
             fd = os.pidfd_open(pid)
@@ -299,6 +314,66 @@ class Runtime:
             self._signal(self.containers.read(cid), signalmod.SIGKILL)
             self._wait_not_running(cid, None)
         return cid
+
+    # ------------------------------------------------------------------ cgroups
+    def _cgroups(self):
+        from .. import cgroups
+        return cgroups.driver()
+
+    def _thaw_quietly(self, cid: str) -> None:
+        try:
+            self._cgroups().thaw(cid)
+        except (MinidockerError, OSError):
+            pass
+
+    def pause(self, ref: str) -> str:
+        """Freeze every process of the container (cgroup freezer): they stay in memory,
+        get no CPU time, and cannot even see signals until unpaused."""
+        cid = self.resolve(ref)
+        self._reconcile(self.containers.read(cid))  # (takes the record's lock itself)
+        with self.containers.update(cid) as rec:
+            st.check_pause(rec["State"], cid)
+            self._cgroups().freeze(cid)
+            rec["State"].update(Paused=True, Status=st.PAUSED)
+        return cid
+
+    def unpause(self, ref: str) -> str:
+        cid = self.resolve(ref)
+        with self.containers.update(cid) as rec:
+            st.check_unpause(rec["State"], cid)
+            self._cgroups().thaw(cid)
+            rec["State"].update(Paused=False, Status=st.RUNNING)
+        return cid
+
+    def update(self, ref: str, resources: dict) -> str:
+        """Change limits (HostConfig keys) now if running, and for every later start."""
+        cid = self.resolve(ref)
+        from ..cgroups import limits
+        with self.containers.update(cid) as rec:
+            host = rec["HostConfig"]
+            new = {**host, **resources}
+            if new.get("MemorySwap", 0) > 0 and new.get("Memory", 0) > new["MemorySwap"]:
+                if "MemorySwap" in resources:
+                    raise InvalidArgument("Minimum memoryswap limit should be larger than memory "
+                                          "limit, see usage", exit_code=1)
+                raise InvalidArgument("Memory limit should be smaller than already set memoryswap "
+                                      "limit, update the memoryswap at the same time", exit_code=1)
+            if new.get("MemorySwap", 0) and not new.get("Memory"):
+                raise InvalidArgument("You should always set the Memory limit when using Memoryswap "
+                                      "limit, see usage", exit_code=1)
+            if rec["State"]["Running"]:
+                self._cgroups().apply(cid, limits.resources_from_hostconfig(new))
+            host.update(new)
+        return cid
+
+    def stats_sample(self, ref: str) -> dict:
+        """One raw measurement (cgroup counters + machine CPU clock) of a running container."""
+        from ..cgroups import stats
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        if not rec["State"]["Running"]:
+            raise InvalidState(f"Container {cid} is not running")
+        return stats.sample(self._cgroups(), cid, rec["State"]["Pid"])
 
     def restart(self, ref: str, timeout: int | None = None) -> str:
         cid = self.stop(ref, timeout)
@@ -379,6 +454,12 @@ class Runtime:
                         os.kill(pid, signalmod.SIGKILL)
                     except ProcessLookupError:
                         pass
+                    if s.get("Paused"):
+                        self._thaw_quietly(r["Id"])
+                try:
+                    self._cgroups().remove(r["Id"])
+                except (MinidockerError, OSError):
+                    pass  # still busy: system prune will retry
                 mount_id = self.images.container_mount_id(r["Id"])
                 if mount_id:
                     self.images.driver.unmount(mount_id)
@@ -429,6 +510,20 @@ class Runtime:
                 if not os.path.exists(link):
                     os.unlink(link)
                     cleaned.append(f"dangling link l/{name}")
+        try:
+            cg = self._cgroups()
+            running = {r["Id"] for r in self.list(all=True) if r["State"]["Running"]}
+            for cid in cg.ids():
+                # (a cgroup younger than 10 s may belong to a container starting right now,
+                # possibly from another state root: leave it alone)
+                young = time.time() - os.stat(cg.path(cid)).st_mtime < 10 if os.path.exists(cg.path(cid)) else False
+                if cid not in running and not cg.processes(cid) and not young:
+                    cg.remove(cid)  # a cgroup nobody is in, left by a crash
+                    cleaned.append(f"cgroup {cid[:12]}")
+            if cg.remove_parent():
+                cleaned.append(f"empty cgroup parent '{cg.parent}'")
+        except (MinidockerError, OSError):
+            pass
         for name in os.listdir(self.root.tmp):
             import shutil
             shutil.rmtree(os.path.join(self.root.tmp, name), ignore_errors=True)

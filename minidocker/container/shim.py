@@ -32,6 +32,8 @@ import socket
 import sys
 import time
 
+from .. import cgroups
+from ..cgroups import limits
 from ..errors import MinidockerError
 from ..images.store import ImageStore
 from ..linux import syscalls as sc
@@ -121,6 +123,16 @@ class Shim:
 
     def _run_container(self, rec: dict, merged: str) -> int:
         spec = self._container_spec(rec, merged)
+        try:
+            cg = cgroups.driver()
+        except MinidockerError as e:
+            self.report(event="error", code=125, message=str(e))
+            return 125
+        spec["cgroup_mounts"] = cg.container_mounts()
+        if cg.version == 2:
+            # Docker guards device access on v2 with an eBPF program; we have none, so the
+            # container's root must not create device nodes at all.
+            spec["drop_caps"] = ["MKNOD"]
         tty = spec["tty"]
         interactive = bool(rec["Config"].get("OpenStdin"))
 
@@ -167,11 +179,26 @@ class Shim:
         if console_child:
             console_child.close()
 
+        setup_error = None
         if os.read(sync_parent_r, 1) == b"R":
-            # Hook point: cgroups and network are configured here, before the user's command runs.
-            os.write(sync_parent_w, b"G")
+            # The child waits while we put it in its cgroup (and later: network), so the
+            # user's command starts already limited.
+            try:
+                cg.create(self.cid)
+                cg.apply(self.cid, limits.resources_from_hostconfig(rec["HostConfig"]))
+                cg.add_process(self.cid, pid)
+                os.write(sync_parent_w, b"G")
+            except (MinidockerError, OSError) as e:
+                setup_error = str(e)
         os.close(sync_parent_r)
-        os.close(sync_parent_w)
+        os.close(sync_parent_w)  # without "G" the child gives up
+        if setup_error:
+            os.waitpid(pid, 0)
+            self._remove_cgroup(cg)
+            with self.containers.update(self.cid) as r:
+                st.set_start_failed(r["State"], 125, setup_error)
+            self.report(event="error", code=125, message=setup_error)
+            return 125
 
         master = -1
         if console_parent:
@@ -193,6 +220,7 @@ class Shim:
         os.close(err_r_pipe)
         if failure:
             _, status = os.waitpid(pid, 0)
+            self._remove_cgroup(cg)
             err = json.loads(failure)
             msg = err["message"]
             with self.containers.update(self.cid) as r:
@@ -209,8 +237,14 @@ class Shim:
         if keep_open_w >= 0:
             os.close(keep_open_w)
 
+        oom = False
+        try:
+            oom = cg.oom_kills(self.cid) > 0  # the kernel counted an OOM kill in our cgroup
+        except OSError:
+            pass
+        self._remove_cgroup(cg)
         with self.containers.update(self.cid) as r:
-            st.set_exited(r["State"], code, time.time_ns())
+            st.set_exited(r["State"], code, time.time_ns(), oom=oom)
             auto_remove = r["HostConfig"].get("AutoRemove")
         if auto_remove:  # --rm: the monitor removes the container itself
             self.images.driver.unmount(self.images.container_mount_id(self.cid))
@@ -218,6 +252,12 @@ class Shim:
             self.containers.delete(self.cid)
         self.report(event="exited", code=code)
         return 0
+
+    def _remove_cgroup(self, cg) -> None:
+        try:
+            cg.remove(self.cid)
+        except (MinidockerError, OSError) as e:  # prune retries; the exit code matters more
+            print(f"minidocker-shim: cannot remove cgroup of {self.cid}: {e}", file=sys.stderr)
 
     def _detach(self) -> None:
         for attr in ("attach_out", "attach_err"):

@@ -155,11 +155,11 @@ def check_kill(state: dict, cid: str, ref: str | None = None) -> None:
 
 def check_pause(state: dict, cid: str) -> None:
     if not state.get("Running"):
-        raise InvalidState(f"container {cid} is not running")
+        raise InvalidState(f"Container {cid} is not running")
     if state.get("Paused"):
-        raise InvalidState(f"container {cid} is already paused")
+        raise InvalidState(f"Container {cid} is already paused")
     if state.get("Restarting"):
-        raise InvalidState(f"container {cid} is restarting, wait until the container is running")
+        raise InvalidState(f"Container {cid} is restarting, wait until the container is running")
 
 
 def check_unpause(state: dict, cid: str) -> None:

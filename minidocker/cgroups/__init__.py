@@ -1,0 +1,91 @@
+"""Control groups: how a container's CPU, memory and process count are limited and measured.
+
+A cgroup is a directory in a special filesystem; a process is in it when its PID is in
+the directory's `cgroup.procs`; limits are files you write (`memory.max`, `pids.max`).
+Two generations of that filesystem exist, and learners meet three layouts:
+
+    v2       one tree at /sys/fs/cgroup (Ubuntu 24.04, Debian 12 with systemd, Fedora)
+    v1       one tree per controller: /sys/fs/cgroup/memory, /sys/fs/cgroup/cpu, ...
+    hybrid   v1 trees for the controllers, plus an empty v2 tree at /sys/fs/cgroup/unified
+
+One interface (`driver()`), two drivers (v1.py, v2.py) picked from /proc/self/mountinfo.
+Like Docker's cgroupfs driver, each container gets `<tree>/minidocker/<container-id>`
+(Docker: `<tree>/docker/<id>`).
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import MinidockerError
+
+PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")
+V1_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio", "devices"]
+V2_CONTROLLERS = ["cpu", "memory", "pids", "io"]
+
+
+class CgroupError(MinidockerError):
+    exit_code = 125
+
+
+def parse_mountinfo(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        a, b = left.split(), right.split()
+        if len(a) < 5 or len(b) < 2:
+            continue
+        out.append({"target": a[4], "fstype": b[0], "super": b[2] if len(b) > 2 else ""})
+    return out
+
+
+def v1_hierarchies(mountinfo: str) -> dict[str, str]:
+    """{"memory": "/sys/fs/cgroup/memory", "cpu": "/sys/fs/cgroup/cpu,cpuacct", ...}: where each
+    v1 controller (or named hierarchy, as "name=systemd") is mounted."""
+    found: dict[str, str] = {}
+    for m in parse_mountinfo(mountinfo):
+        if m["fstype"] != "cgroup":
+            continue
+        for opt in m["super"].split(","):
+            if opt in ("rw", "ro") or opt.startswith(("release_agent", "clone_children", "xattr", "noprefix")):
+                continue
+            found.setdefault(opt, m["target"])
+    return found
+
+
+def detect_layout(mountinfo: str) -> str:
+    """"v2", "v1", "hybrid" or "none", from the text of /proc/self/mountinfo (pure)."""
+    mounts = parse_mountinfo(mountinfo)
+    if any(m["target"] == "/sys/fs/cgroup" and m["fstype"] == "cgroup2" for m in mounts):
+        return "v2"
+    has_v1 = any(m["fstype"] == "cgroup" for m in mounts)
+    has_v2 = any(m["fstype"] == "cgroup2" for m in mounts)
+    if has_v1 and has_v2:
+        return "hybrid"
+    if has_v1:
+        return "v1"
+    return "v2" if has_v2 else "none"
+
+
+def _mountinfo() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+def layout() -> str:
+    return detect_layout(_mountinfo())
+
+
+def driver(parent: str = PARENT):
+    """The driver for this host: v1 on v1 and hybrid hosts (as Docker does), v2 on v2."""
+    info = _mountinfo()
+    kind = detect_layout(info)
+    if kind == "v2":
+        from .v2 import V2Driver
+        root = next(m["target"] for m in parse_mountinfo(info)
+                    if m["fstype"] == "cgroup2" and m["target"] == "/sys/fs/cgroup")
+        return V2Driver(root, parent)
+    if kind in ("v1", "hybrid"):
+        from .v1 import V1Driver
+        return V1Driver(v1_hierarchies(info), parent, hybrid=kind == "hybrid")
+    raise CgroupError("no cgroup filesystem is mounted at /sys/fs/cgroup: "
+                      "mount one with `mount -t cgroup2 none /sys/fs/cgroup`")
