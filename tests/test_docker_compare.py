@@ -82,7 +82,8 @@ def test_bad_input_exit_codes_match(both, args):
     "cat /etc/hosts", "cat /etc/passwd /etc/group", "grep Cap /proc/self/status",
     "env | cut -d= -f1", "ulimit -n; umask", "ls /sys/class/net", "cat /proc/self/cgroup | wc -l | grep -q . && echo ok",
     "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty | cut -c1-10,35-44",
-    "touch /x && echo writable", "readlink /etc/mtab", "cat /proc/1/cmdline | tr '\\0' ' '",
+    "touch /x && echo writable", "readlink /etc/mtab",
+    "cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo works", "cat /proc/1/cmdline | tr '\\0' ' '",
 ])
 def test_same_view_from_inside(both, script):
     m, d = both.run("run", "--rm", "busybox", "sh", "-c", script)

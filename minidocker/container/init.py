@@ -29,6 +29,7 @@ import struct
 import termios
 
 from .. import rootfs, security
+from ..linux import netdev
 from ..linux import syscalls as sc
 from . import spec as specmod
 
@@ -131,6 +132,7 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
             signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         sc.unshare(NEW_NAMESPACES)
+        netdev.link_up("lo")  # a new network namespace's loopback starts down
         os.write(sync_w, b"R")
         if os.read(sync_r, 1) != b"G":
             os._exit(1)  # the monitor gave up on us
