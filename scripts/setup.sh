@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-APT_PACKAGES="busybox-static python3 python3-venv python3-pip iproute2 procps iptables docker.io runc"
+APT_PACKAGES="busybox-static python3 python3-venv python3-pip iproute2 procps iptables nftables docker.io runc"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

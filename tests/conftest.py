@@ -37,7 +37,9 @@ class MD:
 
     def __init__(self, root: str):
         self.root = root
-        self.env = dict(os.environ, MINIDOCKER_ROOT=root, PYTHONPATH=REPO)
+        # MINIDOCKER_DNS_UPSTREAM="": the embedded DNS answers our own names and forwards
+        # nothing, so no test ever sends a query beyond this machine
+        self.env = dict(os.environ, MINIDOCKER_ROOT=root, PYTHONPATH=REPO, MINIDOCKER_DNS_UPSTREAM="")
 
     def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
                  check: bool = False) -> subprocess.CompletedProcess:
@@ -72,6 +74,9 @@ def mounts_under(root: str) -> list[str]:
         return [line.split()[4] for line in f if line.split()[4].startswith(root)]
 
 
+os.environ["MINIDOCKER_DNS_UPSTREAM"] = ""  # also for containers started in-process (API tests)
+
+
 @pytest.fixture(scope="session")
 def state_root(tmp_path_factory):
     """One state root for the session (the busybox image is built once); at the end,
@@ -90,6 +95,12 @@ def state_root(tmp_path_factory):
         time.sleep(0.1)
     assert mounts_under(root) == [], "mounts left behind"
     assert shim_processes(root) == [], "monitor processes left behind"
+    from minidocker.network import nft
+    from minidocker.network.store import default_bridge_name, root_tag
+    from minidocker.paths import StateRoot
+    tag = root_tag(StateRoot(root))
+    assert default_bridge_name(tag) not in os.listdir("/sys/class/net"), "bridge left behind"
+    assert f"minidocker_{tag}" not in nft.run("list tables"), "firewall table left behind"
 
 
 @pytest.fixture

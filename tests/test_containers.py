@@ -50,9 +50,9 @@ def test_no_host_mounts_visible(md):
     assert not any(t.startswith("/dev/mqueue") for t in mounts_under(md.root))
 
 
-def test_only_loopback_network(md):
-    out = md.ok("run", "--rm", "busybox", "ls", "/sys/class/net")
-    assert out.split() == ["lo"]
+def test_network_none_has_only_loopback(md):
+    out = md.ok("run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-up")
+    assert out.split() == ["lo", "lo-up"]
 
 
 def test_default_capabilities_like_docker(md):

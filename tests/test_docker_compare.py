@@ -46,9 +46,10 @@ class Both:
 
     def run(self, *args, input=None):
         words = list(args)
-        dargs = words[:1] + ["--network", "none"] + words[1:] if words[0] in ("run", "create") else words
-        d = self.docker.docker(*dargs, check=False, input=input)
-        m = self.md(*args, input=input)
+        if words[0] in ("run", "create") and not any(w.startswith("--network") for w in words):
+            words = words[:1] + ["--network", "none"] + words[1:]
+        d = self.docker.docker(*words, check=False, input=input)
+        m = self.md(*words, input=input)
         return m, d
 
 

@@ -54,6 +54,12 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     _add_resource_flags(p)
+    p.add_argument("--network", "--net", default="default", help="Connect a container to a network")
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[], help="Add network-scoped alias for the container")
+    p.add_argument("--ip", default=None, help="IPv4 address (e.g., 172.30.100.104)")
+    p.add_argument("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
+    p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
+    p.add_argument("--expose", action="append", default=[], help="Expose a port or a range of ports")
     p.add_argument("--stop-signal", default=None, help="Signal to stop the container")
     p.add_argument("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container")
     p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
@@ -118,7 +124,10 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
                          auto_remove=args.rm, labels=labels, resources=_resources_from_args(args),
-                         stop_signal=args.stop_signal, stop_timeout=args.stop_timeout)
+                         stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
+                         network=args.network, network_aliases=args.network_alias,
+                         publish=args.publish, publish_all=args.publish_all, expose=args.expose,
+                         ip=args.ip)
     except MinidockerError as e:
         if e.exit_code == 1 and is_run:
             e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)

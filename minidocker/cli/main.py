@@ -49,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import containers, images, system
+    from . import containers, images, networks, system
     p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
     p.add_argument("--root", help="State directory (default $MINIDOCKER_ROOT or /var/lib/minidocker)")
     p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
@@ -57,6 +57,7 @@ def build_parser() -> Parser:
     containers.register(sub)
     images.register(sub)
     system.register(sub)
+    networks.register(sub)
 
     # `minidocker container ls`, `minidocker image ls`, ...: docker's management commands
     for group, module in (("container", containers), ("image", images)):

@@ -51,3 +51,10 @@ def resolv_conf(host_text: str, network_mode: str) -> str:
     if not servers:
         lines += [f"nameserver {s}" for s in DEFAULT_NAMESERVERS]
     return "\n".join(lines).strip("\n") + "\n"
+
+
+def embedded_dns_resolv_conf(host_text: str) -> str:
+    """On a user-defined network every lookup goes to the embedded DNS server at 127.0.0.11
+    (it forwards what it does not know to the host's servers); the host's search domains stay."""
+    search = [ln for ln in host_text.splitlines() if ln.strip().startswith(("search", "domain"))]
+    return "\n".join(search + ["nameserver 127.0.0.11", "options ndots:0"]) + "\n"

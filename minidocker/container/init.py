@@ -33,7 +33,7 @@ from ..linux import netdev
 from ..linux import syscalls as sc
 from . import spec as specmod
 
-NEW_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET
+NEW_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
 TIOCSPTLCK = getattr(termios, "TIOCSPTLCK", 0x40045431)
 TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)
 
@@ -132,7 +132,13 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
             signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         sc.unshare(NEW_NAMESPACES)
-        netdev.link_up("lo")  # a new network namespace's loopback starts down
+        net = spec.get("net", {"kind": "none"})
+        if net["kind"] == "container":      # --network container:x  -> x's namespace
+            sc.setns(net["join_fd"], sc.CLONE_NEWNET)
+            os.close(net["join_fd"])
+        elif net["kind"] != "host":         # --network host -> stay in the host's namespace
+            sc.unshare(sc.CLONE_NEWNET)
+            netdev.link_up("lo")  # a new network namespace's loopback starts down
         os.write(sync_w, b"R")
         if os.read(sync_r, 1) != b"G":
             os._exit(1)  # the monitor gave up on us

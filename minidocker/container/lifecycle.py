@@ -15,6 +15,7 @@ a record whose monitor died (crash, kill -9, reboot) before anyone acts on it.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ import sys
 import time
 
 from .. import fsutil
-from ..errors import InvalidArgument, InvalidState, MinidockerError, NotFound, RuntimeFailure
+from ..errors import Conflict, InvalidArgument, InvalidState, MinidockerError, NotFound, RuntimeFailure
 from ..images import busybox
 from ..images.store import Image, ImageStore
 from ..paths import StateRoot
@@ -132,7 +133,10 @@ class Runtime:
                tty: bool = False, stdin_open: bool = False, attach: bool = False,
                auto_remove: bool = False, labels: dict | None = None,
                resources: dict | None = None, stop_signal: str | None = None,
-               stop_timeout: int | None = None) -> str:
+               stop_timeout: int | None = None, network: str = "default",
+               network_aliases: list[str] | None = None, publish: list[str] | None = None,
+               publish_all: bool = False, expose: list[str] | None = None,
+               ip: str | None = None) -> str:
         """`resources` holds HostConfig limits: Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit."""
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(
@@ -145,6 +149,23 @@ class Runtime:
         argv = spec.argv(ep, cmd)
         cid = secrets.token_hex(32)
         name = name or names.random_name()
+        from ..network import modes, ports as portsmod
+        kind, _ = modes.parse_mode(network)
+        if kind == "container" and (publish or publish_all):
+            raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+        if kind == "host" and not hostname:
+            hostname = os.uname().nodename  # the host's network, the host's name
+        exposed, bindings = portsmod.bindings_from_flags(publish or [], expose or [])
+        if kind == "host":
+            bindings = {}  # docker: "Published ports are discarded when using host network mode"
+        networking = modes.Networking(self.root)
+        net_settings = networking.settings_for_create(network, list(network_aliases or []), cid,
+                                                      hostname_given=bool(hostname) and kind != "host")
+        if ip:
+            eps = list(net_settings["Networks"].values())
+            if not eps or list(net_settings["Networks"])[0] in ("bridge", "host", "none"):
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            eps[0]["IPAMConfig"] = {"IPv4Address": ip}
         hostname = hostname or spec.default_hostname(cid)
         cdir = self.containers.dir(cid)
         now = st.rfc3339nano(time.time_ns())
@@ -159,6 +180,11 @@ class Runtime:
             "Entrypoint": ep, "OnBuild": icfg.get("OnBuild"),
             "Labels": {**(icfg.get("Labels") or {}), **(labels or {})},
         }
+        all_exposed = {**(icfg.get("ExposedPorts") or {}), **exposed}
+        if all_exposed:  # docker's key order: right after AttachStderr
+            items = list(config.items())
+            at = [k for k, _ in items].index("AttachStderr") + 1
+            config = dict(items[:at] + [("ExposedPorts", all_exposed)] + items[at:])
         if stop_signal or icfg.get("StopSignal"):
             spec.parse_signal(stop_signal or icfg["StopSignal"])
             config["StopSignal"] = stop_signal or icfg["StopSignal"]
@@ -166,7 +192,7 @@ class Runtime:
             config["StopTimeout"] = stop_timeout
         host_config = {
             "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-            "NetworkMode": "none", "PortBindings": {},
+            "NetworkMode": network or "default", "PortBindings": bindings, "PublishAllPorts": publish_all,
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": auto_remove,
             "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
             "Privileged": False, "ReadonlyRootfs": False, "ShmSize": 67108864, "Runtime": "minidocker",
@@ -186,14 +212,7 @@ class Runtime:
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
             "HostConfig": host_config, "GraphDriver": {"Data": None, "Name": "overlay2"},
             "Mounts": [], "Config": config,
-            "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
-                                "Ports": {}, "SandboxKey": "", "IPAddress": "", "IPPrefixLen": 0,
-                                "Gateway": "", "MacAddress": "",
-                                "Networks": {"none": {"IPAMConfig": None, "Links": None,
-                                                      "Aliases": None, "NetworkID": "",
-                                                      "EndpointID": "", "Gateway": "",
-                                                      "IPAddress": "", "IPPrefixLen": 0,
-                                                      "MacAddress": ""}}},
+            "NetworkSettings": net_settings,
         }
         self.containers.create(rec)  # reserves the name; raises Conflict if taken
         try:
@@ -207,7 +226,7 @@ class Runtime:
             fsutil.write_atomic(rec["HostnamePath"], etcfiles.hostname_file(hostname), durable=False)
             fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname), durable=False)
             host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
-            fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, "none"), durable=False)
+            fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, kind), durable=False)
             open(rec["LogPath"], "a").close()
             self.containers.write(rec)
         except BaseException:
@@ -375,6 +394,64 @@ class Runtime:
             raise InvalidState(f"Container {cid} is not running")
         return stats.sample(self._cgroups(), cid, rec["State"]["Pid"])
 
+    # ------------------------------------------------------------------ networks
+    def connect(self, ref: str, network: str, aliases: list[str] | None = None, ip: str | None = None) -> str:
+        """`network connect`: join another network now (if running) and at every start."""
+        from ..network import bridge, modes
+        from ..network.store import NetworkStore
+        cid = self.resolve(ref)
+        store = NetworkStore(self.root)
+        net = store.get(network)
+        if net["Driver"] != "bridge":
+            raise InvalidArgument(f"container cannot be disconnected from host network or connected to host network"
+                                  if net["Name"] == "host" else f"cannot connect to network {net['Name']}")
+        with self.containers.update(cid) as rec:
+            kind, _ = modes.parse_mode(rec["HostConfig"].get("NetworkMode"))
+            if kind != "bridge":
+                raise Conflict(f"container sharing network namespace with another container or host "
+                               f"cannot be connected to any other network")
+            nets = rec["NetworkSettings"]["Networks"]
+            if net["Name"] in nets:
+                raise Conflict(f"endpoint with name {rec['Name'].lstrip('/')} already exists in network {net['Name']}")
+            user_defined = net["Name"] not in ("bridge", "host", "none")
+            ep = modes.empty_endpoint(net["Id"], (list(aliases or []) + [cid[:12]]) if user_defined else None)
+            if ip:
+                ep["IPAMConfig"] = {"IPv4Address": ip}
+            if rec["State"]["Running"]:
+                cfg = net["IPAM"]["Config"][0]
+                prefix = ipaddress.ip_network(cfg["Subnet"]).prefixlen
+                bridge.ensure_bridge(store.bridge(net), cfg["Gateway"], prefix)
+                entry = store.allocate(net["Id"], cid, rec["Name"].lstrip("/"), ip)
+                addr = entry["IPv4Address"].split("/")[0]
+                try:
+                    bridge.plug_container(rec["State"]["Pid"], store.bridge(net), addr, prefix, cfg["Gateway"],
+                                          entry["MacAddress"], ifname=f"eth{len(nets)}", default_route=False)
+                except BaseException:
+                    store.release(net["Id"], cid)
+                    raise
+                ep.update(EndpointID=entry["EndpointID"], Gateway=cfg["Gateway"], IPAddress=addr,
+                          IPPrefixLen=prefix, MacAddress=entry["MacAddress"])
+            nets[net["Name"]] = ep
+        modes.Networking(self.root).sync_firewall()
+        return cid
+
+    def disconnect(self, ref: str, network: str, force: bool = False) -> str:
+        from ..network import bridge, modes
+        from ..network.store import NetworkStore
+        cid = self.resolve(ref)
+        store = NetworkStore(self.root)
+        net = store.get(network)
+        with self.containers.update(cid) as rec:
+            nets = rec["NetworkSettings"]["Networks"]
+            if net["Name"] not in nets:
+                raise Conflict(f"container {cid} is not connected to network {net['Name']}")
+            ep = nets.pop(net["Name"])
+            if rec["State"]["Running"] and ep.get("MacAddress"):
+                bridge.unplug_by_mac(rec["State"]["Pid"], ep["MacAddress"])
+            store.release(net["Id"], cid)
+        modes.Networking(self.root).sync_firewall()
+        return cid
+
     def restart(self, ref: str, timeout: int | None = None) -> str:
         cid = self.stop(ref, timeout)
         self.start(cid)
@@ -524,6 +601,11 @@ class Runtime:
                 cleaned.append(f"empty cgroup parent '{cg.parent}'")
         except (MinidockerError, OSError):
             pass
+        try:
+            from ..network.modes import Networking
+            cleaned += Networking(self.root).cleanup()
+        except (MinidockerError, OSError) as e:
+            cleaned.append(f"(network clean-up incomplete: {e})")
         for name in os.listdir(self.root.tmp):
             import shutil
             shutil.rmtree(os.path.join(self.root.tmp, name), ignore_errors=True)

@@ -37,6 +37,7 @@ from ..cgroups import limits
 from ..errors import MinidockerError
 from ..images.store import ImageStore
 from ..linux import syscalls as sc
+from ..network.modes import Networking
 from ..paths import StateRoot
 from . import init as initmod
 from . import logs, state as st
@@ -121,130 +122,93 @@ class Shim:
             "tty": bool(cfg.get("Tty")),
         }
 
+    def _fail_start(self, code: int, message: str) -> int:
+        with self.containers.update(self.cid) as r:
+            st.set_start_failed(r["State"], code, message)
+        self.report(event="error", code=code, message=message)
+        return code
+
     def _run_container(self, rec: dict, merged: str) -> int:
         spec = self._container_spec(rec, merged)
+        net = Networking(self.root)
         try:
             cg = cgroups.driver()
+            kind, join_pid, joined = net.join_target(rec, self.containers)
         except MinidockerError as e:
-            self.report(event="error", code=125, message=str(e))
-            return 125
+            return self._fail_start(125, str(e))
         spec["cgroup_mounts"] = cg.container_mounts()
         if cg.version == 2:
             # Docker guards device access on v2 with an eBPF program; we have none, so the
             # container's root must not create device nodes at all.
             spec["drop_caps"] = ["MKNOD"]
-        tty = spec["tty"]
-        interactive = bool(rec["Config"].get("OpenStdin"))
+        spec["net"] = {"kind": kind}
+        if joined is not None:  # --network container:x shares x's namespace, name and files
+            spec["net"]["join_fd"] = os.open(f"/proc/{join_pid}/ns/net", os.O_RDONLY)
+            spec["hostname"] = joined["Config"]["Hostname"]
+            spec["etc_files"] = {"/etc/hostname": joined["HostnamePath"], "/etc/hosts": joined["HostsPath"],
+                                 "/etc/resolv.conf": joined["ResolvConfPath"]}
 
-        # stdin: the attached caller's stdin (-i), a pipe kept open (-d -i), or /dev/null
-        keep_open_w = -1
-        if interactive and self.attach_in >= 0 and not tty:
-            child_in = self.attach_in
-        elif interactive and not tty:
-            child_in, keep_open_w = os.pipe()
+        io = self._stdio(spec["tty"], bool(rec["Config"].get("OpenStdin")))
+        pid, sync_r, sync_w, err_r = self._fork_init(spec, io)
+        if "join_fd" in spec["net"]:
+            os.close(spec["net"]["join_fd"])
+
+        # The child has its namespaces and waits ("R"): put it in its cgroup and plug its
+        # network in now, so the user's command starts limited and connected ("G").
+        dns = None
+        try:
+            if os.read(sync_r, 1) != b"R":
+                raise MinidockerError("the container's init died while starting")
+            cg.create(self.cid)
+            cg.apply(self.cid, limits.resources_from_hostconfig(rec["HostConfig"]))
+            cg.add_process(self.cid, pid)
+            rec["NetworkSettings"] = net.attach(rec, pid)
+            net.etc_files(rec, joined)
+            if any(n not in ("bridge", "host", "none") for n in rec["NetworkSettings"]["Networks"]):
+                dns = self._start_dns(net, pid)
+            os.write(sync_w, b"G")
+        except (MinidockerError, OSError, RuntimeError) as e:
+            setup_error = str(e) or type(e).__name__
         else:
-            child_in = os.open("/dev/null", os.O_RDONLY)
-        out_r = out_w = err_r = err_w = -1
-        console_parent = console_child = None
-        if tty:
-            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        else:
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-        sync_parent_r, sync_child_w = os.pipe()
-        sync_child_r, sync_parent_w = os.pipe()
-        err_r_pipe, err_w_pipe = os.pipe2(os.O_CLOEXEC)
-
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # orphans in the container are ours to reap
-        sc.unshare(sc.CLONE_NEWPID)             # our next child is PID 1 of a new namespace
-        pid = os.fork()
-        if pid == 0:  # ---- child: becomes the container
-            try:
-                devnull = os.open("/dev/null", os.O_RDWR)
-                os.dup2(child_in, 0)
-                os.dup2(out_w if out_w >= 0 else devnull, 1)
-                os.dup2(err_w if err_w >= 0 else devnull, 2)
-                initmod.run(spec, sync_child_r, sync_child_w, err_w_pipe,
-                            console_child.detach() if console_child else None)
-            finally:
-                os._exit(125)
-
-        # ---- parent: the monitor
-        for fd in (child_in, out_w, err_w, sync_child_r, sync_child_w, err_w_pipe):
-            if fd >= 0 and fd != self.attach_in:
-                os.close(fd)
-        if not tty and self.attach_in >= 0:
-            os.close(self.attach_in)  # the container has it now; we only relay stdin for -t
-            self.attach_in = -1
-        if console_child:
-            console_child.close()
-
-        setup_error = None
-        if os.read(sync_parent_r, 1) == b"R":
-            # The child waits while we put it in its cgroup (and later: network), so the
-            # user's command starts already limited.
-            try:
-                cg.create(self.cid)
-                cg.apply(self.cid, limits.resources_from_hostconfig(rec["HostConfig"]))
-                cg.add_process(self.cid, pid)
-                os.write(sync_parent_w, b"G")
-            except (MinidockerError, OSError) as e:
-                setup_error = str(e)
-        os.close(sync_parent_r)
-        os.close(sync_parent_w)  # without "G" the child gives up
+            setup_error = None
+        finally:
+            os.close(sync_r)
+            os.close(sync_w)  # without "G" the child gives up
         if setup_error:
             os.waitpid(pid, 0)
-            self._remove_cgroup(cg)
-            with self.containers.update(self.cid) as r:
-                st.set_start_failed(r["State"], 125, setup_error)
-            self.report(event="error", code=125, message=setup_error)
-            return 125
+            self._teardown(cg, net, rec, dns)
+            return self._fail_start(125, setup_error)
 
-        master = -1
-        if console_parent:
-            try:
-                _, fds, _, _ = socket.recv_fds(console_parent, 16, 1)
-                master = fds[0] if fds else -1
-            except OSError:
-                master = -1
-            console_parent.close()
-            if master >= 0:
-                self._copy_winsize(master)
-
+        master = self._receive_terminal(io)
         failure = b""
-        while True:
-            chunk = os.read(err_r_pipe, 65536)
-            if not chunk:
-                break
+        while chunk := os.read(err_r, 65536):
             failure += chunk
-        os.close(err_r_pipe)
-        if failure:
-            _, status = os.waitpid(pid, 0)
-            self._remove_cgroup(cg)
+        os.close(err_r)
+        if failure:  # init could not execve the command: docker's 126/127
+            os.waitpid(pid, 0)
+            self._teardown(cg, net, rec, dns)
             err = json.loads(failure)
-            msg = err["message"]
-            with self.containers.update(self.cid) as r:
-                st.set_start_failed(r["State"], err["code"], msg)
-            self.report(event="error", code=err["code"], message=msg)
-            return err["code"]
+            return self._fail_start(err["code"], err["message"])
 
         with self.containers.update(self.cid) as r:
             st.set_running(r["State"], pid, time.time_ns())
+            r["NetworkSettings"] = rec["NetworkSettings"]
         self.report(event="started", pid=pid)
 
-        self._pump(out_r, err_r, master, tty, interactive)
+        self._pump(io["out_r"], io["err_r"], master, spec["tty"], io["interactive"], dns)
         code = self._reap(pid)
-        if keep_open_w >= 0:
-            os.close(keep_open_w)
+        if io["keep_open_w"] >= 0:
+            os.close(io["keep_open_w"])
 
         oom = False
         try:
             oom = cg.oom_kills(self.cid) > 0  # the kernel counted an OOM kill in our cgroup
         except OSError:
             pass
-        self._remove_cgroup(cg)
+        settings = self._teardown(cg, net, rec, dns)
         with self.containers.update(self.cid) as r:
             st.set_exited(r["State"], code, time.time_ns(), oom=oom)
+            r["NetworkSettings"] = settings
             auto_remove = r["HostConfig"].get("AutoRemove")
         if auto_remove:  # --rm: the monitor removes the container itself
             self.images.driver.unmount(self.images.container_mount_id(self.cid))
@@ -252,6 +216,96 @@ class Shim:
             self.containers.delete(self.cid)
         self.report(event="exited", code=code)
         return 0
+
+    def _stdio(self, tty: bool, interactive: bool) -> dict:
+        """The container's stdin/stdout/stderr: pipes we read (or, with -t, a terminal the
+        container makes itself); stdin is the caller's (-i attached), a pipe held open
+        (-d -i), or /dev/null."""
+        io = {"tty": tty, "interactive": interactive, "keep_open_w": -1, "out_r": -1, "out_w": -1,
+              "err_r": -1, "err_w": -1, "console_parent": None, "console_child": None}
+        if interactive and self.attach_in >= 0 and not tty:
+            io["child_in"] = self.attach_in
+        elif interactive and not tty:
+            io["child_in"], io["keep_open_w"] = os.pipe()
+        else:
+            io["child_in"] = os.open("/dev/null", os.O_RDONLY)
+        if tty:
+            io["console_parent"], io["console_child"] = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            io["out_r"], io["out_w"] = os.pipe()
+            io["err_r"], io["err_w"] = os.pipe()
+        return io
+
+    def _fork_init(self, spec: dict, io: dict) -> tuple[int, int, int, int]:
+        """unshare(CLONE_NEWPID) + fork: the child is PID 1 of a new PID namespace and runs
+        init.run(). Returns (pid, our end of the sync pipes, the exec-error pipe)."""
+        sync_parent_r, sync_child_w = os.pipe()
+        sync_child_r, sync_parent_w = os.pipe()
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # orphans in the container are ours to reap
+        sc.unshare(sc.CLONE_NEWPID)             # our next child is PID 1 of a new namespace
+        pid = os.fork()
+        if pid == 0:  # ---- child: becomes the container
+            try:
+                # our copies of the parent's ends must go, or the child would never see
+                # EOF on the sync pipe when the parent gives up
+                for fd in (sync_parent_r, sync_parent_w, err_r):
+                    os.close(fd)
+                devnull = os.open("/dev/null", os.O_RDWR)
+                os.dup2(io["child_in"], 0)
+                os.dup2(io["out_w"] if io["out_w"] >= 0 else devnull, 1)
+                os.dup2(io["err_w"] if io["err_w"] >= 0 else devnull, 2)
+                console = io["console_child"].detach() if io["console_child"] else None
+                initmod.run(spec, sync_child_r, sync_child_w, err_w, console)
+            finally:
+                os._exit(125)
+        for fd in (io["child_in"], io["out_w"], io["err_w"], sync_child_r, sync_child_w, err_w):
+            if fd >= 0 and fd != self.attach_in:
+                os.close(fd)
+        if not io["tty"] and self.attach_in >= 0:
+            os.close(self.attach_in)  # the container has it now; we only relay stdin for -t
+            self.attach_in = -1
+        if io["console_child"]:
+            io["console_child"].close()
+        return pid, sync_parent_r, sync_parent_w, err_r
+
+    def _receive_terminal(self, io: dict) -> int:
+        """With -t the container opens a pty on its own /dev/pts and sends us the master."""
+        if not io["console_parent"]:
+            return -1
+        try:
+            _, fds, _, _ = socket.recv_fds(io["console_parent"], 16, 1)
+            master = fds[0] if fds else -1
+        except OSError:
+            master = -1
+        io["console_parent"].close()
+        if master >= 0:
+            self._copy_winsize(master)
+        return master
+
+    def _start_dns(self, net, pid: int):
+        from ..network import dns
+        # names it does not know go to the host's nameservers; MINIDOCKER_DNS_UPSTREAM overrides
+        # them ("" = answer only our own names: the tests use that to stay off the network)
+        override = os.environ.get("MINIDOCKER_DNS_UPSTREAM")
+        if override is not None:
+            upstreams = [x for x in override.split(",") if x]
+        else:
+            upstreams = dns.upstream_servers(open("/etc/resolv.conf").read() if os.path.exists("/etc/resolv.conf") else "")
+        return dns.EmbeddedServer(pid, lambda: net.dns_records(self.cid), upstreams)
+
+    def _teardown(self, cg, net, rec: dict, dns) -> dict:
+        """Undo what start did outside the container: DNS socket, addresses and firewall
+        rules, cgroup. Returns the cleared NetworkSettings."""
+        if dns is not None:
+            dns.close()
+        settings = rec.get("NetworkSettings") or {}
+        try:
+            settings = net.detach(rec)
+        except (MinidockerError, OSError) as e:
+            print(f"minidocker-shim: network teardown of {self.cid}: {e}", file=sys.stderr)
+        self._remove_cgroup(cg)
+        return settings
 
     def _remove_cgroup(self, cg) -> None:
         try:
@@ -278,8 +332,9 @@ class Shim:
         except OSError:
             pass
 
-    def _pump(self, out_r: int, err_r: int, master: int, tty: bool, interactive: bool) -> None:
-        """Copy container output to the log (and the attached caller) until it closes."""
+    def _pump(self, out_r: int, err_r: int, master: int, tty: bool, interactive: bool, dns=None) -> None:
+        """Copy container output to the log (and the attached caller) until it closes;
+        answer the container's DNS queries meanwhile."""
         writer = logs.JsonFileWriter(self.containers.log_path(self.cid))
         sel = selectors.DefaultSelector()
         splitters = {}
@@ -295,11 +350,16 @@ class Shim:
                 splitters[fd] = logs.LineSplitter(stream)
         if self.caller_fd >= 0:
             sel.register(self.caller_fd, selectors.EVENT_READ, ("caller", None))
+        for fd in (dns.fds() if dns else []):
+            sel.register(fd, selectors.EVENT_READ, ("dns", None))
         open_outputs = len(splitters)
         while open_outputs:
             for key, _ in sel.select():
                 fd = key.fd
                 stream, attr = key.data
+                if stream == "dns":
+                    dns.handle(fd)
+                    continue
                 if stream == "caller":  # the attached CLI is gone: detach from its stdio
                     sel.unregister(fd)
                     self._detach()

@@ -1,0 +1,233 @@
+"""Network modes for real, as root. All traffic stays on loopback or inside the network
+namespaces minidocker creates; the embedded DNS forwards nothing (conftest)."""
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from minidocker.network import nft
+
+pytestmark = pytest.mark.root
+
+HTTPD = "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def inspect(md, ref):
+    return json.loads(md.ok("inspect", ref))[0]
+
+
+def ip_of(md, ref, net=None):
+    nets = inspect(md, ref)["NetworkSettings"]["Networks"]
+    return nets[net]["IPAddress"] if net else next(iter(nets.values()))["IPAddress"]
+
+
+def http_get(host, port, timeout=5.0):
+    """A plain HTTP GET with a socket (no proxies from the environment can interfere)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2) as s:
+                s.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+            return data.split(b"\r\n\r\n", 1)[1].decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def web(md):
+    """An httpd container on the default bridge, published on a host port."""
+    cid = md.ok("run", "-d", "--name", "web1", "-h", "web1", "-p", "127.0.0.1::80", "-p", "18081:80",
+                "busybox", "sh", "-c", HTTPD).strip()
+    yield cid
+    md("rm", "-f", cid)
+
+
+def test_default_bridge_ip_gateway_and_files(md, web):
+    rec = inspect(md, web)
+    ns = rec["NetworkSettings"]
+    assert list(ns["Networks"]) == ["bridge"]
+    ip, gw = ns["IPAddress"], ns["Gateway"]
+    assert ip and gw and ns["Networks"]["bridge"]["IPAddress"] == ip
+    assert ns["MacAddress"] == "02:42:" + ":".join(f"{int(x):02x}" for x in ip.split("."))
+    assert md.ok("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", web).strip() == ip
+    out = md.ok("run", "--rm", "-h", "probe", "busybox", "sh", "-c",
+                "ip -4 route; cat /etc/hosts | tail -1; ls /sys/class/net")
+    assert f"default via {gw} dev eth0" in out
+    assert "\tprobe" in out and out.split()[-2:] == ["eth0", "lo"]
+
+
+def test_containers_reach_each_other_by_ip(md, web):
+    ip = ip_of(md, web)
+    out = md.ok("run", "--rm", "busybox", "sh", "-c",
+                f"ping -c1 -W2 {ip} >/dev/null && echo ping-ok; timeout 5 wget -q -O- http://{ip}/")
+    assert out == "ping-ok\nhello-web1\n"
+    assert http_get(ip, 80) == "hello-web1\n"  # and from the host, into the container's namespace
+
+
+def test_published_ports_via_localhost(md, web):
+    ports = inspect(md, web)["NetworkSettings"]["Ports"]["80/tcp"]
+    assert {"HostIp": "0.0.0.0", "HostPort": "18081"} in ports
+    random_port = next(int(p["HostPort"]) for p in ports if p["HostIp"] == "127.0.0.1")
+    assert 32768 <= random_port <= 60999
+    assert http_get("127.0.0.1", 18081) == "hello-web1\n"
+    assert http_get("127.0.0.1", random_port) == "hello-web1\n"
+    lines = md.ok("port", web).splitlines()
+    assert "80/tcp -> 0.0.0.0:18081" in lines and f"80/tcp -> 127.0.0.1:{random_port}" in lines
+    r = md("port", web, "443")
+    assert r.returncode == 1 and "No public port '443/tcp'" in r.stderr
+    # another container, through the host's published port (hairpin NAT)
+    gw = inspect(md, web)["NetworkSettings"]["Gateway"]
+    assert md.ok("run", "--rm", "busybox", "timeout", "5", "wget", "-q", "-O-", f"http://{gw}:18081/") == "hello-web1\n"
+    # the same host port twice: refused, nothing half-made left running
+    r = md("run", "-d", "--name", "clash", "-p", "18081:80", "busybox", "sleep", "30")
+    assert r.returncode == 125 and "port is already allocated" in r.stderr
+    assert inspect(md, "clash")["State"]["Status"] == "created"
+    md.ok("rm", "clash")
+
+
+def test_publish_all_exposed_ports(md):
+    cid = md.ok("run", "-d", "--expose", "80", "-P", "busybox", "sh", "-c", HTTPD).strip()
+    try:
+        port = int(md.ok("port", cid, "80").split(":")[1])
+        assert http_get("127.0.0.1", port).startswith("hello-")
+        assert inspect(md, cid)["Config"]["ExposedPorts"] == {"80/tcp": {}}
+    finally:
+        md.ok("rm", "-f", cid)
+    # rules go with the container
+    assert f'dport {port}' not in nft.run("list ruleset")
+
+
+def test_user_defined_network_dns_and_isolation(md):
+    md.ok("network", "create", "front")
+    md.ok("network", "create", "--subnet", "10.231.0.0/24", "--gateway", "10.231.0.254", "back")
+    try:
+        back = json.loads(md.ok("network", "inspect", "back"))[0]
+        assert back["IPAM"]["Config"] == [{"Subnet": "10.231.0.0/24", "Gateway": "10.231.0.254"}]
+        md.ok("run", "-d", "--name", "api", "-h", "api", "--network", "front", "--network-alias", "service",
+              "busybox", "sh", "-c", HTTPD)
+        md.ok("run", "-d", "--name", "db", "--network", "back", "--ip", "10.231.0.10", "busybox", "sleep", "60")
+        assert ip_of(md, "db", "back") == "10.231.0.10"
+        out = md.ok("run", "--rm", "--network", "front", "busybox", "sh", "-c",
+                    "cat /etc/resolv.conf; ping -c1 -W2 api >/dev/null && echo by-name;"
+                    "timeout 5 wget -q -O- http://service/")
+        assert "nameserver 127.0.0.11" in out and "by-name\nhello-api\n" in out
+        api_id = inspect(md, "api")["Id"]
+        out = md.ok("run", "--rm", "--network", "front", "busybox", "nslookup", api_id[:12], "127.0.0.11")
+        assert ip_of(md, "api", "front") in out
+        r = md("run", "--rm", "--network", "front", "busybox", "nslookup", "no-such-name", "127.0.0.11")
+        assert r.returncode != 0
+        # another network: no name, and no route through
+        r = md("run", "--rm", "--network", "back", "busybox", "sh", "-c",
+               f"ping -c1 -W1 api; ping -c1 -W1 {ip_of(md, 'api', 'front')}")
+        assert r.returncode != 0 and "bad address 'api'" in r.stderr
+        # the default bridge has no embedded DNS, as in Docker
+        out = md.ok("run", "--rm", "busybox", "sh", "-c",
+                    "grep -c 127.0.0.11 /etc/resolv.conf; nslookup api 127.0.0.11 >/dev/null 2>&1 || echo no-dns")
+        assert out.split() == ["0", "no-dns"]
+        # network rm refuses while in use
+        r = md("network", "rm", "front")
+        assert r.returncode == 1 and "has active endpoints" in r.stderr
+        r = md("network", "create", "front")
+        assert r.returncode == 1 and "already exists" in r.stderr
+        r = md("network", "rm", "bridge")
+        assert r.returncode == 1 and "pre-defined network" in r.stderr
+        assert {"api", "db"} == {c["Name"] for n in ("front", "back")
+                                 for c in json.loads(md.ok("network", "inspect", n))[0]["Containers"].values()}
+    finally:
+        md("rm", "-f", "api", "db")
+        md("network", "rm", "front", "back")
+
+
+def test_connect_and_disconnect_live(md):
+    md.ok("network", "create", "extra")
+    cid = md.ok("run", "-d", "busybox", "sleep", "60").strip()
+    try:
+        md.ok("network", "connect", "--alias", "joined", "extra", cid)
+        ip = ip_of(md, cid, "extra")
+        assert md.ok("exec" if False else "inspect", "-f", "{{len .NetworkSettings.Networks}}", cid).strip() == "2"
+        out = md.ok("run", "--rm", "--network", "extra", "busybox", "sh", "-c", "ping -c1 -W2 joined >/dev/null && echo ok")
+        assert out == "ok\n"
+        pid = inspect(md, cid)["State"]["Pid"]
+        assert sorted(os.listdir(f"/proc/{pid}/root/sys/class/net")) == ["eth0", "eth1", "lo"]
+        md.ok("network", "disconnect", "extra", cid)
+        assert sorted(os.listdir(f"/proc/{pid}/root/sys/class/net")) == ["eth0", "lo"]
+        assert "extra" not in inspect(md, cid)["NetworkSettings"]["Networks"]
+        assert json.loads(md.ok("network", "inspect", "extra"))[0]["Containers"] == {}
+        r = md("network", "disconnect", "extra", cid)
+        assert r.returncode != 0 and "is not connected" in r.stderr
+        assert ip
+    finally:
+        md("rm", "-f", cid)
+        md("network", "rm", "extra")
+
+
+def test_none_host_and_container_modes(md):
+    assert md.ok("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net").split() == ["lo"]
+    host_links = sorted(os.listdir("/sys/class/net"))
+    out = md.ok("run", "--rm", "--network", "host", "busybox", "sh", "-c", "hostname; ls /sys/class/net")
+    assert out.split()[0] == os.uname().nodename
+    assert sorted(out.split()[1:]) == [x for x in host_links if not x.startswith("veth")] or \
+        set(out.split()[1:]) >= {"lo"}
+    cid = md.ok("run", "-d", "--name", "netowner", "busybox", "sh", "-c", HTTPD).strip()
+    try:
+        ip = ip_of(md, cid)
+        out = md.ok("run", "--rm", "--network", "container:netowner", "busybox", "sh", "-c",
+                    "ip -4 -o addr show eth0; hostname; timeout 5 wget -q -O- http://127.0.0.1/")
+        assert f"inet {ip}/" in out and out.splitlines()[1] == cid[:12]
+        assert out.splitlines()[2].startswith("hello-")  # its localhost is the owner's localhost
+        r = md("run", "--rm", "--network", "container:netowner", "-p", "80:80", "busybox", "true")
+        assert r.returncode == 125 and "conflicting options" in r.stderr
+        r = md("run", "--name", "selfish", "--network", "container:selfish", "busybox", "true")
+        assert r.returncode == 125 and "cannot join own network namespace" in r.stderr
+        md("rm", "-f", "selfish")
+        md.ok("stop", "-t", "0", "netowner")
+        r = md("run", "--rm", "--network", "container:netowner", "busybox", "true")
+        assert r.returncode == 125 and "non running container" in r.stderr
+    finally:
+        md("rm", "-f", cid)
+
+
+def test_concurrent_runs_get_distinct_addresses(md):
+    md.ok("network", "create", "--subnet", "10.232.0.0/28", "crowd")
+    results = []
+
+    def run():
+        results.append(md("run", "-d", "--network", "crowd", "busybox", "sleep", "30"))
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    try:
+        ids = [r.stdout.strip() for r in results if r.returncode == 0]
+        assert len(ids) == 6, [r.stderr for r in results]
+        ips = [ip_of(md, c, "crowd") for c in ids]
+        assert len(set(ips)) == 6 and all(ip.startswith("10.232.0.") for ip in ips)
+    finally:
+        md("rm", "-f", *[r.stdout.strip() for r in results if r.returncode == 0])
+        md("network", "rm", "crowd")
+
+
+def test_nothing_left_after_removal(md):
+    from minidocker.network.store import NetworkStore, root_tag
+    from minidocker.paths import StateRoot
+    md.ok("network", "create", "temp")
+    cid = md.ok("run", "-d", "--network", "temp", "-p", "18099:80", "busybox", "sleep", "30").strip()
+    store = NetworkStore(StateRoot(md.root))
+    bridge = store.bridge(store.get("temp"))
+    assert bridge in os.listdir("/sys/class/net")
+    md.ok("rm", "-f", cid)
+    md.ok("network", "rm", "temp")
+    assert bridge not in os.listdir("/sys/class/net")
+    md.ok("system", "prune", "-f")
+    links = os.listdir("/sys/class/net")
+    assert not [x for x in links if x.startswith("veth")]
+    assert f"md{root_tag(StateRoot(md.root))}0" not in links
+    assert f"minidocker_{root_tag(StateRoot(md.root))}" not in nft.run("list tables")
+    assert "18099" not in nft.run("list ruleset")
