@@ -157,6 +157,7 @@ class Networking:
         """Give addresses back and drop the container's rules. (Its veths died with its
         network namespace: a veth pair goes when either end's namespace goes.)"""
         settings = rec.get("NetworkSettings") or network_settings({})
+        had_address = any(ep.get("IPAddress") for ep in (settings.get("Networks") or {}).values())
         for netname, ep in (settings.get("Networks") or {}).items():
             if ep.get("NetworkID"):
                 self.store.release(ep["NetworkID"], rec["Id"])
@@ -167,21 +168,21 @@ class Networking:
             settings[k] = ""
         settings["IPPrefixLen"] = 0
         settings["Ports"] = {}
-        try:
-            self.sync_firewall(exclude=rec["Id"])
-        except MinidockerError:
-            pass
+        if had_address:  # only bridge-attached containers have rules to take away
+            try:
+                self.sync_firewall(exclude=rec["Id"])
+            except MinidockerError:
+                pass
         return settings
 
     # ------------------------------------------------------------------ firewall
     def sync_firewall(self, exclude: str = "", include: dict | None = None) -> None:
         """Rewrite our nftables table from the current state (see nat.py). `include`: a
         container being started (not marked running yet) whose ports must be published."""
-        from . import bridge
         table = nat.table_name(self.store.tag)
         with self.store.lock():
             nets = [n for n in self.store._all_unlocked() if n["Driver"] == "bridge"]
-            present = set(bridge.links(("minidocker", "md")))
+            present = set(os.listdir("/sys/class/net"))  # the links that exist right now
             networks = [{"bridge": self.store.bridge(n), "subnet": n["IPAM"]["Config"][0]["Subnet"]}
                         for n in nets if self.store.bridge(n) in present]
             published = []
