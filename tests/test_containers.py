@@ -224,7 +224,7 @@ def test_illegal_transitions(md):
     assert r.returncode == 1
     assert r.stdout.split() == ["cr"]
     assert r.stderr.count("No such container") == 2
-    assert md("kill", "-s", "BOGUS", "x").stderr.strip() == "Invalid signal: BOGUS"
+    assert md("kill", "-s", "BOGUS", "x").stderr.strip() == "Error: Invalid signal: BOGUS"
 
 
 def test_name_conflict_and_concurrent_creates(md):

@@ -1,6 +1,8 @@
 """Image commands: images (image ls), image inspect."""
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
 from ..container.state import parse_rfc3339
@@ -16,9 +18,7 @@ IMAGES_DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{
 
 
 def _store() -> ImageStore:
-    store = ImageStore(StateRoot.from_env())
-    busybox.ensure_busybox(store)  # the embedded image is always there, as if pre-pulled
-    return store
+    return ImageStore(StateRoot.from_env())
 
 
 def image_rows(store: ImageStore, trunc: bool = True, now: float | None = None) -> list[dict]:
@@ -106,6 +106,7 @@ def cmd_image_inspect(args) -> int:
 
 
 def register(sub, management: bool = False) -> None:
+    register_more(sub, management)
     p = sub.add_parser("images" if not management else "ls", help="List images",
                        aliases=["list"] if management else [])
     p.set_defaults(func=cmd_images)
@@ -119,3 +120,218 @@ def register(sub, management: bool = False) -> None:
         p.set_defaults(func=cmd_image_inspect)
         p.add_argument("-f", "--format", default=None)
         p.add_argument("names", nargs="+")
+
+
+# ---------------------------------------------------------------------------- tag/rmi/history/...
+def _runtime():
+    from ..container.lifecycle import Runtime
+    return Runtime()
+
+
+def cmd_tag(args) -> int:
+    from ..images import manage
+    store = _store()
+    if busybox.is_embedded(args.source):
+        busybox.ensure_busybox(store)  # the embedded image can be named before first use
+    manage.tag(store, args.source, args.target)
+    return 0
+
+
+def cmd_rmi(args) -> int:
+    from ..images import manage
+    from .containers import _err
+    rt, failed = _runtime(), 0
+    for ref in args.images:
+        try:
+            for line in manage.remove(rt, ref, force=args.force):
+                print(line)
+        except MinidockerError as e:
+            _err(str(e))
+            failed = 1
+    return failed
+
+
+def cmd_history(args) -> int:
+    from ..images import manage
+    from .containers import _unescape_format, render_table
+    rows = []
+    for r in manage.history(_store(), args.image):
+        created = parse_rfc3339(r["created"])
+        by = r["created_by"] if args.no_trunc else fmt.ellipsis(r["created_by"], 45)
+        rows.append({"ID": (r["id"] if args.no_trunc or r["id"] == "<missing>" else r["id"].split(":")[1][:12]),
+                     "CreatedSince": fmt.since(created) if created else "N/A", "CreatedAt": r["created"],
+                     "CreatedBy": by, "Size": fmt.human_size(r["size"]), "Comment": r["comment"]})
+    if args.quiet:
+        print("\n".join(r["ID"] for r in rows))
+        return 0
+    headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+               "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+    template = _unescape_format(args.format) if args.format else \
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    sys.stdout.write(render_table(template, rows, headers))
+    return 0
+
+
+def cmd_image_prune(args) -> int:
+    from ..images import manage
+    from .containers import _confirm
+    warning = ("WARNING! This will remove all images without at least one container associated to them."
+               if args.all else "WARNING! This will remove all dangling images.")
+    if not _confirm(warning, args.force):
+        return 0
+    lines, space = manage.prune(_runtime(), all_images=args.all)
+    if lines:
+        print("Deleted Images:")
+        print("\n".join(lines))
+        print()
+    print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
+    return 0
+
+
+def _output(path: str | None):
+    """-o FILE, or stdout -- but never a terminal: a tar on screen helps nobody."""
+    if path:
+        return open(path, "wb")
+    if sys.stdout.isatty():
+        raise MinidockerError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    return open(sys.stdout.fileno(), "wb", closefd=False)
+
+
+def cmd_save(args) -> int:
+    from ..images import transfer
+    store = _store()
+    for ref in args.images:
+        store.resolve(ref)  # fail before writing anything
+    out = _output(args.output)
+    try:
+        transfer.save(store, args.images, out)
+    except BaseException:
+        if args.output:
+            out.close()
+            os.unlink(args.output)  # no half-written archive left behind
+        raise
+    out.close()
+    return 0
+
+
+def cmd_load(args) -> int:
+    from ..images import transfer
+    if args.input:
+        source = args.input
+        if not os.path.exists(source):
+            raise MinidockerError(f"open {source}: no such file or directory")
+    else:
+        if sys.stdin.isatty():
+            raise MinidockerError("requested load from stdin, but stdin is empty")
+        source = open(sys.stdin.fileno(), "rb", closefd=False)
+    for line in transfer.load(_store(), source):
+        if not args.quiet or line.startswith("Loaded"):
+            print(line)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..images import manage
+    if args.file == "-":
+        source = open(sys.stdin.fileno(), "rb", closefd=False)
+    elif args.file.startswith(("http://", "https://")):
+        raise MinidockerError("importing from a URL is not supported; download the file first")
+    else:
+        if not os.path.exists(args.file):
+            raise MinidockerError(f"open {args.file}: no such file or directory")
+        source = args.file
+    config = changes_to_config(args.change)
+    print(manage.import_rootfs(_store(), source, args.repository, config, args.message, args.file))
+    return 0
+
+
+def changes_to_config(changes: list[str], base: dict | None = None) -> dict:
+    """--change "CMD ..." lines (docker's subset: CMD ENTRYPOINT ENV EXPOSE LABEL ONBUILD USER
+    VOLUME WORKDIR STOPSIGNAL) applied to an image config's "config" section."""
+    cfg = dict(base or {})
+    if not changes:
+        return cfg
+    from ..build import dockerfile
+    text = "FROM scratch\n" + "\n".join(changes) + "\n"
+    df = dockerfile.parse(text, {}, filename="--change")
+    for ins in df.stages[0].instructions:
+        dockerfile.apply_config_instruction(cfg, ins, env={})
+    return cfg
+
+
+def cmd_export(args) -> int:
+    from ..container import changes
+    rt = _runtime()
+    rt.resolve(args.container)
+    out = _output(args.output)
+    try:
+        changes.export(rt, args.container, out)
+    finally:
+        out.close()
+    return 0
+
+
+def cmd_commit(args) -> int:
+    from ..container import changes
+    cfg = changes_to_config(args.change)
+    print(changes.commit(_runtime(), args.container, args.repository, args.message, args.author, cfg,
+                         pause=args.pause))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from ..container import changes
+    for kind, path in changes.diff(_runtime(), args.container):
+        print(f"{kind} {path}")
+    return 0
+
+
+def register_more(sub, management: bool = False) -> None:
+    """The commands that move images around (registered next to `images`)."""
+    def add(name, func, help, aliases=()):
+        p = sub.add_parser(name, help=help, aliases=list(aliases))
+        p.set_defaults(func=func)
+        return p
+
+    p = add("tag", cmd_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
+    p.add_argument("source")
+    p.add_argument("target")
+    p = add("rmi" if not management else "rm", cmd_rmi, "Remove one or more images",
+            aliases=["remove"] if management else [])
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--no-prune", action="store_true")
+    p.add_argument("images", nargs="+")
+    p = add("history", cmd_history, "Show the history of an image")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-H", "--human", action="store_true", default=True)
+    p.add_argument("--format", default=None)
+    p.add_argument("image")
+    p = add("save", cmd_save, "Save one or more images to a tar archive (streamed to STDOUT by default)")
+    p.add_argument("-o", "--output", default=None)
+    p.add_argument("images", nargs="+")
+    p = add("load", cmd_load, "Load an image from a tar archive or STDIN")
+    p.add_argument("-i", "--input", default=None)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p = add("import", cmd_import, "Import the contents from a tarball to create a filesystem image")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("file")
+    p.add_argument("repository", nargs="?", default=None)
+    if management:
+        p = add("prune", cmd_image_prune, "Remove unused images")
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("-f", "--force", action="store_true")
+    else:
+        p = add("export", cmd_export, "Export a container's filesystem as a tar archive")
+        p.add_argument("-o", "--output", default=None)
+        p.add_argument("container")
+        p = add("commit", cmd_commit, "Create a new image from a container's changes")
+        p.add_argument("-a", "--author", default="")
+        p.add_argument("-c", "--change", action="append", default=[])
+        p.add_argument("-m", "--message", default="")
+        p.add_argument("-p", "--pause", action=argparse.BooleanOptionalAction, default=True)
+        p.add_argument("container")
+        p.add_argument("repository", nargs="?", default=None)
+        p = add("diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem")
+        p.add_argument("container")

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "try `sudo minidocker ...`", exit_code=125)
         return func(args) or 0
     except MinidockerError as e:
-        print(_prefix(argv) + str(e), file=sys.stderr)
+        print(_prefix(argv, e) + str(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -103,12 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         return 125
 
 
-def _prefix(argv: list[str]) -> str:
-    # `docker run` says "docker: ..." before its errors
+def _prefix(argv: list[str], error: Exception | None = None) -> str:
+    # `docker run` says "docker: ..." before its errors, other commands "Error...: ...",
+    # usage errors nothing at all
     words = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--root")]
     if words[:1] == ["run"] or words[:2] == ["container", "run"]:
         return "minidocker: "
-    return ""
+    if isinstance(error, UsageError) or str(error).startswith("Error"):
+        return ""
+    return "Error: "
 
 
 if __name__ == "__main__":

@@ -111,37 +111,68 @@ class ImageStore:
         p = fsutil.read_text(os.path.join(self.layer_dir(chain), "parent"))
         return p.strip() if p else None
 
-    def register_layer(self, tar_path: str, parent_chain: str | None,
-                       diff_id: str | None = None) -> str:
-        """Unpack the layer tar at `tar_path` on top of `parent_chain`; return its ChainID.
+    def register_layer(self, source, parent_chain: str | None, diff_id: str | None = None) -> str:
+        """Unpack a layer (a path or a binary stream; plain tar or compressed) on top of
+        `parent_chain`; return its ChainID.
 
-        If that ChainID is already stored the tar is not unpacked again: layers are shared.
+        The uncompressed tar goes to a temporary file first: its sha256 is the DiffID
+        (checked against `diff_id` when the image config says what it must be), and its
+        tar-split is recorded so the very same bytes can be given back by save/push.
+        If the ChainID is already stored nothing is unpacked again: layers are shared.
         """
-        from ..storage import archive  # tarfile & co: only needed when layers arrive
-        if diff_id is None:
-            with archive.open_layer_stream(tar_path) as f:
-                diff_id = archive.layer_digest(f)
-        chain = chain_id(parent_chain, diff_id)
-        with self.lock():
-            if self.has_layer(chain):
-                return chain
-            parent_cache = self.layer_cache_id(parent_chain) if parent_chain else None
-            cache = self.driver.create(parent=parent_cache)
-            try:
-                size = archive.apply_layer(tar_path, self.driver.diff(cache), overlay=True)
-                tmp = os.path.join(self.root.layerdb, f".tmp-{_hex(chain)}")
-                shutil.rmtree(tmp, ignore_errors=True)
-                os.makedirs(tmp)
-                fsutil.write_atomic(os.path.join(tmp, "diff"), diff_id)
-                fsutil.write_atomic(os.path.join(tmp, "size"), str(size))
-                fsutil.write_atomic(os.path.join(tmp, "cache-id"), cache)
-                if parent_chain:
-                    fsutil.write_atomic(os.path.join(tmp, "parent"), parent_chain)
-                os.rename(tmp, self.layer_dir(chain))  # the layer appears all at once
-            except BaseException:
-                self.driver.remove(cache)
-                raise
-        return chain
+        import hashlib
+        import tempfile
+        from ..errors import MinidockerError
+        from ..storage import archive, tarsplit  # tarfile & co: only needed when layers arrive
+        fd, tmp_tar = tempfile.mkstemp(prefix="layer-", suffix=".tar", dir=self.root.tmp)
+        try:
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, archive.open_layer_stream(source) as stream:
+                while chunk := stream.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+            actual = "sha256:" + h.hexdigest()
+            if diff_id is not None and diff_id != actual:
+                raise MinidockerError(f"layer DiffID mismatch: the image config says {diff_id}, the "
+                                      f"layer's content is {actual}", exit_code=1)
+            chain = chain_id(parent_chain, actual)
+            with self.lock():
+                if self.has_layer(chain):
+                    return chain
+                parent_cache = self.layer_cache_id(parent_chain) if parent_chain else None
+                cache = self.driver.create(parent=parent_cache)
+                staging = os.path.join(self.root.layerdb, f".tmp-{_hex(chain)}")
+                try:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    os.makedirs(staging)
+                    tarsplit.record(tmp_tar, os.path.join(staging, "tar-split.json.gz"))
+                    size = archive.apply_layer(tmp_tar, self.driver.diff(cache), overlay=True)
+                    fsutil.write_atomic(os.path.join(staging, "diff"), actual)
+                    fsutil.write_atomic(os.path.join(staging, "size"), str(size))
+                    fsutil.write_atomic(os.path.join(staging, "cache-id"), cache)
+                    if parent_chain:
+                        fsutil.write_atomic(os.path.join(staging, "parent"), parent_chain)
+                    os.rename(staging, self.layer_dir(chain))  # the layer appears all at once
+                except BaseException:
+                    self.driver.remove(cache)
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+            return chain
+        finally:
+            os.unlink(tmp_tar)
+
+    def layer_tar(self, chain: str, out) -> None:
+        """Write the layer's original (uncompressed) tar to the binary stream `out`."""
+        from ..storage import archive, tarsplit
+        diff = self.driver.diff(self.layer_cache_id(chain))
+        split = os.path.join(self.layer_dir(chain), "tar-split.json.gz")
+        if os.path.exists(split):
+            tarsplit.assemble(split, diff, out)
+        else:  # a layer from before tar-split was kept: the deterministic export
+            archive.export_dir(diff, out)
+
+    def layer_diff_id(self, chain: str) -> str:
+        return fsutil.read_text(os.path.join(self.layer_dir(chain), "diff")).strip()
 
     # ------------------------------------------------------------------ images
     def put_image(self, config: dict | bytes) -> Image:
@@ -284,6 +315,10 @@ class ImageStore:
 
     def container_mount_id(self, container_id: str) -> str | None:
         return (fsutil.read_text(os.path.join(self.root.mountsdb, container_id, "mount-id")) or "").strip() or None
+
+    def container_parent(self, container_id: str) -> str | None:
+        """ChainID of the image layer a container's layers sit on."""
+        return (fsutil.read_text(os.path.join(self.root.mountsdb, container_id, "parent")) or "").strip() or None
 
     def remove_container_layers(self, container_id: str) -> None:
         d = os.path.join(self.root.mountsdb, container_id)
