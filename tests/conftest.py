@@ -75,6 +75,7 @@ def mounts_under(root: str) -> list[str]:
 
 
 os.environ["MINIDOCKER_DNS_UPSTREAM"] = ""  # also for containers started in-process (API tests)
+os.environ["MINIDOCKER_OFFLINE"] = "1"  # a missing image is an error, never a pull from the internet
 
 
 @pytest.fixture(scope="session")

@@ -107,6 +107,8 @@ def cmd_image_inspect(args) -> int:
 
 def register(sub, management: bool = False) -> None:
     register_more(sub, management)
+    if not management:
+        register_registry(sub)
     p = sub.add_parser("images" if not management else "ls", help="List images",
                        aliases=["list"] if management else [])
     p.set_defaults(func=cmd_images)
@@ -335,3 +337,77 @@ def register_more(sub, management: bool = False) -> None:
         p.add_argument("repository", nargs="?", default=None)
         p = add("diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem")
         p.add_argument("container")
+
+
+# ---------------------------------------------------------------------------- registries
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_pull(args) -> int:
+    from ..images import registry
+    platform = None
+    if args.platform:
+        os_, _, rest = args.platform.partition("/")
+        arch, _, variant = rest.partition("/")
+        platform = {"os": os_, "architecture": arch, **({"variant": variant} if variant else {})}
+    registry.pull(_store(), args.image, platform=platform, say=(lambda s: None) if args.quiet else _say)
+    if args.quiet:
+        from ..images import reference
+        r = reference.parse(args.image)
+        print(f"{r.name}:{r.tag}" if r.tag else f"{r.name}@{r.digest}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from ..images import registry
+    registry.push(_store(), args.image, say=(lambda s: None) if args.quiet else _say)
+    return 0
+
+
+def cmd_login(args) -> int:
+    from ..images import registry
+    import getpass
+    server = args.server or "docker.io"
+    user = args.username or input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = args.password if args.password is not None else getpass.getpass("Password: ")
+    if args.password is not None:
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
+    registry.login(server, user, password)
+    print(f"WARNING! Your password will be stored unencrypted in {registry.config_path()}.", file=sys.stderr)
+    print("Login Succeeded")
+    return 0
+
+
+def cmd_logout(args) -> int:
+    from ..images import registry
+    server = args.server or "docker.io"
+    if registry.remove_credentials(server):
+        print(f"Removing login credentials for {server}")
+    else:
+        print(f"Not logged in to {server}")
+    return 0
+
+
+def register_registry(sub) -> None:
+    p = sub.add_parser("pull", help="Download an image from a registry")
+    p.set_defaults(func=cmd_pull)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--platform", default=None)
+    p.add_argument("image")
+    p = sub.add_parser("push", help="Upload an image to a registry")
+    p.set_defaults(func=cmd_push)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("image")
+    p = sub.add_parser("login", help="Log in to a registry")
+    p.set_defaults(func=cmd_login)
+    p.add_argument("-u", "--username", default=None)
+    p.add_argument("-p", "--password", default=None)
+    p.add_argument("--password-stdin", action="store_true")
+    p.add_argument("server", nargs="?", default=None)
+    p = sub.add_parser("logout", help="Log out from a registry")
+    p.set_defaults(func=cmd_logout)
+    p.add_argument("server", nargs="?", default=None)

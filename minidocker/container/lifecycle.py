@@ -96,8 +96,9 @@ class Runtime:
         self.containers = ContainerStore(self.root)
 
     # ------------------------------------------------------------------ images
-    def image(self, name: str) -> Image:
-        """Find an image; the embedded busybox is built on first use."""
+    def image(self, name: str, pull: bool = True) -> Image:
+        """Find an image; the embedded busybox is built on first use; others are pulled
+        (as `docker run` does) unless MINIDOCKER_OFFLINE=1."""
         try:
             return self.images.resolve(name)
         except NotFound:
@@ -105,7 +106,13 @@ class Runtime:
                 return busybox.ensure_busybox(self.images)
             from ..images import reference
             ref = reference.parse(name)  # a malformed name says so ("invalid reference format")
-            raise NotFound(f"Unable to find image '{ref}' locally") from None
+            if os.environ.get("MINIDOCKER_OFFLINE") == "1" or not pull:
+                raise NotFound(f"Unable to find image '{ref}' locally") from None
+            import sys
+            from ..images import registry
+            print(f"Unable to find image '{ref}' locally", file=sys.stderr, flush=True)
+            registry.pull(self.images, name, say=lambda s: print(s, file=sys.stderr, flush=True))
+            return self.images.resolve(str(ref))
 
     # ------------------------------------------------------------------ lookup
     def resolve(self, ref: str) -> str:
