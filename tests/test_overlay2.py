@@ -52,7 +52,7 @@ def test_busybox_image_is_deterministic_and_docker_shaped(tmp_path):
     assert cfg["config"]["Cmd"] == ["sh"] and cfg["rootfs"]["type"] == "layers"
     chain = chain_ids(i1.diff_ids)[-1]
     layer = s1.layer_dir(chain)
-    assert sorted(os.listdir(layer)) == ["cache-id", "diff", "size"]
+    assert sorted(os.listdir(layer)) == ["cache-id", "diff", "size", "tar-split.json.gz"]
     diff = s1.driver.diff(s1.layer_cache_id(chain))
     bb = os.stat(os.path.join(diff, "bin", "busybox"))
     assert os.stat(os.path.join(diff, "bin", "sh")).st_ino == bb.st_ino  # hard links

@@ -283,15 +283,20 @@ def _confirm(prompt: str, force: bool) -> bool:
     return answer in ("y", "yes")
 
 
+def print_section(title: str, items: list[str]) -> None:
+    """Docker's prune report: a title, one line per item, a blank line (nothing if empty)."""
+    if items:
+        print(title)
+        for item in items:
+            print(item)
+        print()
+
+
 def cmd_container_prune(args) -> int:
     if not _confirm("WARNING! This will remove all stopped containers.", args.force):
         return 0
     removed, space = _runtime().prune()
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
+    print_section("Deleted Containers:", removed)
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0
 

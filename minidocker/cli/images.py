@@ -141,16 +141,9 @@ def cmd_tag(args) -> int:
 
 def cmd_rmi(args) -> int:
     from ..images import manage
-    from .containers import _err
-    rt, failed = _runtime(), 0
-    for ref in args.images:
-        try:
-            for line in manage.remove(rt, ref, force=args.force):
-                print(line)
-        except MinidockerError as e:
-            _err(str(e))
-            failed = 1
-    return failed
+    from .containers import _each
+    rt = _runtime()
+    return _each(args.images, lambda ref: "\n".join(manage.remove(rt, ref, force=args.force)))
 
 
 def cmd_history(args) -> int:
@@ -181,11 +174,9 @@ def cmd_image_prune(args) -> int:
                if args.all else "WARNING! This will remove all dangling images.")
     if not _confirm(warning, args.force):
         return 0
+    from .containers import print_section
     lines, space = manage.prune(_runtime(), all_images=args.all)
-    if lines:
-        print("Deleted Images:")
-        print("\n".join(lines))
-        print()
+    print_section("Deleted Images:", lines)
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0
 

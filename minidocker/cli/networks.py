@@ -68,16 +68,9 @@ def cmd_network_inspect(args) -> int:
 
 
 def cmd_network_rm(args) -> int:
-    from .containers import _err
-    net, failed = _net(), 0
-    for ref in args.networks:
-        try:
-            net.remove_network(ref)
-            print(ref)
-        except MinidockerError as e:
-            _err(str(e))
-            failed = 1
-    return failed
+    from .containers import _each
+    net = _net()
+    return _each(args.networks, lambda ref: (net.remove_network(ref), ref)[1])
 
 
 def cmd_network_connect(args) -> int:
@@ -104,10 +97,8 @@ def cmd_network_prune(args) -> int:
             continue
         net.remove_network(n["Id"])
         removed.append(n["Name"])
-    if removed:
-        print("Deleted Networks:")
-        for name in removed:
-            print(name)
+    from .containers import print_section
+    print_section("Deleted Networks:", removed)
     return 0
 
 

@@ -11,22 +11,13 @@ PRUNE_WARNING = """WARNING! This will remove:
 
 
 def cmd_system_prune(args) -> int:
-    from .containers import _confirm
+    from .containers import _confirm, print_section
     if not _confirm(PRUNE_WARNING, args.force):
         return 0
     rt = Runtime()
     removed, space = rt.prune()
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
-    cleaned = rt.cleanup_leftovers()
-    if cleaned:
-        print("Cleaned up leftovers:")
-        for what in cleaned:
-            print(what)
-        print()
+    print_section("Deleted Containers:", removed)
+    print_section("Cleaned up leftovers:", rt.cleanup_leftovers())
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0
 
