@@ -261,6 +261,47 @@ class ImageCollection:
         store = self._rt.images
         return [Image(store, store.get(i)) for i in store.image_ids()]
 
+    def build(self, path: str, tag: str | list[str] | None = None, dockerfile: str | None = None,
+              buildargs: dict | None = None, target: str | None = None, nocache: bool = False,
+              network_mode: str = "default", on_event=None) -> tuple["Image", list[dict]]:
+        """Build like `docker build`; returns (image, the build's events). `on_event(ev)` sees
+        each event as it happens ({"stream": "Step 1/3 : FROM busybox\n"}), e.g. to show
+        the progress in a notebook while the build runs."""
+        from .build.builder import Builder
+        events: list[dict] = []
+
+        def emit(ev):
+            events.append(ev)
+            if on_event:
+                on_event(ev)
+        tags = [tag] if isinstance(tag, str) else list(tag or [])
+        image_id = Builder(self._rt, path, dockerfile=dockerfile, tags=tags, build_args=buildargs,
+                           target=target, no_cache=nocache, network=network_mode, on_event=emit).build()
+        return self.get(image_id), events
+
+    def build_stream(self, path: str, **kwargs):
+        """Yield the build's events while it runs (docker-py's low-level `build` stream).
+        The build runs in a thread; containers are still started by separate processes."""
+        import queue
+        import threading
+        q: queue.Queue = queue.Queue()
+        result: dict = {}
+
+        def work():
+            try:
+                result["image"] = self.build(path, on_event=q.put, **kwargs)[0]
+            except Exception as e:  # reported to the consumer as docker-py does: an error event
+                q.put({"error": str(e)})
+            finally:
+                q.put(None)
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+        while (ev := q.get()) is not None:
+            yield ev
+        t.join()
+        if "image" in result:
+            yield {"aux": {"ID": result["image"].id}}
+
 
 class Client:
     def __init__(self, root: str | None = None):

@@ -21,11 +21,16 @@ def _store() -> ImageStore:
     return ImageStore(StateRoot.from_env())
 
 
-def image_rows(store: ImageStore, trunc: bool = True, now: float | None = None) -> list[dict]:
-    """One row per (image, tag), untagged images as <none> -- newest first, like docker."""
+def image_rows(store: ImageStore, trunc: bool = True, now: float | None = None,
+               all_images: bool = False) -> list[dict]:
+    """One row per (image, tag), untagged images as <none> -- newest first, like docker.
+    Untagged intermediate images (a build's steps, parents of others) only with -a."""
     rows = []
     tags = store.tags()
+    parents = {store.parent_of(i) for i in store.image_ids()}
     for image_id in store.image_ids():
+        if not all_images and image_id in parents and image_id not in tags.values():
+            continue
         img = store.get(image_id)
         created = parse_rfc3339(img.config.get("created", ""))
         names = sorted(t for t, i in tags.items() if i == image_id) or ["<none>:<none>"]
@@ -41,6 +46,26 @@ def image_rows(store: ImageStore, trunc: bool = True, now: float | None = None) 
     return rows
 
 
+def docker_config(cfg: dict) -> dict:
+    """An image's config as `docker image inspect` shows it: every field of Docker's
+    container.Config, null where unset (omitempty ones only when set)."""
+    out = {"Hostname": "", "Domainname": "", "User": cfg.get("User", ""), "AttachStdin": False,
+           "AttachStdout": False, "AttachStderr": False}
+    if cfg.get("ExposedPorts"):
+        out["ExposedPorts"] = cfg["ExposedPorts"]
+    out.update({"Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": cfg.get("Env"),
+                "Cmd": cfg.get("Cmd")})
+    if cfg.get("Healthcheck"):
+        out["Healthcheck"] = cfg["Healthcheck"]
+    out.update({"Image": cfg.get("Image", ""), "Volumes": cfg.get("Volumes"),
+                "WorkingDir": cfg.get("WorkingDir", ""), "Entrypoint": cfg.get("Entrypoint"),
+                "OnBuild": cfg.get("OnBuild"), "Labels": cfg.get("Labels")})
+    for k in ("StopSignal", "Shell"):
+        if cfg.get(k):
+            out[k] = cfg[k]
+    return out
+
+
 def image_inspect_obj(store: ImageStore, ref: str) -> dict:
     img = store.resolve(ref)
     cfg = img.config
@@ -49,7 +74,7 @@ def image_inspect_obj(store: ImageStore, ref: str) -> dict:
         "Parent": "", "Comment": cfg.get("comment", ""), "Created": cfg.get("created", ""),
         "Container": "", "ContainerConfig": cfg.get("container_config") or {},
         "DockerVersion": cfg.get("docker_version", ""), "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {}, "Architecture": cfg.get("architecture", ""),
+        "Config": docker_config(cfg.get("config") or {}), "Architecture": cfg.get("architecture", ""),
         "Os": cfg.get("os", ""), "Size": store.size(img), "VirtualSize": store.size(img),
         "GraphDriver": {"Data": _graph_data(store, img), "Name": "overlay2"},
         "RootFS": {"Type": "layers", "Layers": img.diff_ids},
@@ -74,7 +99,7 @@ def _graph_data(store: ImageStore, img) -> dict:
 def cmd_images(args) -> int:
     from .containers import _unescape_format, render_table
     store = _store()
-    rows = image_rows(store, trunc=not args.no_trunc)
+    rows = image_rows(store, trunc=not args.no_trunc, all_images=args.all)
     if args.repository:
         want = args.repository
         rows = [r for r in rows if r["Repository"] == want.split(":")[0]
@@ -247,8 +272,9 @@ def changes_to_config(changes: list[str], base: dict | None = None) -> dict:
     from ..build import dockerfile
     text = "FROM scratch\n" + "\n".join(changes) + "\n"
     df = dockerfile.parse(text, {}, filename="--change")
+    from ..build.builder import apply_config_instruction
     for ins in df.stages[0].instructions:
-        dockerfile.apply_config_instruction(cfg, ins, env={})
+        apply_config_instruction(cfg, dockerfile.expand_instruction(ins, {}, "--change"), env={})
     return cfg
 
 

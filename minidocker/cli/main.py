@@ -49,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import containers, images, networks, system
+    from . import build, containers, images, networks, system
     p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
     p.add_argument("--root", help="State directory (default $MINIDOCKER_ROOT or /var/lib/minidocker)")
     p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
@@ -58,6 +58,7 @@ def build_parser() -> Parser:
     images.register(sub)
     system.register(sub)
     networks.register(sub)
+    build.register(sub)
 
     # `minidocker container ls`, `minidocker image ls`, ...: docker's management commands
     for group, module in (("container", containers), ("image", images)):
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     except OSError as e:
-        print(_prefix(argv) + f"Error: {e}", file=sys.stderr)
+        print(_prefix(argv, e) + str(e), file=sys.stderr)
         return 125
 
 

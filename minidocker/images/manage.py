@@ -23,6 +23,10 @@ def _containers_using(runtime, image_id: str) -> list[dict]:
     return [r for r in runtime.list(all=True) if r["Image"] == image_id]
 
 
+def _in_use(runtime) -> set[str]:
+    return {r["Image"] for r in runtime.list(all=True)}
+
+
 def referenced_chains(store: ImageStore, keep_image: str | None = None) -> set[str]:
     """Every ChainID some image or some container still needs."""
     needed: set[str] = set()
@@ -55,14 +59,23 @@ def delete_unused_layers(store: ImageStore, chains: list[str]) -> list[str]:
     return removed
 
 
-def _delete_image(store: ImageStore, img: Image) -> list[str]:
+def _delete_image(store: ImageStore, img: Image, in_use: set[str] = frozenset()) -> list[str]:
     out = []
     for t in store.tags_of(img.id):
         store.untag(t)
         out.append(f"Untagged: {t}")
+    parent = store.parent_of(img.id)
     os.unlink(os.path.join(store.root.imagedb, img.id.split(":", 1)[1]))
+    shutil.rmtree(os.path.join(store.root.image_dir, "imagedb", "metadata", "sha256", img.id.split(":", 1)[1]),
+                  ignore_errors=True)
     out.append(f"Deleted: {img.id}")
     out += [f"Deleted: {c}" for c in delete_unused_layers(store, chain_ids(img.diff_ids))]
+    # a build's intermediate images go with the last image built on them
+    if parent and parent not in in_use and not store.tags_of(parent) and not store.children_of(parent):
+        try:
+            out += _delete_image(store, store.get(parent), in_use)
+        except NotFound:
+            pass
     return out
 
 
@@ -84,10 +97,10 @@ def remove(runtime, ref: str, force: bool = False) -> list[str]:
         if users and not force:
             raise Conflict(f'conflict: unable to remove repository reference "{ref}" (must force) - '
                            f"container {users[0]['Id'][:12]} is using its referenced image {short}")
-        if running:  # forced: the name goes, the image stays for the running container
+        if running or store.children_of(img.id):  # the name goes, the image stays for its users
             store.untag(name)
             return [f"Untagged: {name}"]
-        return _delete_image(store, img)
+        return _delete_image(store, img, _in_use(runtime))
     if len(tags) > 1 and not force:
         raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is referenced "
                        "in multiple repositories")
@@ -97,7 +110,9 @@ def remove(runtime, ref: str, force: bool = False) -> list[str]:
     if users and not force:
         raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used "
                        f"by stopped container {users[0]['Id'][:12]}")
-    return _delete_image(store, img)
+    if store.children_of(img.id) and not force:
+        raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has dependent child images")
+    return _delete_image(store, img, _in_use(runtime))
 
 
 def history(store: ImageStore, ref: str) -> list[dict]:
@@ -116,24 +131,29 @@ def history(store: ImageStore, ref: str) -> list[dict]:
         rows.append({"created": e.get("created", ""), "created_by": e.get("created_by", ""),
                      "comment": e.get("comment", ""), "size": size, "id": "<missing>"})
     rows.reverse()
-    if rows:
-        rows[0]["id"] = img.id
+    # locally built images know their parents: each step's image names its history row
+    current = img.id
+    for row in rows:
+        if current is None:
+            break
+        row["id"] = current
+        current = store.parent_of(current)
     return rows
 
 
 def prune(runtime, all_images: bool = False) -> tuple[list[str], int]:
     """Remove dangling images (no tag), or with all_images every image no container uses."""
     store = runtime.images
-    used = {r["Image"] for r in runtime.list(all=True)}
+    used = _in_use(runtime)
     lines, space = [], 0
     for iid in store.image_ids():
-        if iid in used:
+        if iid in used or not os.path.exists(os.path.join(store.root.imagedb, iid.split(":", 1)[1])):
             continue
-        if not all_images and store.tags_of(iid):
-            continue
+        if store.children_of(iid) or (not all_images and store.tags_of(iid)):
+            continue  # dangling = no name and nothing built on it
         img = store.get(iid)
         before = {c: store.layer_size(c) for c in chain_ids(img.diff_ids)}
-        out = _delete_image(store, img)
+        out = _delete_image(store, img, used)
         space += sum(size for c, size in before.items() if f"Deleted: {c}" in out)
         lines += [line.replace("Untagged:", "untagged:").replace("Deleted:", "deleted:") for line in out]
     return lines, space

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import stat
+from contextlib import contextmanager
 
 from .. import fsutil
 from ..errors import Conflict, NotFound
@@ -202,6 +203,44 @@ class ImageStore:
             return ["sha256:" + x for x in sorted(os.listdir(self.root.imagedb)) if not x.count(".")]
         except FileNotFoundError:
             return []
+
+    def set_parent(self, child: str, parent: str) -> None:
+        """Remember that `child` was built on `parent` (docker: imagedb/metadata/.../parent):
+        `docker images` hides such intermediate images unless -a."""
+        d = os.path.join(self.root.image_dir, "imagedb", "metadata", "sha256", _hex(child))
+        os.makedirs(d, exist_ok=True)
+        fsutil.write_atomic(os.path.join(d, "parent"), parent, durable=False)
+
+    def parent_of(self, image_id: str) -> str | None:
+        p = fsutil.read_text(os.path.join(self.root.image_dir, "imagedb", "metadata", "sha256",
+                                          _hex(image_id), "parent"))
+        return p.strip() if p else None
+
+    def children_of(self, image_id: str) -> list[str]:
+        return [i for i in self.image_ids() if self.parent_of(i) == image_id]
+
+    @contextmanager
+    def image_rootfs(self, image: Image):
+        """A read-only view of the image's filesystem (for COPY --from, chown lookups)."""
+        import tempfile
+        chains = chain_ids(image.diff_ids)
+        if len(chains) <= 1:
+            if chains:
+                yield self.driver.diff(self.layer_cache_id(chains[0]))
+            else:
+                with tempfile.TemporaryDirectory(dir=self.root.tmp) as empty:
+                    yield empty
+            return
+        target = tempfile.mkdtemp(prefix="rootfs-", dir=self.root.tmp)
+        try:
+            self.driver.mount_readonly([self.layer_cache_id(c) for c in reversed(chains)], target)
+            try:
+                yield target
+            finally:
+                from ..linux import syscalls as sc
+                sc.umount2(target, sc.MNT_DETACH)
+        finally:
+            os.rmdir(target)
 
     def size(self, image: Image) -> int:
         return sum(self.layer_size(c) for c in chain_ids(image.diff_ids))

@@ -141,6 +141,18 @@ class Overlay2:
                 os.close(cwd)
         return merged
 
+    def mount_readonly(self, cache_ids: list[str], target: str) -> None:
+        """Mount the union of layers (uppermost first), with no upper dir: a read-only view of
+        an image (overlayfs needs two or more lower dirs for that)."""
+        lowers = [f"l/{self.link(c)}" for c in cache_ids]
+        cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.chdir(self.home)  # short relative l/ paths keep the options within a page
+            sc.mount("overlay", target, "overlay", sc.MS_RDONLY, f"lowerdir={':'.join(lowers)}")
+        finally:
+            os.fchdir(cwd)
+            os.close(cwd)
+
     def unmount(self, cache_id: str) -> None:
         merged = self.merged(cache_id)
         if is_mountpoint(merged):

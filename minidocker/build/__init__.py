@@ -1,0 +1,1 @@
+"""`minidocker build`: the Dockerfile parser, `.dockerignore` matching and (elsewhere) the image builder."""

@@ -1,0 +1,297 @@
+""".dockerignore: which files of the build context are sent to the builder.
+
+`docker build .` first collects the *build context* (the directory) and sends it
+to the builder; `.dockerignore` keeps files out of it (secrets, .git, build
+output), which also keeps them out of the COPY cache keys. The rules are
+moby/patternmatcher's, which are not .gitignore's:
+
+    # comment          only when # is the first character of the line
+    *.log              * and ? never cross "/"; [a-z] is a character class
+    **/*.pyc           ** matches any number of directories (also none)
+    build              a directory excludes everything under it ...
+    !build/keep.txt    ... unless a later "!" exception re-includes a path
+    /secret.txt        a leading / is dropped: patterns are relative to the context
+
+Each pattern is cleaned like Go's filepath.Clean ("./a//b/" -> "a/b"), and the
+*last* pattern that matches a path (or one of its parent directories) decides.
+Pure logic, plus `walk`, which lists a directory without following symlinks.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from ..errors import MinidockerError
+
+
+class DockerIgnoreError(MinidockerError):
+    """A malformed .dockerignore pattern (docker build fails, exit status 1)."""
+
+
+def clean_path(path: str) -> str:
+    """Go's filepath.Clean: drop "." and empty components, resolve "..", no trailing "/"."""
+    if path == "":
+        return "."
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")     # ".." above a relative start is kept
+            continue                   # ".." above "/" is "/"
+        parts.append(part)
+    cleaned = "/".join(parts)
+    if rooted:
+        return "/" + cleaned
+    return cleaned or "."
+
+
+def read_patterns(text: str) -> list[str]:
+    """The patterns of a .dockerignore file, normalized (moby/patternmatcher/ignorefile)."""
+    patterns = []
+    for line in text.removeprefix("\ufeff").splitlines():
+        if line.startswith("#"):           # "  # x" (indented) is a pattern, not a comment
+            continue
+        pattern = line.strip()
+        if not pattern:
+            continue
+        exception = pattern.startswith("!")
+        if exception:
+            pattern = pattern[1:].strip()
+        if pattern:
+            pattern = clean_path(pattern)
+            if len(pattern) > 1 and pattern.startswith("/"):
+                pattern = pattern[1:]
+        patterns.append("!" + pattern if exception else pattern)
+    return patterns
+
+
+class _Pattern:
+    """One compiled pattern. Mirrors patternmatcher: a few shapes are matched as plain
+    strings ("exact", "prefix" for `dir/**`, "suffix" for `**/name`), the rest by regex."""
+
+    def __init__(self, text: str):
+        self.exception = text.startswith("!")
+        if self.exception:
+            if len(text) == 1:
+                raise DockerIgnoreError('illegal exclusion pattern: "!"')
+            text = text[1:]
+        self.text = text
+        self.kind, self.regex = _compile(text)
+
+    def matches(self, path: str) -> bool:
+        if self.kind == "exact":
+            return path == self.text
+        if self.kind == "prefix":           # "dir/**": anything below dir/
+            return path.startswith(self.text[:-2])
+        if self.kind == "suffix":           # "**/name": name at any depth
+            suffix = self.text[2:]
+            return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
+        return self.regex.match(path) is not None
+
+    def matches_or_parent(self, path: str) -> bool:
+        """Does the pattern match the path or one of its parent directories?
+        (An excluded directory takes everything in it along.)"""
+        if self.matches(path):
+            return True
+        parts = path.split("/")
+        return any(self.matches("/".join(parts[:i])) for i in range(1, len(parts)))
+
+
+def _compile(pattern: str) -> tuple[str, re.Pattern | None]:
+    """Translate a pattern to a regex; also say whether a plain string test will do."""
+    regex = "^"
+    kind = "exact"
+    i, n = 0, len(pattern)
+    while i < n:
+        at_start = i == 0
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            if i < n and pattern[i] == "*":          # "**"
+                i += 1
+                if i < n and pattern[i] == "/":      # "**/" is treated as "**"
+                    i += 1
+                if i == n:                           # trailing "**": everything below
+                    if kind == "exact":
+                        kind = "prefix"
+                    else:
+                        regex += ".*"
+                        kind = "regex"
+                else:
+                    regex += "(.*/)?"                # any number of directories, even none
+                    kind = "regex"
+                if at_start:                         # "**/name": a suffix test, unless
+                    kind = "suffix"                  # a later wildcard needs the regex
+            else:
+                regex += "[^/]*"                     # "*" stays within one path component
+                kind = "regex"
+        elif ch == "?":
+            regex += "[^/]"
+            kind = "regex"
+        elif ch == "[":
+            end = _class_end(pattern, i)
+            if end < 0:
+                raise DockerIgnoreError(f"syntax error in pattern: {pattern}")
+            body = pattern[i:end]
+            negate = body.startswith("^")
+            if negate:
+                body = body[1:]
+            translated, j = "", 0
+            while j < len(body):
+                if body[j] == "\\" and j + 1 < len(body):
+                    translated += re.escape(body[j + 1])
+                    j += 2
+                elif body[j] == "-":
+                    translated += "-"
+                    j += 1
+                else:
+                    translated += re.escape(body[j])
+                    j += 1
+            regex += "[" + ("^" if negate else "") + translated + "]"
+            i = end + 1
+            kind = "regex"
+        elif ch == "\\":
+            if i < n:                                # "\*" is a literal *
+                regex += re.escape(pattern[i])
+                i += 1
+                kind = "regex"
+            else:
+                regex += re.escape("\\")
+        else:
+            regex += re.escape(ch)
+    if kind != "regex":
+        return kind, None
+    try:
+        return kind, re.compile(regex + "$")
+    except re.error:
+        raise DockerIgnoreError(f"syntax error in pattern: {pattern}") from None
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Index of the "]" closing a [...] class that starts at `start`, or -1."""
+    j = start
+    if j < len(pattern) and pattern[j] == "^":
+        j += 1
+    first = j
+    while j < len(pattern):
+        if pattern[j] == "\\":
+            j += 2
+            continue
+        if pattern[j] == "]" and j > first:
+            return j
+        j += 1
+    return -1
+
+
+_GLOB_CHARS = set("*[]?^\\")
+
+
+class DockerIgnore:
+    """The patterns of a .dockerignore file, ready to match context paths."""
+
+    def __init__(self, patterns: list[str] | None = None):
+        self.patterns = list(patterns or [])
+        self._compiled = [_Pattern(p) for p in self.patterns]
+
+    @classmethod
+    def from_text(cls, text: str) -> "DockerIgnore":
+        return cls(read_patterns(text))
+
+    @classmethod
+    def from_dir(cls, context_dir: str) -> "DockerIgnore":
+        """The context's .dockerignore (no file: nothing is ignored)."""
+        try:
+            with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8") as f:
+                return cls.from_text(f.read())
+        except FileNotFoundError:
+            return cls([])
+
+    def excluded(self, relpath: str, is_dir: bool = False) -> bool:
+        """Is this context path (relative, "/"-separated) left out?
+
+        Patterns are applied in order and the last one that matches the path,
+        or a directory above it, wins (patternmatcher's MatchesOrParentMatches,
+        as the docker CLI uses it). `is_dir` does not change the answer: Clean()
+        strips a pattern's trailing "/", so "build/" also matches a file."""
+        path = clean_path(relpath)
+        if path == ".":
+            return False                      # the context itself is always sent
+        result = False
+        for pattern in self._compiled:
+            if pattern.exception != result:   # could not change the result: skip
+                continue
+            if pattern.matches_or_parent(path):
+                result = not pattern.exception
+        return result
+
+    def _may_reinclude_below(self, dirpath: str) -> bool:
+        """Could an exception pattern re-include something inside an excluded directory?
+        If not, the walk skips the directory entirely (BuildKit/fsutil's shortcut).
+        Exceptions with wildcards are not analysed: then the walk looks inside."""
+        exceptions = [p.text for p in self._compiled if p.exception]
+        if not exceptions:
+            return False
+        prefix = dirpath + "/"
+        for text in exceptions:
+            text = _without_trailing_glob(text)
+            if _GLOB_CHARS & set(text):
+                return True
+            if (text + "/").startswith(prefix):
+                return True
+        return False
+
+    def walk(self, context_dir: str, dockerfile: str | None = "Dockerfile") -> list[str]:
+        """The context paths to send: files, directories and symlinks (never followed),
+        relative and sorted. A directory that is itself excluded is still listed when
+        something inside it is re-included (the builder needs it as a parent).
+
+        `dockerfile` (its path relative to the context) and `.dockerignore` are always
+        sent, even when a pattern excludes them, as the docker CLI does."""
+        matcher = self
+        extra = []
+        for name in (".dockerignore", dockerfile):
+            if name and self.excluded(name):
+                extra.append("!" + clean_path(name))
+        if extra:
+            matcher = DockerIgnore(self.patterns + extra)
+        found: list[str] = []
+        matcher._walk(context_dir, "", [], found)
+        return sorted(set(found))
+
+    def _walk(self, top: str, reldir: str, pending: list[str], found: list[str]) -> None:
+        try:
+            entries = sorted(os.scandir(os.path.join(top, reldir) if reldir else top),
+                             key=lambda e: e.name)
+        except PermissionError:
+            if pending:                    # an excluded directory we only peeked into
+                return
+            raise
+        for entry in entries:
+            rel = f"{reldir}/{entry.name}" if reldir else entry.name
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if self.excluded(rel, is_dir):
+                if is_dir and self._may_reinclude_below(rel):
+                    # Look inside; list this directory only if something in it is sent.
+                    self._walk(top, rel, pending + [rel], found)
+                continue
+            found.extend(pending)          # the excluded parents of a re-included path
+            found.append(rel)
+            if is_dir:
+                self._walk(top, rel, [], found)
+
+
+def _without_trailing_glob(pattern: str) -> str:
+    for suffix in ("/**", "/*"):
+        if pattern.endswith(suffix):
+            return pattern[: -len(suffix)]
+    return pattern
+
+
+def walk(context_dir: str, dockerfile: str | None = "Dockerfile") -> list[str]:
+    """The paths of `context_dir` that `docker build` would send, per its .dockerignore."""
+    return DockerIgnore.from_dir(context_dir).walk(context_dir, dockerfile)
