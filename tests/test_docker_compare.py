@@ -193,3 +193,88 @@ def test_stdin_and_rm(both):
     m, d = both.run("run", "--rm", "--name", "cmp-gone", "busybox", "true")
     m, d = both.run("inspect", "cmp-gone")
     assert m.returncode == d.returncode == 1
+
+
+# ------------------------------------------------------------------ images travel both ways
+SAME_DOCKERFILE = """\
+FROM busybox AS build
+WORKDIR /work
+COPY app.sh .
+RUN sed 's/@/at/' app.sh > /work/app && chmod 755 /work/app && mkdir -p /var/lib/app && echo state > /var/lib/app/state
+
+FROM busybox
+LABEL course=minidocker
+ENV APP_HOME=/opt/app PATH=/opt/app:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /opt/app
+COPY --from=build /work/app ./app
+COPY --from=build /var/lib/app /var/lib/app
+RUN rm /bin/vi && echo built > /opt/app/BUILT
+EXPOSE 8080
+USER daemon
+ENTRYPOINT ["app"]
+CMD ["--help"]
+"""
+CONFIG_KEYS = ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Labels")
+
+
+def _tree_of(runner, image):
+    """(path, type+mode, size, sha) of every file in the image, read by busybox inside it."""
+    out = runner("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "-u", "0", image, "-c",
+                 "find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -print | sort | "
+                 "while read f; do if [ -L \"$f\" ]; then echo \"$f L $(readlink \"$f\")\"; "
+                 "elif [ -f \"$f\" ]; then echo \"$f F $(stat -c %a \"$f\") $(md5sum < \"$f\" | cut -c1-12)\"; "
+                 "else echo \"$f D $(stat -c %a \"$f\")\"; fi; done").stdout
+    skip = ("/.dockerenv", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/mtab", "/proc", "/sys", "/dev")
+    return [line for line in out.splitlines() if not line.startswith(skip)]
+
+
+def test_same_dockerfile_same_image(md, docker, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(SAME_DOCKERFILE)
+    (ctx / "app.sh").write_text('#!/bin/sh\necho "app @ $APP_HOME: $*"\n')
+    d = docker.docker("build", "--network", "none", "-t", "same:1", str(ctx), check=False)
+    assert d.returncode == 0, d.stderr
+    m = md("build", "--network", "none", "-t", "same:1", str(ctx), timeout=120)
+    assert m.returncode == 0, m.stderr
+    dcfg = json.loads(docker.docker("image", "inspect", "same:1").stdout)[0]["Config"]
+    mcfg = json.loads(md.ok("image", "inspect", "same:1"))[0]["Config"]
+    for key in CONFIG_KEYS:
+        assert mcfg.get(key) == dcfg.get(key), key
+    drun = docker.docker("run", "--rm", "--network", "none", "same:1", "x", check=False)
+    mrun = md("run", "--rm", "--network", "none", "same:1", "x")
+    assert (mrun.returncode, mrun.stdout) == (drun.returncode, drun.stdout) == (0, "app at /opt/app: x\n")
+    assert _tree_of(md, "same:1") == _tree_of(lambda *a: docker.docker(*a, check=False), "same:1")
+
+
+def test_image_saved_by_docker_runs_here(md, docker, tmp_path):
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nWORKDIR /srv\nENV WHO=docker\nENTRYPOINT ["sh", "-c"]\n'
+                                    'CMD ["echo made by $WHO in $(pwd)"]\n')
+    docker.docker("build", "--network", "none", "-t", "fromdocker:1", str(ctx))
+    tar = tmp_path / "fromdocker.tar"
+    docker.docker("save", "-o", str(tar), "fromdocker:1")
+    assert md.ok("load", "-i", str(tar)) == "Loaded image: fromdocker:1\n"
+    d = json.loads(docker.docker("image", "inspect", "fromdocker:1").stdout)[0]
+    m = json.loads(md.ok("image", "inspect", "fromdocker:1"))[0]
+    assert m["Id"] == d["Id"] and m["RootFS"]["Layers"] == d["RootFS"]["Layers"]
+    assert md.ok("run", "--rm", "--network", "none", "fromdocker:1") == "made by docker in /srv\n"
+
+
+def test_image_saved_here_runs_in_docker(md, docker, tmp_path):
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nWORKDIR /srv\nENV WHO=minidocker\nRUN echo data > /srv/f\n'
+                                    'ENTRYPOINT ["sh", "-c"]\nCMD ["echo made by $WHO in $(pwd): $(cat f)"]\n')
+    md.ok("build", "--network", "none", "-t", "fromus:1", str(ctx), timeout=120)
+    tar = tmp_path / "fromus.tar"
+    md.ok("save", "-o", str(tar), "fromus:1")
+    assert "Loaded image: fromus:1" in docker.docker("load", "-i", str(tar)).stdout
+    d = json.loads(docker.docker("image", "inspect", "fromus:1").stdout)[0]
+    m = json.loads(md.ok("image", "inspect", "fromus:1"))[0]
+    assert d["Id"] == m["Id"]  # the same config bytes, the same layer bytes
+    for key in ("Entrypoint", "Cmd", "Env", "WorkingDir"):
+        assert d["Config"][key] == m["Config"][key], key
+    out = docker.docker("run", "--rm", "--network", "none", "fromus:1").stdout
+    assert out == "made by minidocker in /srv: data\n"
