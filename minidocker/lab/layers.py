@@ -1,0 +1,220 @@
+"""Looking inside image layers: what each `diff/` holds, and what the union shows.
+
+The logic behind notebook 05's layer explorer, as plain functions (the widget only calls them):
+
+    walk_layer(diff_dir)        -> [Entry]   one layer's files, whiteouts and opaque dirs marked
+    merge([layer0, layer1,...]) -> {path: (layer index, Entry)}
+                                   what overlayfs would show for these layers, bottom first
+    changes(upper, lower_view)  -> [("A"|"C"|"D", path)]   `docker diff` of a writable layer
+    format_layer(entries)       -> text, one line per entry
+    explorer(choices)           -> an ipywidgets box: a dropdown of layers and their files
+
+Whiteouts come in two spellings (runtime-facts.md, section 2):
+  * on overlay (a layer unpacked for overlayfs, or a container's upper dir): a character
+    device 0/0 named like the deleted file; an opaque directory has the xattr
+    trusted.overlay.opaque=y;
+  * in a layer tar (the OCI/AUFS form): an empty file `.wh.<name>`; `.wh..wh..opq` inside a
+    directory makes it opaque.
+walk_layer() understands both and reports the deleted *name*, so both look the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import stat
+
+WH_PREFIX = ".wh."
+WH_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+DIR, FILE, SYMLINK, WHITEOUT, OTHER = "dir", "file", "symlink", "whiteout", "other"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    path: str            # absolute inside the image, e.g. "/etc/passwd"
+    kind: str            # dir, file, symlink, whiteout, other
+    size: int = 0
+    target: str = ""     # a symlink's target
+    opaque: bool = False  # a directory that hides the same directory in the layers below
+
+    @property
+    def deletes(self) -> bool:
+        return self.kind == WHITEOUT
+
+
+def classify(mode: int, rdev: int = 0) -> str:
+    """The kind of a directory entry from its st_mode (and st_rdev)."""
+    if stat.S_ISCHR(mode) and rdev == 0:
+        return WHITEOUT  # overlayfs' whiteout: a 0/0 character device
+    if stat.S_ISDIR(mode):
+        return DIR
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    return OTHER
+
+
+def _opaque_xattr(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def walk_layer(diff_dir: str, is_opaque=_opaque_xattr) -> list[Entry]:
+    """Every entry of one layer directory, sorted by path. `is_opaque(path)` is injectable
+    (reading trusted.* xattrs needs root)."""
+    out: list[Entry] = []
+
+    def visit(rel: str, full: str) -> None:
+        try:
+            names = sorted(os.listdir(full))
+        except OSError:
+            return
+        opaque_here = WH_OPAQUE in names
+        if opaque_here and rel:
+            # tar form: the marker file makes its directory opaque
+            out[:] = [dataclasses.replace(e, opaque=True) if e.path == rel else e for e in out]
+        for name in names:
+            if name == WH_OPAQUE:
+                continue
+            p = os.path.join(full, name)
+            st = os.lstat(p)
+            if name.startswith(WH_PREFIX):
+                out.append(Entry(f"{rel}/{name[len(WH_PREFIX):]}", WHITEOUT))
+                continue
+            kind = classify(st.st_mode, st.st_rdev)
+            e = Entry(f"{rel}/{name}", kind,
+                      size=st.st_size if kind == FILE else 0,
+                      target=os.readlink(p) if kind == SYMLINK else "",
+                      opaque=kind == DIR and is_opaque(p))
+            out.append(e)
+            if kind == DIR:
+                visit(f"{rel}/{name}", p)
+
+    visit("", diff_dir)
+    return sorted(out, key=lambda e: e.path)
+
+
+def _under(path: str, top: str) -> bool:
+    return path.startswith(top.rstrip("/") + "/")
+
+
+def merge(layers: list[list[Entry]]) -> dict[str, tuple[int, Entry]]:
+    """What the union of `layers` (bottom first) shows, as overlayfs decides it:
+    the uppermost layer that has a path wins; a whiteout hides the path (and everything
+    under it) from the layers below; an opaque directory hides everything the layers below
+    have under it; a file replacing a directory hides the directory's contents."""
+    view: dict[str, tuple[int, Entry]] = {}
+    for i, layer in enumerate(layers):
+        for e in layer:  # first what this layer takes away from the layers below
+            below = view.get(e.path)
+            if e.kind == WHITEOUT or (e.kind == DIR and e.opaque) or \
+                    (below and below[1].kind == DIR and e.kind != DIR):
+                for p in [p for p in view if _under(p, e.path)]:
+                    del view[p]
+            if e.kind == WHITEOUT:
+                view.pop(e.path, None)
+        for e in layer:  # then what it adds
+            if e.kind != WHITEOUT:
+                view[e.path] = (i, e)
+    return dict(sorted(view.items()))
+
+
+def changes(upper: list[Entry], lower_view: dict[str, tuple[int, Entry]]) -> list[tuple[str, str]]:
+    """`docker diff`: A(dded), C(hanged) or D(eleted) for each entry of a writable layer,
+    judged against the image (lower_view, from merge())."""
+    out = []
+    for e in upper:
+        if e.kind == WHITEOUT:
+            if e.path in lower_view:
+                out.append(("D", e.path))
+        else:
+            out.append(("C" if e.path in lower_view else "A", e.path))
+    return out
+
+
+def describe(e: Entry) -> str:
+    if e.kind == WHITEOUT:
+        return f"WHITEOUT  {e.path}   (deleted from the layers below)"
+    if e.kind == DIR:
+        return f"dir       {e.path}/" + ("   (OPAQUE: hides the layers below)" if e.opaque else "")
+    if e.kind == SYMLINK:
+        return f"symlink   {e.path} -> {e.target}"
+    if e.kind == FILE:
+        return f"file      {e.path} ({e.size} B)"
+    return f"{e.kind:<9} {e.path}"
+
+
+def format_layer(entries: list[Entry], limit: int | None = None) -> str:
+    """One line per entry; with `limit`, the first entries and a count of the rest."""
+    shown = entries if limit is None else entries[:limit]
+    lines = [describe(e) for e in shown]
+    if limit is not None and len(entries) > limit:
+        lines.append(f"... and {len(entries) - limit} more")
+    return "\n".join(lines)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def summary(entries: list[Entry]) -> str:
+    """'3 files, 2 dirs, 1 whiteout, 1 opaque dir' (kinds that are absent are left out,
+    files and dirs excepted)."""
+    n = {k: sum(1 for e in entries if e.kind == k) for k in (DIR, FILE, SYMLINK, WHITEOUT)}
+    parts = [_n(n[FILE], "file"), _n(n[DIR], "dir")]
+    if n[SYMLINK]:
+        parts.append(_n(n[SYMLINK], "symlink"))
+    if n[WHITEOUT]:
+        parts.append(_n(n[WHITEOUT], "whiteout"))
+    opaque = sum(1 for e in entries if e.opaque)
+    if opaque:
+        parts.append(_n(opaque, "opaque dir"))
+    return ", ".join(parts)
+
+
+def layer_choices(image_layers: list[dict], extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """Dropdown options (label, diff dir) for an image's layers, as `Image.layers()` lists
+    them (bottom first), then any `extra` (label, dir) pairs, e.g. a container's layers."""
+    out = []
+    for i, layer in enumerate(image_layers):
+        digest = layer["diff_id"].split(":", 1)[-1][:12]
+        out.append((f"layer {i}: {digest}  ({summary(walk_layer(layer['diff_dir']))})",
+                    layer["diff_dir"]))
+    for label, d in extra:
+        out.append((f"{label}  ({summary(walk_layer(d))})", d))
+    return out
+
+
+def render_html(diff_dir: str, limit: int = 400) -> str:
+    """The file list of one layer as HTML: whiteouts in red, opaque dirs in orange."""
+    entries = walk_layer(diff_dir)
+    rows = []
+    for e in entries[:limit]:
+        text = html.escape(describe(e))
+        if e.kind == WHITEOUT:
+            text = f'<span style="color:#c00;font-weight:bold">{text}</span>'
+        elif e.opaque:
+            text = f'<span style="color:#d60;font-weight:bold">{text}</span>'
+        rows.append(text)
+    if len(entries) > limit:
+        rows.append(f"... and {len(entries) - limit} more")
+    return (f"<b>{html.escape(summary(entries))}</b>"
+            f"<pre style='max-height:20em;overflow:auto'>" + "\n".join(rows) + "</pre>")
+
+
+def explorer(choices: list[tuple[str, str]]):
+    """A dropdown of layers (label, diff dir) and the chosen layer's files."""
+    import ipywidgets as w
+    pick = w.Dropdown(options=choices, description="layer", layout=w.Layout(width="95%"))
+    view = w.HTML(value=render_html(pick.value) if choices else "")
+
+    def show(change) -> None:
+        view.value = render_html(change["new"])
+
+    pick.observe(show, names="value")
+    return w.VBox([pick, view])

@@ -1,0 +1,237 @@
+"""A notebook's private corner of the host: its own state root, its child processes, and a
+clean-up that leaves nothing behind.
+
+    from minidocker.lab.session import LabSession
+    lab = LabSession("03")            # state root /tmp/mdlab-03-XXXXXXXX (never /var/lib/minidocker)
+    client = lab.client               # minidocker.from_env(lab.root)
+    lab.run_python(CODE, "arg")       # a fresh `python -c CODE arg` process (see below)
+    lab.cli("ps", "-a")               # the `minidocker` command on this root
+    ...
+    lab.cleanup(); lab.assert_clean() # containers, monitors, mounts, bridge, files: all gone
+
+Why children? A Jupyter kernel is multi-threaded, and fork() in a threaded process can
+deadlock the child (only the forking thread survives, holding whatever locks the others
+held). So the notebooks never call os.fork() or unshare() in the kernel: every namespace
+and chroot experiment runs in a new Python process started with subprocess (which execs at
+once), and containers are started by minidocker's own monitor process.
+
+The clean-up also runs at exit (atexit) if the notebook stopped half-way.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PREFIX = "mdlab-"
+
+
+def _mountinfo() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return f.read().splitlines()
+
+
+def _unescape(s: str) -> str:
+    return s.encode().decode("unicode_escape") if "\\" in s else s
+
+
+def mounts_under(path: str) -> list[str]:
+    """Mount points at or below `path`, deepest first (the order to unmount them in)."""
+    path = os.path.realpath(path).rstrip("/")
+    found = {_unescape(line.split()[4]) for line in _mountinfo()}
+    hits = [t for t in found if t == path or t.startswith(path + "/")]
+    return sorted(hits, key=lambda p: (p.count("/"), p), reverse=True)
+
+
+def monitor_pids(root: str) -> list[int]:
+    """PIDs of minidocker monitors (shims) working for state root `root`."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"minidocker.container.shim" in argv and root.encode() in argv:
+            pids.append(int(pid))
+    return pids
+
+
+class LabSession:
+    def __init__(self, name: str, base: str = "/tmp"):
+        self.name = name
+        # The runtime starts its monitor with `python -S` and PYTHONPATH=<our sys.path>. With an
+        # editable install the package is found through a .pth hook that -S skips, so a kernel
+        # whose cwd is notebooks/ could not start containers. Put the package's directory on
+        # sys.path (at the end: nothing is shadowed).
+        if PACKAGE_PARENT not in sys.path:
+            sys.path.append(PACKAGE_PARENT)
+        self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base)
+        os.chmod(self.root, 0o711)
+        self._client = None
+        self._children: list[subprocess.Popen] = []
+        self._old_env = os.environ.get("MINIDOCKER_ROOT")
+        os.environ["MINIDOCKER_ROOT"] = self.root  # a `minidocker` typed in a cell uses it too
+        self.closed = False
+        atexit.register(self._at_exit)
+
+    def __repr__(self) -> str:
+        return f"LabSession({self.root!r})"
+
+    # ------------------------------------------------------------------ the pieces
+    @property
+    def client(self):
+        if self._client is None:
+            import minidocker
+            self._client = minidocker.from_env(self.root)
+        return self._client
+
+    def path(self, *parts: str) -> str:
+        """A path in this session's scratch area (<root>/lab/...)."""
+        return os.path.join(self.root, "lab", *parts)
+
+    def mkdir(self, *parts: str) -> str:
+        p = self.path(*parts)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+    def child_env(self, extra: dict | None = None) -> dict:
+        env = dict(os.environ, MINIDOCKER_ROOT=self.root, PYTHONPATH=PACKAGE_PARENT)
+        env.update(extra or {})
+        return env
+
+    def run_python(self, code: str, *args: str, timeout: float = 60, check: bool = True,
+                   input: str | None = None) -> subprocess.CompletedProcess:
+        """Run `python -c code args...` in a new process; return it (text stdout/stderr).
+        With check=True a non-zero exit raises, showing the child's stderr."""
+        p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                           text=True, timeout=timeout, env=self.child_env(), input=input,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"the child process exited {p.returncode}:\n{p.stderr}")
+        return p
+
+    def start_python(self, code: str, *args: str) -> subprocess.Popen:
+        """Start `python -c code args...` with pipes on stdin/stdout (line-buffered text);
+        it is killed by cleanup() if still running."""
+        p = subprocess.Popen([sys.executable, "-u", "-c", code, *map(str, args)], text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=self.child_env(), bufsize=1)
+        self._children.append(p)
+        return p
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        """The `minidocker` command on this session's root; returns its stdout."""
+        p = subprocess.run([sys.executable, "-m", "minidocker", "--root", self.root, *args],
+                           capture_output=True, text=True, timeout=timeout, env=self.child_env(),
+                           stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"minidocker {' '.join(args)} exited {p.returncode}: {p.stderr}")
+        return p.stdout
+
+    def mounts(self) -> list[str]:
+        """The mountinfo lines of every mount inside this session's root."""
+        root = os.path.realpath(self.root)
+        return [line for line in _mountinfo()
+                if _unescape(line.split()[4]) == root or _unescape(line.split()[4]).startswith(root + "/")]
+
+    # ------------------------------------------------------------------ clean-up
+    def cleanup(self) -> list[str]:
+        """Remove everything this session made; safe to call twice. Returns what was done."""
+        done: list[str] = []
+        for p in self._children:
+            if p.poll() is None:
+                p.kill()
+                done.append(f"killed child process {p.pid}")
+            p.wait(timeout=10)
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f:
+                    f.close()
+        self._children.clear()
+        if not os.path.isdir(self.root):
+            self._restore_env()
+            return done
+        from ..linux import syscalls as sc
+        if os.path.isdir(os.path.join(self.root, "containers")):
+            # Through the `minidocker` command, in a child process: the network clean-up uses
+            # netlink (pyroute2), which misbehaves inside the kernel's running asyncio loop.
+            ids = self.cli("ps", "-aq", "--no-trunc", check=False).split()
+            if ids:
+                self.cli("rm", "-f", *ids, check=False)
+                done += [f"container {i[:12]}" for i in ids]
+            deadline = time.monotonic() + 10
+            while monitor_pids(self.root) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        for target in mounts_under(self.root):  # e.g. an overlay mounted by hand in a notebook
+            try:
+                sc.umount2(target, sc.MNT_DETACH)
+                done.append(f"mount {target}")
+            except OSError as e:
+                done.append(f"(mount {target}: {e})")
+        if os.path.isdir(os.path.join(self.root, "containers")):
+            p = subprocess.run([sys.executable, "-m", "minidocker", "--root", self.root, "system", "prune", "-f"],
+                               capture_output=True, text=True, timeout=120, env=self.child_env(),
+                               stdin=subprocess.DEVNULL)
+            if p.returncode != 0:  # keep the root: without it the bridge could not be found again
+                raise RuntimeError(f"`minidocker --root {self.root} system prune -f` failed, "
+                                   f"run it again by hand: {p.stderr}")
+            done.append("system prune (network bridge, firewall table, cgroups, stray layers)")
+            net = [x for x in self.leftovers() if x.startswith(("bridge", "firewall"))]
+            if net:
+                raise RuntimeError(f"system prune left {net}; not deleting {self.root} (run "
+                                   f"`minidocker --root {self.root} system prune -f` again)")
+        left = mounts_under(self.root)
+        if left:  # never rm -rf through a mount: it would delete the mounted files
+            raise RuntimeError(f"still mounted, not deleting {self.root}: {left}")
+        shutil.rmtree(self.root)
+        done.append(f"directory {self.root}")
+        self._restore_env()
+        self.closed = True
+        return done
+
+    def _restore_env(self) -> None:
+        if os.environ.get("MINIDOCKER_ROOT") == self.root:
+            if self._old_env is None:
+                os.environ.pop("MINIDOCKER_ROOT", None)
+            else:
+                os.environ["MINIDOCKER_ROOT"] = self._old_env
+
+    def leftovers(self) -> list[str]:
+        """What of this session is still on the host (empty after cleanup())."""
+        out = []
+        if os.path.exists(self.root):
+            out.append(f"directory {self.root}")
+        out += [f"mount {m}" for m in mounts_under(self.root)]
+        out += [f"monitor process {p}" for p in monitor_pids(self.root)]
+        out += [f"child process {p.pid}" for p in self._children if p.poll() is None]
+        try:
+            from ..network.store import default_bridge_name, root_tag
+            from ..paths import StateRoot
+            bridge = default_bridge_name(root_tag(StateRoot(self.root)))
+            if os.path.exists(f"/sys/class/net/{bridge}"):
+                out.append(f"bridge {bridge}")
+            tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+            table = f"minidocker_{root_tag(StateRoot(self.root))}"
+            if table in tables.split():
+                out.append(f"firewall table {table}")
+        except (ImportError, OSError):
+            pass
+        return out
+
+    def assert_clean(self) -> None:
+        left = self.leftovers()
+        assert not left, f"left behind: {left}"
+
+    def _at_exit(self) -> None:
+        if not self.closed:
+            try:
+                self.cleanup()
+            except Exception:  # noqa: BLE001 -- nothing to report to at exit
+                pass

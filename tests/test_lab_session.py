@@ -1,0 +1,65 @@
+"""minidocker.lab.session: a notebook's private state root, child processes and clean-up."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from minidocker.lab.session import LabSession, mounts_under
+
+
+@pytest.fixture
+def lab(tmp_path):
+    before = os.environ.get("MINIDOCKER_ROOT")
+    s = LabSession("t", base=str(tmp_path))
+    yield s
+    s.cleanup()
+    assert os.environ.get("MINIDOCKER_ROOT") == before
+
+
+def test_private_root_and_scratch_paths(lab, tmp_path):
+    assert os.path.dirname(lab.root) == str(tmp_path)
+    assert os.path.basename(lab.root).startswith("mdlab-t-")
+    assert os.environ["MINIDOCKER_ROOT"] == lab.root
+    d = lab.mkdir("a", "b")
+    assert d == lab.path("a", "b") == os.path.join(lab.root, "lab", "a", "b") and os.path.isdir(d)
+
+
+def test_run_python_in_a_child(lab):
+    p = lab.run_python("import os, sys; print(sys.argv[1:], os.environ['MINIDOCKER_ROOT'])", "x", 2)
+    assert p.stdout == f"['x', '2'] {lab.root}\n"
+    p = lab.run_python("import minidocker.lab.session as s; print(s.__file__)")
+    assert p.stdout.strip().endswith("minidocker/lab/session.py")  # the same package as ours
+    with pytest.raises(RuntimeError, match="exited 3:\nboom"):
+        lab.run_python("import sys; sys.stderr.write('boom'); sys.exit(3)")
+    assert lab.run_python("import sys; sys.exit(3)", check=False).returncode == 3
+
+
+def test_cleanup_kills_children_removes_the_root_and_is_idempotent(tmp_path):
+    before = os.environ.get("MINIDOCKER_ROOT")
+    s = LabSession("t", base=str(tmp_path))
+    child = s.start_python("import sys; print('up', flush=True); sys.stdin.readline()")
+    assert child.stdout.readline() == "up\n"
+    done = s.cleanup()
+    assert f"killed child process {child.pid}" in done and f"directory {s.root}" in done
+    assert child.poll() is not None and not os.path.exists(s.root)
+    assert s.leftovers() == [] and s.cleanup() == []
+    assert os.environ.get("MINIDOCKER_ROOT") == before
+
+
+@pytest.mark.root
+def test_cleanup_removes_containers_mounts_and_network(tmp_path):
+    from minidocker.linux import syscalls as sc
+    s = LabSession("t", base=str(tmp_path))
+    try:
+        c = s.client.containers.run("busybox", "sleep 300", detach=True)
+        assert c.status == "running"
+        d = s.mkdir("m")
+        sc.mount("tmpfs", d, "tmpfs", 0, "size=1m")       # as a notebook cell might leave it
+        assert any("/lab/m " in line for line in s.mounts())
+        assert any(x.startswith("mount ") for x in s.leftovers())
+    finally:
+        done = s.cleanup()
+    assert any(x.startswith("container ") for x in done) and any(x.startswith("mount ") for x in done)
+    s.assert_clean()
+    assert mounts_under(str(tmp_path)) == []
