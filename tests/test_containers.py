@@ -373,6 +373,7 @@ def test_system_prune_cleans_crash_leftovers(md):
     top = d.create(parent=base)
     merged = d.mount(top)  # as if a monitor died holding it
     os.makedirs(os.path.join(md.root, "tmp", "half-built"))
+    os.utime(os.path.join(md.root, "tmp", "half-built"), (1, 1))  # an old leftover, not a pull in progress
     out = md.ok("system", "prune", "-f")
     assert f"mount {merged}" in out and f"orphaned layer {top}" in out and f"orphaned layer {base}" in out
     assert not os.path.exists(d.dir(top)) and not os.path.exists(d.dir(base))

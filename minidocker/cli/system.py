@@ -6,8 +6,10 @@ from . import format as fmt
 
 PRUNE_WARNING = """WARNING! This will remove:
   - all stopped containers
+  - all networks not used by at least one container
   - all dangling images
-  - all leftover mounts, layers and temporary files of crashed containers"""
+  - all dangling build cache
+  - what a crash may leave: mounts, layers, cgroups, bridges, firewall rules, temporary files"""
 
 
 def cmd_system_prune(args) -> int:
@@ -15,8 +17,12 @@ def cmd_system_prune(args) -> int:
     if not _confirm(PRUNE_WARNING, args.force):
         return 0
     rt = Runtime()
+    from ..images import manage
     removed, space = rt.prune()
     print_section("Deleted Containers:", removed)
+    lines, image_space = manage.prune(rt, all_images=args.all)
+    print_section("Deleted Images:", lines)
+    space += image_space
     print_section("Cleaned up leftovers:", rt.cleanup_leftovers())
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0

@@ -18,13 +18,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import secrets
 import signal as signalmod
 import subprocess
 import sys
 import time
 
-from .. import fsutil
+from .. import fsutil, security
 from ..errors import Conflict, InvalidArgument, InvalidState, MinidockerError, NotFound, RuntimeFailure
 from ..images import busybox
 from ..images.store import Image, ImageStore
@@ -34,6 +35,7 @@ from . import etcfiles, names, spec, state as st
 from .store import ContainerStore
 
 DEFAULT_STOP_TIMEOUT = 10
+TMP_GRACE = 300  # seconds: younger temporary files may belong to a pull or build in progress
 
 
 class StartedContainer:
@@ -205,8 +207,8 @@ class Runtime:
             "Privileged": False, "ReadonlyRootfs": False, "ShmSize": 67108864, "Runtime": "minidocker",
             "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpuPeriod": 0,
             "CpuQuota": 0, "PidsLimit": None, **(resources or {}),
-            "MaskedPaths": list(_security().MASKED_PATHS),
-            "ReadonlyPaths": list(_security().READONLY_PATHS),
+            "MaskedPaths": list(security.MASKED_PATHS),
+            "ReadonlyPaths": list(security.READONLY_PATHS),
         }
         rec = {
             "Id": cid, "Created": now, "Path": argv[0], "Args": argv[1:], "State": st.new_state(),
@@ -572,19 +574,23 @@ class Runtime:
                 except OSError:
                     pass
         # layer directories that no image layer and no container refers to (crash mid-create)
-        used = set()
-        for chain in os.listdir(self.root.layerdb):
-            cid_file = os.path.join(self.root.layerdb, chain, "cache-id")
-            if os.path.isfile(cid_file):
-                used.add(fsutil.read_text(cid_file).strip())
         for cid in self.images.containers_using_layers():
-            mid = self.images.container_mount_id(cid)
-            if mid and os.path.isdir(self.containers.dir(cid)):
-                used.update({mid, f"{mid}-init"})
-            elif not os.path.isdir(self.containers.dir(cid)):
+            if not os.path.isdir(self.containers.dir(cid)):
                 self.images.remove_container_layers(cid)
                 cleaned.append(f"layers of removed container {cid[:12]}")
-        with self.images.lock():
+        with self.images.lock():  # (layers are made under this lock: none is half-made now)
+            used = set()
+            for chain in os.listdir(self.root.layerdb):
+                cid_file = os.path.join(self.root.layerdb, chain, "cache-id")
+                if chain.startswith(".tmp-"):
+                    shutil.rmtree(os.path.join(self.root.layerdb, chain), ignore_errors=True)
+                    cleaned.append(f"half-registered layer {chain[5:17]}")
+                elif os.path.isfile(cid_file):
+                    used.add(fsutil.read_text(cid_file).strip())
+            for cid in self.images.containers_using_layers():
+                mid = self.images.container_mount_id(cid)
+                if mid:
+                    used.update({mid, f"{mid}-init"})
             for layer in self.images.driver.layers():
                 if layer not in used:
                     self.images.driver.remove(layer)
@@ -613,11 +619,33 @@ class Runtime:
             cleaned += Networking(self.root).cleanup()
         except (MinidockerError, OSError) as e:
             cleaned.append(f"(network clean-up incomplete: {e})")
+        # temporary files: a crash's leftovers, but not what a running pull or build is
+        # writing right now (those were touched recently)
         for name in os.listdir(self.root.tmp):
-            import shutil
-            shutil.rmtree(os.path.join(self.root.tmp, name), ignore_errors=True)
+            path = os.path.join(self.root.tmp, name)
+            try:
+                if time.time() - os.lstat(path).st_mtime < TMP_GRACE:
+                    continue
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
             cleaned.append(f"temporary {name}")
+        self._prune_build_cache(cleaned)
         return cleaned
+
+    def _prune_build_cache(self, cleaned: list[str]) -> None:
+        """Build-cache entries whose image is gone."""
+        d = os.path.join(self.root.image_dir, "buildcache")
+        if not os.path.isdir(d):
+            return
+        n = 0
+        for name in os.listdir(d):
+            image_id = (fsutil.read_text(os.path.join(d, name)) or "").strip()
+            if not os.path.exists(os.path.join(self.root.imagedb, image_id.split(":")[-1])):
+                os.unlink(os.path.join(d, name))
+                n += 1
+        if n:
+            cleaned.append(f"{n} build cache entries of deleted images")
 
 
 def _in_other_pidns(pid: int) -> bool:
@@ -627,7 +655,3 @@ def _in_other_pidns(pid: int) -> bool:
     except OSError:
         return False
 
-
-def _security():
-    from .. import security
-    return security

@@ -54,6 +54,27 @@ def network_settings(networks: dict) -> dict:
             "MacAddress": "", "Networks": networks}
 
 
+def published_elsewhere() -> set[tuple[str, int]]:
+    """(proto, host port) of every DNAT rule in any minidocker table on this host: a port
+    published through the firewall has no listening socket, so a bind() test misses it."""
+    import re
+    try:
+        text = nft.run("list ruleset")
+    except MinidockerError:
+        return set()
+    taken = set()
+    table = None
+    for line in text.splitlines():
+        m = re.match(r"table ip (\S+)", line.strip())
+        if m:
+            table = m.group(1)
+        elif table and table.startswith("minidocker"):
+            d = re.search(r"\b(tcp|udp|sctp) dport (\d+) dnat", line)
+            if d:
+                taken.add((d.group(1), int(d.group(2))))
+    return taken
+
+
 class Networking:
     def __init__(self, root: StateRoot):
         self.root = root
@@ -133,7 +154,7 @@ class Networking:
         bindings = host.get("PortBindings") or {}
         if host.get("PublishAllPorts"):
             bindings = portsmod.publish_all(rec["Config"].get("ExposedPorts") or {}, bindings)
-        taken = set()
+        taken = published_elsewhere()  # other state roots' rules (another course, the tests)
         for other in self._running_records(exclude=rec["Id"]):
             for key, blist in (other["NetworkSettings"].get("Ports") or {}).items():
                 for b in blist or []:
