@@ -261,7 +261,10 @@ class Runtime:
         # -S skips site-packages' .pth processing (tens of ms at every start); PYTHONPATH
         # carries our own import path over, so the shim imports exactly what we import.
         argv = [sys.executable, "-S", "-m", "minidocker.container.shim", self.root.root, cid, str(w)]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        # The package's own parent directory goes first: an editable install is found through
+        # a .pth hook that -S skips.
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_parent] + [p for p in sys.path if p]))
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # let Python cache compiled modules
         if attach_fds:
             argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]

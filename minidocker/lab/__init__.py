@@ -1,4 +1,9 @@
-"""Helpers for the notebooks and labs: thin wrappers over the package, no logic of their own.
+"""Helpers for the notebooks and labs: thin wrappers over the package, with unit tests.
 
+session.py      a notebook's private state root, its child processes, a clean-up that
+                leaves nothing behind (never fork()s in the kernel)
+preflight.py    the host checks of 00-preflight, each problem with its fix
+procview.py     readers for /proc: status, namespace links, parents, mount tables
+layers.py       the layer walker and explorer of 05-overlay2
 realdocker.py   a private real dockerd, to run the same command in Docker side by side
 """

@@ -29,6 +29,36 @@ def _IPRoute():
     return IPRoute
 
 
+def outside_event_loop(fn):
+    """pyroute2's synchronous API drives an asyncio loop of its own, which cannot run inside
+    a thread that already runs one (a Jupyter kernel's). There, do the work in a short-lived
+    thread: namespace switches (setns) are per thread anyway."""
+    import asyncio
+    import functools
+    import threading
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        box: dict = {}
+
+        def work():
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as e:  # re-raised in the caller's thread
+                box["error"] = e
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+    return wrapper
+
+
 def _sysctl(path: str, value: str) -> None:
     try:
         with open(path, "w") as f:
@@ -67,6 +97,7 @@ def link_index(ipr, name: str) -> int | None:
     return found[0] if found else None
 
 
+@outside_event_loop
 def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
     """Create the bridge if needed, give it the gateway address, bring it up."""
     with netlink_in(None) as ipr:
@@ -92,6 +123,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
     _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
 
 
+@outside_event_loop
 def delete_link(name: str) -> bool:
     with netlink_in(None) as ipr:
         idx = link_index(ipr, name)
@@ -101,12 +133,14 @@ def delete_link(name: str) -> bool:
         return True
 
 
+@outside_event_loop
 def links(prefixes: tuple[str, ...]) -> list[str]:
     with netlink_in(None) as ipr:
         names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
     return [n for n in names if n and n.startswith(prefixes)]
 
 
+@outside_event_loop
 def plug_container(pid: int, bridge: str, ip: str, prefixlen: int, gateway: str, mac: str,
                    ifname: str = "eth0", default_route: bool = True) -> str:
     """Connect the container whose PID 1 is `pid` to `bridge`; return the host-side veth name."""
@@ -138,6 +172,7 @@ def plug_container(pid: int, bridge: str, ip: str, prefixlen: int, gateway: str,
     return host_end
 
 
+@outside_event_loop
 def unplug_by_mac(pid: int, mac: str) -> None:
     """Remove the container's interface with this MAC address (its veth peer goes with it)."""
     with netlink_in(pid) as cipr:
