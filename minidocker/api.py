@@ -182,13 +182,44 @@ class ContainerCollection:
                entrypoint: str | None = None, environment: dict | list | None = None,
                working_dir: str | None = None, user: str | None = None,
                hostname: str | None = None, tty: bool = False, stdin_open: bool = False,
-               auto_remove: bool = False, labels: dict | None = None) -> Container:
+               auto_remove: bool = False, labels: dict | None = None,
+               mem_limit: str | int | None = None, memswap_limit: str | int | None = None,
+               nano_cpus: int | None = None, cpus: float | None = None, cpu_shares: int | None = None,
+               pids_limit: int | None = None, network: str | None = None, network_mode: str | None = None,
+               ports: dict | None = None, publish_all_ports: bool = False) -> Container:
+        """docker-py's arguments (plus `cpus`, as on the command line).
+        `ports={"80/tcp": 8080}` or `{"80/tcp": ("127.0.0.1", 8080)}` or `{"80/tcp": None}`."""
+        from .cgroups import limits, stats
         if isinstance(environment, dict):
             environment = [f"{k}={v}" for k, v in environment.items()]
+        res = {}
+        if mem_limit is not None:
+            res["Memory"] = limits.parse_memory(str(mem_limit))
+        if memswap_limit is not None:
+            res["MemorySwap"] = limits.parse_memory_swap(str(memswap_limit), res.get("Memory", 0))
+        if cpus is not None:
+            nano_cpus = limits.parse_cpus(str(cpus), stats.online_cpus())
+        if nano_cpus is not None:
+            res["NanoCpus"] = nano_cpus
+        if cpu_shares is not None:
+            res["CpuShares"] = cpu_shares
+        if pids_limit is not None:
+            res["PidsLimit"] = limits.parse_pids_limit(pids_limit)
+        publish = []
+        for cport, host in (ports or {}).items():
+            cport = str(cport)
+            if host is None:
+                publish.append(cport)
+            elif isinstance(host, tuple):
+                publish.append(f"{host[0]}:{host[1] or ''}:{cport}")
+            else:
+                publish.append(f"{host}:{cport}")
         cid = self._rt.create(image, _argv(command), name=name, entrypoint=entrypoint,
                               env=environment or [], workdir=working_dir, user=user,
                               hostname=hostname, tty=tty, stdin_open=stdin_open,
-                              auto_remove=auto_remove, labels=labels)
+                              auto_remove=auto_remove, labels=labels, resources=res,
+                              network=network or network_mode or "default", publish=publish,
+                              publish_all=publish_all_ports)
         return self.get(cid)
 
     def run(self, image: str, command=None, *, detach: bool = False, remove: bool = False,

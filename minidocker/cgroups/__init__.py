@@ -20,6 +20,21 @@ from ..errors import MinidockerError
 
 PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")
 V1_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio", "devices"]
+
+# The same knobs under their two names (what the v1.py and v2.py drivers write and read).
+FILES = [  # (what, docker flag, cgroup v1 file, cgroup v2 file)
+    ("memory limit", "-m", "memory/memory.limit_in_bytes", "memory.max"),
+    ("memory + swap limit", "--memory-swap", "memory/memory.memsw.limit_in_bytes", "memory.swap.max (swap only)"),
+    ("memory in use", "stats", "memory/memory.usage_in_bytes", "memory.current"),
+    ("OOM kills", "State.OOMKilled", "memory/memory.oom_control: oom_kill", "memory.events: oom_kill"),
+    ("CPU quota", "--cpus", "cpu/cpu.cfs_quota_us + cpu.cfs_period_us", 'cpu.max "quota period"'),
+    ("CPU weight", "--cpu-shares", "cpu/cpu.shares (2..262144)", "cpu.weight (1..10000)"),
+    ("CPU time used", "stats", "cpuacct/cpuacct.usage (ns)", "cpu.stat: usage_usec"),
+    ("process limit", "--pids-limit", "pids/pids.max", "pids.max"),
+    ("processes now", "stats", "pids/pids.current", "pids.current"),
+    ("freeze", "pause", "freezer/freezer.state = FROZEN", "cgroup.freeze = 1 (cgroup.events: frozen 1)"),
+    ("device access", "(always)", "devices/devices.allow, devices.deny", "an eBPF program (not in minidocker)"),
+]
 V2_CONTROLLERS = ["cpu", "memory", "pids", "io"]
 
 
