@@ -232,3 +232,21 @@ def test_nothing_left_after_removal(md):
     assert f"md{root_tag(StateRoot(md.root))}0" not in links
     assert f"minidocker_{root_tag(StateRoot(md.root))}" not in nft.run("list tables")
     assert "18099" not in nft.run("list ruleset")
+
+
+def test_network_prune_and_exposed_ports_from_a_build(md, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nEXPOSE 80\nCMD " + json.dumps(["sh", "-c", HTTPD]) + "\n")
+    md.ok("build", "--network", "none", "-t", "exposed:1", str(tmp_path), timeout=120)
+    md.ok("network", "create", "unused1")
+    md.ok("network", "create", "kept")
+    cid = md.ok("run", "-d", "-P", "--network", "kept", "exposed:1").strip()
+    try:
+        port = int(md.ok("port", cid, "80").split(":")[1])
+        assert http_get("127.0.0.1", port).startswith("hello-")
+        out = md.ok("network", "prune", "-f")
+        assert out.splitlines() == ["Deleted Networks:", "unused1", ""] or out.startswith("Deleted Networks:\nunused1")
+        names = md.ok("network", "ls", "--format", "{{.Name}}").split()
+        assert "kept" in names and "unused1" not in names
+    finally:
+        md("rm", "-f", cid)
+        md("network", "rm", "kept")
