@@ -17,7 +17,6 @@ Pure logic: no I/O, unit-tested without root.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..errors import InvalidArgument
 
@@ -37,12 +36,24 @@ _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 NAME_TOTAL_LENGTH_MAX = 255
 
 
-@dataclass(frozen=True)
 class Reference:
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    """A parsed reference. (A plain class: importing `dataclasses` would cost every
+    `minidocker run` a few milliseconds.)"""
+
+    __slots__ = ("domain", "path", "tag", "digest")
+
+    def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None):
+        self.domain, self.path, self.tag, self.digest = domain, path, tag, digest
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Reference) and (self.domain, self.path, self.tag, self.digest) == \
+            (other.domain, other.path, other.tag, other.digest)
+
+    def __hash__(self) -> int:
+        return hash((self.domain, self.path, self.tag, self.digest))
+
+    def __repr__(self) -> str:
+        return f"Reference({self.domain!r}, {self.path!r}, {self.tag!r}, {self.digest!r})"
 
     @property
     def name(self) -> str:

@@ -33,12 +33,12 @@ def outside_event_loop(fn):
     """pyroute2's synchronous API drives an asyncio loop of its own, which cannot run inside
     a thread that already runs one (a Jupyter kernel's). There, do the work in a short-lived
     thread: namespace switches (setns) are per thread anyway."""
-    import asyncio
     import functools
-    import threading
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import asyncio  # (imported here: ~20 ms nobody outside Jupyter should pay)
+        import threading
         try:
             asyncio.get_running_loop()
         except RuntimeError:

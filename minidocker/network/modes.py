@@ -115,11 +115,11 @@ class Networking:
     # ------------------------------------------------------------------ while init waits
     def attach(self, rec: dict, pid: int) -> dict:
         """Plug the container into its bridge networks; returns the NetworkSettings to store."""
-        from . import bridge
         kind, _ = parse_mode(rec["HostConfig"].get("NetworkMode"))
         settings = rec["NetworkSettings"]
         if kind != "bridge":
             return settings
+        from . import bridge
         name = rec["Name"].lstrip("/")
         done = []
         ports = self._resolve_ports(rec)  # a taken host port fails before anything is plugged
