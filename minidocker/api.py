@@ -91,6 +91,18 @@ class Container:
         self._rt.kill(self.id, signal)
         self._reload_if_exists()
 
+    def exec_run(self, cmd, user: str | None = None, workdir: str | None = None,
+                 environment: dict | list | None = None, stdout: bool = True, stderr: bool = True,
+                 demux: bool = False):
+        """docker-py's exec_run: returns (exit_code, output). The command runs in a helper
+        process that joins the container's namespaces and cgroup (setns), as `docker exec`."""
+        if isinstance(environment, dict):
+            environment = [f"{k}={v}" for k, v in environment.items()]
+        code, out, err = self._rt.exec_run(self.id, _argv(cmd), user=user, workdir=workdir, env=environment)
+        if demux:
+            return code, (out if stdout else None, err if stderr else None)
+        return code, (out if stdout else b"") + (err if stderr else b"")
+
     def pause(self) -> None:
         self._rt.pause(self.id)
         self.reload()

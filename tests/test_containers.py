@@ -380,3 +380,33 @@ def test_system_prune_cleans_crash_leftovers(md):
     assert merged not in mounts_under(md.root)
     assert os.listdir(os.path.join(md.root, "tmp")) == []
     assert md("run", "--rm", "busybox", "true").returncode == 0  # the image's own layer survived
+
+
+def test_exec_joins_the_running_container(md, state_root):
+    cid = md.ok("run", "-d", "-h", "box", "--name", "execd", "-m", "64m", "busybox", "sleep", "300").strip()
+    try:
+        out = md.ok("exec", "execd", "sh", "-c", "hostname; ps -o pid,comm; cat /proc/self/cgroup | grep -c ':/$'")
+        lines = out.splitlines()
+        assert lines[0] == "box" and lines[2].split() == ["1", "sleep"]  # its PID namespace, its PID 1
+        assert int(lines[-1]) >= 1  # its cgroup namespace: its cgroup is "/"
+        r = md("exec", "-u", "daemon", "-w", "/tmp", "-e", "A=1", "execd", "sh", "-c", "id -u; pwd; echo $A; exit 5")
+        assert (r.returncode, r.stdout) == (5, "1\n/tmp\n1\n")
+        assert md.ok("exec", "-i", "execd", "cat", input="piped\n") == "piped\n"
+        md.ok("exec", "-d", "execd", "sh", "-c", "sleep 0.3; echo later > /tmp/bg")
+        time.sleep(1)
+        assert md.ok("exec", "execd", "cat", "/tmp/bg") == "later\n"
+        for cmd, msg in ((["nosuch"], "executable file not found"), (["/etc/passwd"], "permission denied")):
+            r = md("exec", "execd", *cmd)
+            assert r.returncode == 126 and msg in r.stdout and "Traceback" not in r.stderr
+        import minidocker
+        c = minidocker.from_env(state_root).containers.get("execd")
+        assert c.exec_run("sh -c 'echo o; echo e >&2; exit 2'") == (2, b"o\ne\n")
+        md.ok("pause", "execd")
+        r = md("exec", "execd", "true")
+        assert r.returncode == 1 and "is paused, unpause the container before exec" in r.stderr
+        md.ok("unpause", "execd")
+        md.ok("stop", "-t", "0", "execd")
+        r = md("exec", "execd", "true")
+        assert r.returncode == 1 and "is not running" in r.stderr
+    finally:
+        md("rm", "-f", "execd")

@@ -278,3 +278,19 @@ def test_image_saved_here_runs_in_docker(md, docker, tmp_path):
         assert d["Config"][key] == m["Config"][key], key
     out = docker.docker("run", "--rm", "--network", "none", "fromus:1").stdout
     assert out == "made by minidocker in /srv: data\n"
+
+
+def test_exec_matches(both):
+    both.run("run", "-d", "-h", "fixed", "--name", "cmp-exec", "busybox", "sleep", "100")
+    try:
+        for args in (["sh", "-c", "hostname; ps -o pid,comm | head -2; exit 4"], ["nosuch"], ["/etc/passwd"],
+                     ["-u", "daemon", "-w", "/tmp", "-e", "A=1", "sh", "-c", "id; pwd; echo $A"]):
+            words = args if args[0] != "-u" else args[:6] + ["cmp-exec"] + args[6:]
+            if args[0] != "-u":
+                words = ["cmp-exec"] + args
+            m, d = both.run("exec", *words)
+            assert (m.returncode, m.stdout) == (d.returncode, d.stdout), args
+        m, d = both.run("exec", "nosuchcontainer", "true")
+        assert m.returncode == d.returncode == 1
+    finally:
+        both.run("rm", "-f", "cmp-exec")

@@ -306,6 +306,33 @@ def cmd_wait(args) -> int:
     return _each(args.containers, lambda ref: rt.wait(ref))
 
 
+# ---------------------------------------------------------------------------- exec
+def cmd_exec(args) -> int:
+    rt = _runtime()
+    if args.tty and args.interactive and not os.isatty(0):
+        raise MinidockerError("the input device is not a TTY")
+    host_env = dict(os.environ)
+    env = []
+    for path in args.env_file:
+        with open(path, encoding="utf-8") as f:
+            env += spec.parse_env_file(f.read(), host_env, path)
+    env += [kv for kv in (spec.parse_env_opt(e, host_env) for e in args.env) if kv]
+    sys.stdout.flush()
+    with _TerminalRaw(0, args.tty and args.interactive):
+        try:
+            proc = rt.exec_start(args.container, args.cmd, user=args.user, workdir=args.workdir, env=env,
+                                 tty=args.tty, interactive=args.interactive, detach=args.detach,
+                                 stdio=(0, 1, 2))
+        except MinidockerError as e:
+            if e.exit_code != 126:
+                raise
+            print(str(e))  # docker prints the runtime's exec failure on stdout
+            return 126
+        if args.detach:
+            return 0
+        return proc.wait()
+
+
 # ---------------------------------------------------------------------------- pause/update/stats
 def cmd_pause(args) -> int:
     rt = _runtime()
@@ -643,6 +670,17 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container (uses SIGKILL)")
     p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes")
     p.add_argument("containers", nargs="+")
+
+    p = add("exec", cmd_exec, "Execute a command in a running container")
+    p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
+    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
+    p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
+    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
+    p.add_argument("container")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
 
     p = add("pause", cmd_pause, "Pause all processes within one or more containers")
     p.add_argument("containers", nargs="+")

@@ -96,7 +96,7 @@ def _make_terminal(console_sock: int) -> None:
     os.close(master)
 
 
-def _drop_privileges(uid: int, gid: int, groups: list[int], drop: list[str]) -> None:
+def drop_privileges(uid: int, gid: int, groups: list[int], drop: list[str]) -> None:
     keep = security.cap_mask([c for c in security.DEFAULT_CAPS if c not in drop])
     for cap in range(sc.cap_last_cap() + 1):
         if not keep >> cap & 1:
@@ -168,7 +168,7 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
         os.chdir(cwd)
         if console_sock is not None:
             _make_terminal(console_sock)
-        _drop_privileges(uid, gid, groups, spec.get("drop_caps", []))
+        drop_privileges(uid, gid, groups, spec.get("drop_caps", []))
         try:
             os.chdir(cwd)  # again, as the user: fails if they may not enter it
         except PermissionError:

@@ -406,6 +406,68 @@ class Runtime:
             raise InvalidState(f"Container {cid} is not running")
         return stats.sample(self._cgroups(), cid, rec["State"]["Pid"])
 
+    # ------------------------------------------------------------------ exec
+    def exec_start(self, ref: str, argv: list[str], *, user: str | None = None, workdir: str | None = None,
+                   env: list[str] | None = None, tty: bool = False, interactive: bool = False,
+                   detach: bool = False, stdio: tuple[int, int, int] | None = None) -> subprocess.Popen:
+        """Start `argv` inside the running container (docker exec) in a helper process;
+        returns it once the command runs (its exit status is the command's exit code).
+        `stdio`: the (stdin, stdout, stderr) fds the command should use."""
+        if not argv:
+            raise InvalidArgument("exec needs a command", exit_code=1)
+        cid = self.resolve(ref)
+        rec = self._reconcile(self.containers.read(cid))
+        s = rec["State"]
+        if not s["Running"]:
+            raise InvalidState(f"Container {cid} is not running")
+        if s["Paused"]:
+            raise InvalidState(f"Container {ref} is paused, unpause the container before exec")
+        if workdir and not workdir.startswith("/"):
+            raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path",
+                                  exit_code=1)
+        cfg = rec["Config"]
+        from .. import cgroups
+        try:
+            drop = ["MKNOD"] if cgroups.driver().version == 2 else []
+        except MinidockerError:
+            drop = []
+        req = {"cid": cid, "pid": s["Pid"], "argv": list(argv), "hostname": cfg.get("Hostname") or cid[:12],
+               "env": spec.replace_or_append(cfg.get("Env") or [], env or []),
+               "user": user if user is not None else cfg.get("User") or "",
+               "cwd": workdir or cfg.get("WorkingDir") or "/", "tty": tty, "interactive": interactive,
+               "drop_caps": drop}
+        r, w = os.pipe()
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        envp = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_parent] + [p for p in sys.path if p]))
+        if stdio is None or detach:
+            stdin = stdout = stderr = subprocess.DEVNULL
+        else:
+            stdin = stdio[0] if interactive and stdio[0] >= 0 else subprocess.DEVNULL
+            stdout, stderr = stdio[1], stdio[2]
+        try:
+            proc = subprocess.Popen([sys.executable, "-S", "-m", "minidocker.container.execer",
+                                     json.dumps(req), str(w)], pass_fds=[w], stdin=stdin, stdout=stdout,
+                                    stderr=stderr, env=envp, start_new_session=detach)
+        finally:
+            os.close(w)
+        with os.fdopen(r, "rb") as f:
+            failure = f.read()  # EOF once the command runs (or the error, if it could not start)
+        if failure:
+            proc.wait()
+            err = json.loads(failure)
+            raise MinidockerError(err["message"], exit_code=err["code"])
+        return proc
+
+    def exec_run(self, ref: str, argv: list[str], **kw) -> tuple[int, bytes, bytes]:
+        """Run a command in the container to its end; return (exit code, stdout, stderr)."""
+        import tempfile
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = self.exec_start(ref, argv, stdio=(-1, out.fileno(), err.fileno()), **kw)
+            code = proc.wait()
+            out.seek(0)
+            err.seek(0)
+            return code, out.read(), err.read()
+
     # ------------------------------------------------------------------ networks
     def connect(self, ref: str, network: str, aliases: list[str] | None = None, ip: str | None = None) -> str:
         """`network connect`: join another network now (if running) and at every start."""
