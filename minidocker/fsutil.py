@@ -118,3 +118,30 @@ def dir_size(path: str) -> int:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size
     return total
+
+
+def scoped_path(root: str, rel: str) -> str:
+    """Resolve `rel` inside `root` the way a chroot would: symlinks in the path are followed
+    but can never lead outside `root` (moby's FollowSymlinkInScope)."""
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    cur = root
+    depth = 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            cur = os.path.dirname(cur) if cur != root else root
+            continue
+        nxt = os.path.join(cur, p)
+        if os.path.islink(nxt):
+            depth += 1
+            if depth > 40:
+                raise OSError(40, f"too many levels of symbolic links: {rel}")
+            target = os.readlink(nxt)
+            if target.startswith("/"):
+                cur = root
+            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
+            continue
+        cur = nxt
+    if not (cur == root or cur.startswith(root + os.sep)):
+        cur = root
+    return cur

@@ -20,7 +20,9 @@ import os
 import stat
 
 from . import security
+from .fsutil import scoped_path
 from .linux import syscalls as sc
+from .volumes import tmpfs_data
 
 # (name, major, minor) with mode 0666 -- runc's default devices
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -138,7 +140,31 @@ def mount_cgroups(rootfs: str, mounts: list[tuple]) -> None:
         sc.mount(source, dest, fstype, NOSUID_NODEV_NOEXEC | ro | flags, data)
 
 
-def setup(rootfs: str, etc_files: dict[str, str], cgroup_mounts: list[tuple] = ()) -> None:
+def mount_volumes(rootfs: str, mounts: list[dict]) -> None:
+    """Volumes and bind mounts (a bind of a host path) and tmpfs mounts (-v, --mount, --tmpfs).
+    Read-only ones need a second, remount call: a bind mount ignores MS_RDONLY at first."""
+    for m in mounts:
+        # resolve the target as if rootfs were "/": a symlink the image planted on the way
+        # (/data -> /etc) must not send the mount out to the host's files
+        dest = scoped_path(os.path.realpath(rootfs), m["Destination"])
+        if m["Type"] == "tmpfs":
+            _mkdir_p(dest)
+            flags, data = tmpfs_data(m.get("Mode") or "")
+            sc.mount("tmpfs", dest, "tmpfs", flags, data or None)
+            continue
+        src = m["Source"]
+        if os.path.isdir(src):
+            _mkdir_p(dest)
+        elif not os.path.exists(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            open(dest, "a").close()
+        sc.mount(src, dest, None, sc.MS_BIND | sc.MS_REC)
+        if not m.get("RW", True):
+            sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+
+
+def setup(rootfs: str, etc_files: dict[str, str], cgroup_mounts: list[tuple] = (),
+          mounts: list[dict] = ()) -> None:
     """Steps 1-6: after this call, "/" is the container's root."""
     make_mounts_private()
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
@@ -147,6 +173,7 @@ def setup(rootfs: str, etc_files: dict[str, str], cgroup_mounts: list[tuple] = (
     create_devices(rootfs)
     for target, host_path in etc_files.items():
         bind_file(host_path, rootfs, target)
+    mount_volumes(rootfs, list(mounts))
     pivot_root(rootfs)
     mask_paths()
     readonly_paths()

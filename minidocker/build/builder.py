@@ -121,31 +121,7 @@ def nop_created_by(ins, shell: list[str]) -> str:
 
 
 # ------------------------------------------------------------------ the build context
-def _scoped(root: str, rel: str) -> str:
-    """Resolve `rel` inside `root` the way a chroot would: symlinks in the path are followed
-    but can never lead outside `root` (moby's FollowSymlinkInScope)."""
-    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
-    cur = root
-    depth = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            cur = os.path.dirname(cur) if cur != root else root
-            continue
-        nxt = os.path.join(cur, p)
-        if os.path.islink(nxt):
-            depth += 1
-            if depth > 40:
-                raise BuildError(f"too many levels of symbolic links: {rel}")
-            target = os.readlink(nxt)
-            if target.startswith("/"):
-                cur = root
-            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
-            continue
-        cur = nxt
-    if not (cur == root or cur.startswith(root + os.sep)):
-        cur = root
-    return cur
+_scoped = fsutil.scoped_path  # (shared with volume mounts)
 
 
 def file_digest(path: str) -> str:

@@ -60,6 +60,9 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
     p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
     p.add_argument("--expose", action="append", default=[], help="Expose a port or a range of ports")
+    p.add_argument("-v", "--volume", action="append", default=[], help="Bind mount a volume")
+    p.add_argument("--mount", action="append", default=[], help="Attach a filesystem mount to the container")
+    p.add_argument("--tmpfs", action="append", default=[], help="Mount a tmpfs directory")
     p.add_argument("--stop-signal", default=None, help="Signal to stop the container")
     p.add_argument("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container")
     p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
@@ -127,7 +130,7 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
                          stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
                          network=args.network, network_aliases=args.network_alias,
                          publish=args.publish, publish_all=args.publish_all, expose=args.expose,
-                         ip=args.ip)
+                         ip=args.ip, volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs)
     except MinidockerError as e:
         if e.exit_code == 1 and is_run:
             e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)
@@ -270,7 +273,7 @@ def cmd_kill(args) -> int:
 
 def cmd_rm(args) -> int:
     rt = _runtime()
-    failed = _each(args.containers, lambda ref: (rt.remove(ref, force=args.force), ref)[1],
+    failed = _each(args.containers, lambda ref: (rt.remove(ref, force=args.force, volumes=args.volumes), ref)[1],
                    ignore_missing=args.force)
     return failed
 

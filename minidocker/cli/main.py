@@ -49,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from . import build, containers, images, networks, system
+    from . import build, containers, images, networks, system, volumes
     p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
     p.add_argument("--root", help="State directory (default $MINIDOCKER_ROOT or /var/lib/minidocker)")
     p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
@@ -59,6 +59,7 @@ def build_parser() -> Parser:
     system.register(sub)
     networks.register(sub)
     build.register(sub)
+    volumes.register(sub)
 
     # `minidocker container ls`, `minidocker image ls`, ...: docker's management commands
     for group, module in (("container", containers), ("image", images)):

@@ -148,7 +148,7 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
         # cgroup look like the root ("/") from inside, as /proc/self/cgroup will show.
         sc.unshare(sc.CLONE_NEWCGROUP)
 
-        rootfs.setup(spec["rootfs"], spec["etc_files"], spec.get("cgroup_mounts", []))
+        rootfs.setup(spec["rootfs"], spec["etc_files"], spec.get("cgroup_mounts", []), spec.get("mounts", []))
         sc.sethostname(spec["hostname"])
 
         def read(p: str) -> str:

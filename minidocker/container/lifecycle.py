@@ -81,6 +81,17 @@ def remove_files(root: StateRoot, cid: str) -> None:
     ContainerStore(root).delete(cid)
 
 
+def remove_anonymous_volumes(root: StateRoot, rec: dict) -> None:
+    from .. import volumes as volmod
+    vs = volmod.VolumeStore(root)
+    for m in rec.get("Mounts") or []:
+        if m.get("Type") == "volume" and vs.anonymous(m["Name"]):
+            try:
+                vs.remove(m["Name"], [])
+            except MinidockerError:
+                pass
+
+
 def _proc_start_time(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -145,7 +156,8 @@ class Runtime:
                stop_timeout: int | None = None, network: str = "default",
                network_aliases: list[str] | None = None, publish: list[str] | None = None,
                publish_all: bool = False, expose: list[str] | None = None,
-               ip: str | None = None) -> str:
+               ip: str | None = None, volumes: list[str] | None = None,
+               mounts: list[str] | None = None, tmpfs: list[str] | None = None) -> str:
         """`resources` holds HostConfig limits: Memory, MemorySwap, NanoCpus, CpuShares, PidsLimit."""
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(
@@ -176,6 +188,15 @@ class Runtime:
                 raise InvalidArgument("user specified IP address is supported on user defined networks only")
             eps[0]["IPAMConfig"] = {"IPv4Address": ip}
         hostname = hostname or spec.default_hostname(cid)
+        from .. import volumes as volmod
+        wanted = [volmod.parse_v(v) for v in volumes or []] + [volmod.parse_mount(m) for m in mounts or []]
+        targets = [m["Destination"] for m in wanted] + [volmod.parse_tmpfs(t)["Destination"] for t in tmpfs or []]
+        taken = set(targets)
+        if len(taken) < len(targets):
+            raise InvalidArgument("Duplicate mount point: " + next(t for t in targets if targets.count(t) > 1))
+        for target in (img.config.get("config") or {}).get("Volumes") or {}:  # the image's VOLUME lines
+            if target not in taken:
+                wanted.append({"Type": "volume", "Name": "", "Destination": target, "Mode": "", "RW": True})
         cdir = self.containers.dir(cid)
         now = st.rfc3339nano(time.time_ns())
         config = {
@@ -225,6 +246,9 @@ class Runtime:
         }
         self.containers.create(rec)  # reserves the name; raises Conflict if taken
         try:
+            rec["Mounts"] = self._prepare_mounts(wanted, img)
+            rec["HostConfig"]["Binds"] = list(volumes) if volumes else None
+            rec["HostConfig"]["Tmpfs"] = {t.partition(":")[0]: t.partition(":")[2] for t in tmpfs} if tmpfs else None
             mount_id, init_id = self.images.create_container_layers(cid, img)
             d = self.images.driver
             lowers = [os.path.join(d.home, x) for x in d.lower_chain(mount_id)]
@@ -559,7 +583,37 @@ class Runtime:
             time.sleep(0.02)
 
     # ------------------------------------------------------------------ remove
-    def remove(self, ref: str, force: bool = False) -> str:
+    def _prepare_mounts(self, wanted: list[dict], img) -> list[dict]:
+        """Create named/anonymous volumes (filled from the image the first time) and bind
+        sources; return docker inspect's `Mounts` entries."""
+        from .. import volumes as volmod
+        vs = volmod.VolumeStore(self.root)
+        out = []
+        for m in wanted:
+            m = dict(m)
+            if m["Type"] == "volume":
+                fresh = not m["Name"] or not vs.exists(m["Name"])
+                m["Name"] = vs.create(m["Name"] or None, anonymous=not m["Name"])
+                m.update(Source=vs.path(m["Name"]), Driver="local", Propagation="")
+                if fresh and not m.pop("nocopy", False):
+                    with self.images.image_rootfs(img) as rootfs:
+                        volmod.copy_image_content(fsutil.scoped_path(rootfs, m["Destination"]), m["Source"])
+                m.pop("nocopy", None)
+                out.append({k: m[k] for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",
+                                              "Propagation")})
+            elif m["Type"] == "bind":
+                if not os.path.exists(m["Source"]):
+                    if not m.pop("create_source"):
+                        raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does "
+                                              f"not exist: {m['Source']}")
+                    os.makedirs(m["Source"], mode=0o755)  # docker -v creates a missing host directory
+                m.pop("create_source", None)
+                out.append(m)
+            else:
+                out.append(m)
+        return out
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> str:
         cid = self.resolve(ref)
         rec = self._reconcile(self.containers.read(cid))
         st.check_remove(rec["State"], rec["Name"].lstrip("/"), force)
@@ -571,6 +625,8 @@ class Runtime:
         with self.containers.update(cid) as r:
             r["State"]["Status"] = st.REMOVING
         remove_files(self.root, cid)
+        if volumes:  # -v: the container's anonymous volumes go with it (named ones stay)
+            remove_anonymous_volumes(self.root, rec)
         return cid
 
     def prune(self) -> tuple[list[str], int]:

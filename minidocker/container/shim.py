@@ -120,6 +120,9 @@ class Shim:
             "cwd": cfg.get("WorkingDir") or "/",
             "user": cfg.get("User") or "",
             "tty": bool(cfg.get("Tty")),
+            "mounts": list(rec.get("Mounts") or []) + [
+                {"Type": "tmpfs", "Source": "", "Destination": t, "Mode": o, "RW": "ro" not in o.split(",")}
+                for t, o in ((rec.get("HostConfig") or {}).get("Tmpfs") or {}).items()],
         }
 
     def _fail_start(self, code: int, message: str) -> int:
@@ -210,10 +213,12 @@ class Shim:
             st.set_exited(r["State"], code, time.time_ns(), oom=oom)
             r["NetworkSettings"] = settings
             auto_remove = r["HostConfig"].get("AutoRemove")
-        if auto_remove:  # --rm: the monitor removes the container itself
+        if auto_remove:  # --rm: the monitor removes the container (and its anonymous volumes)
             self.images.driver.unmount(self.images.container_mount_id(self.cid))
             self.images.remove_container_layers(self.cid)
             self.containers.delete(self.cid)
+            from .lifecycle import remove_anonymous_volumes
+            remove_anonymous_volumes(self.root, rec)
         self.report(event="exited", code=code)
         return 0
 

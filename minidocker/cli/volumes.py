@@ -1,0 +1,103 @@
+"""Volume commands: volume create/ls/inspect/rm/prune."""
+from __future__ import annotations
+
+import sys
+
+from ..container.lifecycle import Runtime
+from ..volumes import VolumeStore
+from . import format as fmt
+
+
+def _users(rt: Runtime, name: str) -> list[str]:
+    return [r["Id"] for r in rt.list(all=True)
+            if any(m.get("Type") == "volume" and m.get("Name") == name for m in r.get("Mounts") or [])]
+
+
+def cmd_volume_create(args) -> int:
+    labels = dict(lab.partition("=")[::2] for lab in args.label)
+    print(VolumeStore(Runtime().root).create(args.name, labels=labels))
+    return 0
+
+
+def cmd_volume_ls(args) -> int:
+    from .containers import _unescape_format, render_table
+    vs = VolumeStore(Runtime().root)
+    names = vs.names()
+    if args.quiet:
+        print("\n".join(names) + ("\n" if names else ""), end="")
+        return 0
+    rows = [{"Driver": "local", "Name": n, "Mountpoint": vs.path(n), "Scope": "local"} for n in names]
+    template = _unescape_format(args.format) if args.format else "table {{.Driver}}\t{{.Name}}"
+    sys.stdout.write(render_table(template, rows, {"Driver": "DRIVER", "Name": "VOLUME NAME",
+                                                   "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE"}))
+    return 0
+
+
+def cmd_volume_inspect(args) -> int:
+    from .containers import _each, _print_inspect, parse_format
+    template = parse_format(args.format)
+    vs = VolumeStore(Runtime().root)
+    results = []
+    failed = _each(args.volumes, lambda n: results.append(vs.get(n)))
+    return _print_inspect(results, template) or failed
+
+
+def cmd_volume_rm(args) -> int:
+    from .containers import _each
+    rt = Runtime()
+    vs = VolumeStore(rt.root)
+
+    def rm(name):
+        users = _users(rt, name)
+        if args.force and users:
+            users = [u for u in users if rt.inspect(u)["State"]["Running"]]
+        vs.remove(name, users)
+        return name
+    return _each(args.volumes, rm)
+
+
+def cmd_volume_prune(args) -> int:
+    from .containers import _confirm, print_section
+    if not _confirm("WARNING! This will remove all local volumes not used by at least one container.", args.force):
+        return 0
+    rt = Runtime()
+    vs = VolumeStore(rt.root)
+    removed, space = [], 0
+    for name in vs.names():
+        if _users(rt, name) or (not args.all and not vs.anonymous(name)):
+            continue  # docker >= 23: prune takes anonymous volumes only, unless -a
+        space += vs.size(name)
+        vs.remove(name, [])
+        removed.append(name)
+    print_section("Deleted Volumes:", removed)
+    print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
+    return 0
+
+
+def register(sub, management: bool = False) -> None:
+    from .main import Parser
+    if management:
+        return
+    gp = sub.add_parser("volume", help="Manage volumes")
+    gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+    p = gsub.add_parser("create", help="Create a volume")
+    p.set_defaults(func=cmd_volume_create)
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("-d", "--driver", default="local")
+    p.add_argument("name", nargs="?", default=None)
+    p = gsub.add_parser("ls", aliases=["list"], help="List volumes")
+    p.set_defaults(func=cmd_volume_ls)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--format", default=None)
+    p = gsub.add_parser("inspect", help="Display detailed information on one or more volumes")
+    p.set_defaults(func=cmd_volume_inspect)
+    p.add_argument("-f", "--format", default=None)
+    p.add_argument("volumes", nargs="+")
+    p = gsub.add_parser("rm", aliases=["remove"], help="Remove one or more volumes")
+    p.set_defaults(func=cmd_volume_rm)
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("volumes", nargs="+")
+    p = gsub.add_parser("prune", help="Remove unused local volumes")
+    p.set_defaults(func=cmd_volume_prune)
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")

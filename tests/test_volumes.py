@@ -1,0 +1,90 @@
+"""Volumes, bind mounts and tmpfs for real (数据持久化), as root."""
+import json
+import os
+
+import pytest
+
+from minidocker import volumes as volmod
+from minidocker.errors import InvalidArgument
+
+pytestmark = pytest.mark.root
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("data:/app", {"Type": "volume", "Name": "data", "Destination": "/app", "RW": True}),
+    ("data:/app:ro", {"Type": "volume", "Name": "data", "Destination": "/app", "RW": False}),
+    ("/host:/app", {"Type": "bind", "Source": "/host", "Destination": "/app", "RW": True}),
+    ("/app", {"Type": "volume", "Name": "", "Destination": "/app", "RW": True}),
+])
+def test_parse_v(spec, expected):
+    got = volmod.parse_v(spec)
+    assert {k: got[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("bad", ["rel:app", "data:/app:bogus", "x:/", "a:b:c:d", "bad name:/x"])
+def test_parse_v_errors(bad):
+    with pytest.raises(InvalidArgument):
+        volmod.parse_v(bad)
+
+
+def test_parse_mount_and_tmpfs():
+    m = volmod.parse_mount("type=bind,source=/h,target=/c,readonly")
+    assert (m["Type"], m["Source"], m["Destination"], m["RW"]) == ("bind", "/h", "/c", False)
+    t = volmod.parse_mount("type=tmpfs,target=/t,tmpfs-size=1m")
+    assert (t["Type"], t["Mode"]) == ("tmpfs", "size=1m")
+    assert volmod.parse_tmpfs("/cache:rw,size=100m,mode=1777")["Mode"] == "rw,size=100m,mode=1777"
+    flags, data = volmod.tmpfs_data("rw,exec,size=1m")
+    assert data == "size=1m"
+
+
+def test_named_volume_outlives_containers(md):
+    assert md.ok("volume", "create", "keep") == "keep\n"
+    md.ok("run", "--rm", "--network", "none", "-v", "keep:/data", "busybox", "sh", "-c", "echo persisted > /data/f")
+    assert md.ok("run", "--rm", "--network", "none", "-v", "keep:/data", "busybox", "cat", "/data/f") == "persisted\n"
+    r = md("run", "--rm", "--network", "none", "-v", "keep:/data:ro", "busybox", "sh", "-c", "echo x > /data/g")
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+    info = json.loads(md.ok("volume", "inspect", "keep"))[0]
+    assert info["Mountpoint"] == os.path.join(md.root, "volumes", "keep", "_data")
+    assert open(os.path.join(info["Mountpoint"], "f")).read() == "persisted\n"
+    cid = md.ok("create", "-v", "keep:/data", "busybox", "true").strip()
+    r = md("volume", "rm", "keep")
+    assert r.returncode == 1 and "volume is in use" in r.stderr
+    md.ok("rm", cid)
+    assert md.ok("volume", "rm", "keep") == "keep\n"
+
+
+def test_bind_mount_and_symlink_tricks(md, tmp_path):
+    host = tmp_path / "shared"
+    host.mkdir()
+    (host / "in").write_text("from host\n")
+    out = md.ok("run", "--rm", "--network", "none", "-v", f"{host}:/mnt", "busybox", "sh", "-c",
+                "cat /mnt/in; echo from container > /mnt/out")
+    assert out == "from host\n" and (host / "out").read_text() == "from container\n"
+    missing = tmp_path / "created-by-v"
+    md.ok("run", "--rm", "--network", "none", "-v", f"{missing}:/x", "busybox", "true")
+    assert missing.is_dir()  # -v creates a missing host directory, as docker does
+    r = md("run", "--rm", "--network", "none", "--mount", f"type=bind,source={tmp_path}/nope,target=/x", "busybox", "true")
+    assert r.returncode == 125 and "bind source path does not exist" in r.stderr
+    # an image whose /data is a symlink to /etc: the volume must land inside the container
+    md.ok("run", "--name", "linker", "--network", "none", "busybox", "ln", "-s", "/etc", "/data")
+    md.ok("commit", "linker", "linky:1")
+    md.ok("rm", "linker")
+    out = md.ok("run", "--rm", "--network", "none", "-v", f"{host}:/data", "linky:1", "cat", "/etc/in")
+    assert out == "from host\n"  # mounted on the container's /etc, never the host's
+    assert not os.path.exists("/etc/in")
+
+
+def test_tmpfs_and_anonymous_volumes(md):
+    out = md.ok("run", "--rm", "--network", "none", "--tmpfs", "/cache:size=1m", "busybox", "sh", "-c",
+                "grep ' /cache ' /proc/mounts; dd if=/dev/zero of=/cache/big bs=1M count=2 2>&1 | grep -c 'No space'")
+    assert out.startswith("tmpfs /cache tmpfs rw,nosuid,nodev,noexec") and "size=1024k" in out
+    assert out.splitlines()[-1] == "1"
+    before = set(md.ok("volume", "ls", "-q").split())
+    cid = md.ok("create", "--network", "none", "-v", "/etc", "busybox", "ls", "/etc").strip()
+    mounts = json.loads(md.ok("inspect", cid))[0]["Mounts"]
+    assert len(mounts) == 1 and mounts[0]["Type"] == "volume" and len(mounts[0]["Name"]) == 64
+    assert "passwd" in md.ok("start", "-a", cid).split()  # filled from the image the first time
+    md.ok("rm", "-v", cid)
+    assert set(md.ok("volume", "ls", "-q").split()) == before  # -v removed the anonymous one
+    md.ok("run", "--rm", "--network", "none", "-v", "/anon", "busybox", "true")
+    assert set(md.ok("volume", "ls", "-q").split()) == before  # so does --rm
