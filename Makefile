@@ -5,7 +5,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test bench clean
+.PHONY: setup lab test bench clean vm-test
 
 setup:
 	./scripts/setup.sh
@@ -24,3 +24,8 @@ bench:
 
 clean:
 	$(PY) -m minidocker system prune -f || true
+
+# The test suite inside a real Vagrant VM (Debian 12, pure cgroup v2), offline: builds and caches
+# a box, brings the VM up under QEMU, runs `make test` in it, destroys it. See scripts/vm-test.sh.
+vm-test:
+	./scripts/vm-test.sh
