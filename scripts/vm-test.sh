@@ -18,6 +18,7 @@
 #                         (default: the whole suite; e.g. "--ignore=tests/test_docker_compare.py")
 #   MINIDOCKER_VM_CACHE   cache directory (default /var/cache/minidocker-vm)
 #   VM_TEST_CMD           the whole command to run in the VM instead (through `vagrant ssh -c`)
+#   VM_TEST_TIMEOUT       seconds allowed for the test command (default 3000)
 #   VM_CPUS / VM_MEMORY   2 / 4096
 #   VM_KEEP_LOGS=1        keep the run directory (libvirt, serial and Vagrant logs) even on success
 # Needs root, x86_64, and Debian 12's packages listed in HOST_PACKAGES (installed if missing).
@@ -251,7 +252,7 @@ vg ssh -c "echo \"guest: \$(. /etc/os-release; echo \$PRETTY_NAME), kernel \$(un
 test_cmd=${VM_TEST_CMD:-"cd /vagrant && sudo make test PY=$GUEST_VENV/bin/python MINIDOCKER_VENV=$GUEST_VENV PYTEST_ARGS='$VM_TEST_ARGS'"}
 echo "vagrant ssh -c \"$test_cmd\""
 set +e
-VG_TIMEOUT=3000 vg ssh -c "$test_cmd" 2>&1 | stamp
+VG_TIMEOUT=${VM_TEST_TIMEOUT:-3000} vg ssh -c "$test_cmd" 2>&1 | stamp
 test_rc=${PIPESTATUS[0]}
 set -e
 phase_done
