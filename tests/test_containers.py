@@ -410,3 +410,16 @@ def test_exec_joins_the_running_container(md, state_root):
         assert r.returncode == 1 and "is not running" in r.stderr
     finally:
         md("rm", "-f", "execd")
+
+
+def test_top_lists_the_containers_processes(md):
+    cid = md.ok("run", "-d", "--network", "none", "busybox", "sh", "-c", "sleep 100 & exec sleep 200").strip()
+    try:
+        lines = md.ok("top", cid).splitlines()
+        assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+        cmds = sorted(" ".join(line.split()[7:]) for line in lines[1:])
+        assert cmds == ["sleep 100", "sleep 200"]
+        pid1 = json.loads(md.ok("inspect", cid))[0]["State"]["Pid"]
+        assert str(pid1) in [line.split()[1] for line in lines[1:]]  # host PIDs, as docker top shows
+    finally:
+        md.ok("rm", "-f", cid)

@@ -336,6 +336,48 @@ def cmd_exec(args) -> int:
         return proc.wait()
 
 
+# ---------------------------------------------------------------------------- top
+def top_rows(pids: list[int], now: float, boot: float, clk: int) -> list[list[str]]:
+    """`docker top` (ps -ef) rows for these host PIDs: UID PID PPID C STIME TTY TIME CMD."""
+    import pwd
+    rows = []
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat_ = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue  # exited meanwhile
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        start = boot + int(stat_[19]) / clk
+        cpu = (int(stat_[11]) + int(stat_[12])) // clk
+        c = int(100 * (int(stat_[11]) + int(stat_[12])) / clk / max(now - start, 1))
+        tty = "?" if int(stat_[4]) == 0 else "pts/" + str(int(stat_[4]) & 0xFF)
+        rows.append([user, str(pid), stat_[1], str(c), time.strftime("%H:%M", time.localtime(start)), tty,
+                     f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmd or f"[{stat_[0]}]"])
+    return rows
+
+
+def cmd_top(args) -> int:
+    """The container's processes, seen from the host: all members of its cgroup."""
+    rt = _runtime()
+    rec = rt.inspect(args.container)
+    if not rec["State"]["Running"]:
+        raise InvalidArgument(f"Container {rec['Id']} is not running", exit_code=1)
+    from .. import cgroups
+    pids = cgroups.driver().processes(rec["Id"]) or [rec["State"]["Pid"]]
+    with open("/proc/stat") as f:
+        boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    rows = top_rows(pids, time.time(), boot, os.sysconf("SC_CLK_TCK"))
+    sys.stdout.write(fmt.tabwrite([["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]] + rows, minwidth=20))
+    return 0
+
+
 # ---------------------------------------------------------------------------- pause/update/stats
 def cmd_pause(args) -> int:
     rt = _runtime()
@@ -684,6 +726,10 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
     p.add_argument("container")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
+
+    p = add("top", cmd_top, "Display the running processes of a container")
+    p.add_argument("container")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER)
 
     p = add("pause", cmd_pause, "Pause all processes within one or more containers")
     p.add_argument("containers", nargs="+")
