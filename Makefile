@@ -2,7 +2,11 @@
 #   make lab    install everything, then start JupyterLab on the course notebooks
 #   make test   install everything, then run every test (unit, real containers, docker side by side)
 
-PY := .venv/bin/python
+# The Python environment: .venv here, or the one scripts/provision.sh made on the machine's own
+# disk (inside the lab VM: /opt/minidocker/venv), so `sudo make test` in /vagrant just works.
+VENV ?= $(shell cat /etc/minidocker/python-env 2>/dev/null || echo .venv)
+PY := $(VENV)/bin/python
+export MINIDOCKER_VENV := $(VENV)
 PYTEST_ARGS ?=
 
 .PHONY: setup lab test bench clean vm-test

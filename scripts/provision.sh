@@ -129,6 +129,9 @@ case "$PYTHON_ENV" in
     ;;
 esac
 ln -sfn "$PYBIN" "$PREFIX/bin"   # one stable path whichever environment was chosen
+# `make test` / `make lab` in the checkout use this environment (see the Makefile).
+mkdir -p /etc/minidocker
+dirname "$PYBIN" > /etc/minidocker/python-env
 for cmd in minidocker pytest jupyter; do
   if [ -x "$PYBIN/$cmd" ]; then ln -sfn "$PYBIN/$cmd" "/usr/local/bin/$cmd"; fi
 done

@@ -29,7 +29,6 @@ VM_TEST_ARGS=${VM_TEST_ARGS-}
 HOST_PACKAGES="qemu-system-x86 qemu-utils mmdebstrap fdisk e2fsprogs vagrant vagrant-libvirt libvirt-daemon
   libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base iptables dpkg-dev python3 python3-pip rsync
   openssh-client util-linux"
-GUEST_VENV=/opt/minidocker/venv
 
 [ "$(id -u)" = 0 ] || { echo "vm-test.sh: needs root" >&2; exit 1; }
 [ "$(uname -m)" = x86_64 ] || { echo "vm-test.sh: the offline box is amd64; this machine is $(uname -m)" >&2; exit 1; }
@@ -249,7 +248,8 @@ phase_done
 # --- 7. the README's test command inside the VM ---------------------------------------------------
 phase "tests in the VM"
 vg ssh -c "echo \"guest: \$(. /etc/os-release; echo \$PRETTY_NAME), kernel \$(uname -r), /sys/fs/cgroup is \$(stat -f -c %T /sys/fs/cgroup), \$(nproc) CPUs\""
-test_cmd=${VM_TEST_CMD:-"cd /vagrant && sudo make test PY=$GUEST_VENV/bin/python MINIDOCKER_VENV=$GUEST_VENV PYTEST_ARGS='$VM_TEST_ARGS'"}
+# The README's line (`vagrant ssh -c "cd /vagrant && sudo make test"`), with the selection if any.
+test_cmd=${VM_TEST_CMD:-"cd /vagrant && sudo make test${VM_TEST_ARGS:+ PYTEST_ARGS='$VM_TEST_ARGS'}"}
 echo "vagrant ssh -c \"$test_cmd\""
 set +e
 VG_TIMEOUT=${VM_TEST_TIMEOUT:-3000} vg ssh -c "$test_cmd" 2>&1 | stamp

@@ -111,7 +111,9 @@ class LabSession:
                    input: str | None = None) -> subprocess.CompletedProcess:
         """Run `python -c code args...` in a new process; return it (text stdout/stderr).
         With check=True a non-zero exit raises, showing the child's stderr."""
-        p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+        # -u: unbuffered, so what a forked child prints before os._exit() is not lost in a
+        # copy of the parent's buffer, whatever PYTHONUNBUFFERED says
+        p = subprocess.run([sys.executable, "-u", "-c", code, *map(str, args)], capture_output=True,
                            text=True, timeout=timeout, env=self.child_env(), input=input,
                            stdin=None if input is not None else subprocess.DEVNULL)
         if check and p.returncode != 0:
