@@ -215,7 +215,13 @@ else
 fi
 phase_done
 
-# --- 5. vagrant up, provisioning ------------------------------------------------------------------
+# --- 5. the user-facing Vagrantfile validates (none of the overrides above) ----------------------
+phase "vagrant validate"
+in_ns env -u VAGRANT_DEFAULT_PROVIDER VAGRANT_CWD="$REPO" VAGRANT_HOME="$CACHE/vagrant.d" \
+  VAGRANT_DOTFILE_PATH="$RUN/dotvagrant-validate" VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
+phase_done
+
+# --- 6. vagrant up, provisioning ------------------------------------------------------------------
 phase "vagrant up (boot + rsync)"
 VAGRANT_UP=1
 VG_TIMEOUT=1800 vg up --provider libvirt --no-provision 2>&1 | stamp
@@ -225,7 +231,7 @@ phase "provision (provision.sh)"
 VG_TIMEOUT=2400 vg provision 2>&1 | stamp
 phase_done
 
-# --- 6. the lab answers through the forwarded port (127.0.0.1:8888 in the namespace) ---------------
+# --- 7. the lab answers through the forwarded port (127.0.0.1:8888 in the namespace) ---------------
 phase "lab check (port 8888)"
 url=$(vg ssh -c "sudo cat /etc/minidocker/lab-url" 2>/dev/null | tr -d '\r' | tail -n1)
 echo "lab URL (inside the namespace): $url"
@@ -245,7 +251,7 @@ while True:
 EOF
 phase_done
 
-# --- 7. the README's test command inside the VM ---------------------------------------------------
+# --- 8. the README's test command inside the VM ---------------------------------------------------
 phase "tests in the VM"
 vg ssh -c "echo \"guest: \$(. /etc/os-release; echo \$PRETTY_NAME), kernel \$(uname -r), /sys/fs/cgroup is \$(stat -f -c %T /sys/fs/cgroup), \$(nproc) CPUs\""
 # The README's line (`vagrant ssh -c "cd /vagrant && sudo make test"`), with the selection if any.
@@ -257,7 +263,7 @@ test_rc=${PIPESTATUS[0]}
 set -e
 phase_done
 
-# --- 8. destroy -----------------------------------------------------------------------------------
+# --- 9. destroy -----------------------------------------------------------------------------------
 phase "vagrant destroy"
 vg destroy -f
 VAGRANT_UP=0

@@ -55,18 +55,8 @@ class MD:
 
 
 def shim_processes(root: str) -> list[int]:
-    pids = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"minidocker.container.shim" in cmd and root.encode() in cmd:
-            pids.append(int(pid))
-    return pids
+    from minidocker.lab.session import monitor_pids
+    return monitor_pids(root)
 
 
 def mounts_under(root: str) -> list[str]:

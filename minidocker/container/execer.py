@@ -128,15 +128,8 @@ def _child(req: dict, err_fd: int) -> None:
         for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, signal.SIG_DFL)
 
-        def read(p: str) -> str:
-            try:
-                with open(p) as f:
-                    return f.read()
-            except OSError:
-                return ""
         try:
-            uid, gid, groups, home = specmod.resolve_user(req.get("user", ""), read("/etc/passwd"),
-                                                          read("/etc/group"))
+            uid, gid, groups, home = initmod.user_from_etc(req.get("user", ""))
         except Exception as e:
             raise initmod.StartError(126, str(e)) from None
         env = specmod.process_env(req["env"], req["hostname"], req.get("tty", False), home)

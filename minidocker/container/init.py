@@ -125,6 +125,17 @@ def _report(err_fd: int, code: int, message: str) -> None:
         pass
 
 
+def user_from_etc(user: str) -> tuple[int, int, list[int], str]:
+    """Resolve `-u user[:group]` against /etc/passwd and /etc/group of the root we are in now
+    (the container's, after pivot_root): uid, gid, supplementary groups, home."""
+    def read(p: str) -> str:
+        try:
+            with open(p) as f:
+                return f.read()
+        except OSError:
+            return ""
+    return specmod.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
+
 def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | None) -> None:
     """Never returns: execve()s the user's command or exits with the error code."""
     try:
@@ -151,15 +162,8 @@ def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | N
         rootfs.setup(spec["rootfs"], spec["etc_files"], spec.get("cgroup_mounts", []), spec.get("mounts", []))
         sc.sethostname(spec["hostname"])
 
-        def read(p: str) -> str:
-            try:
-                with open(p) as f:
-                    return f.read()
-            except OSError:
-                return ""
         try:
-            uid, gid, groups, home = specmod.resolve_user(spec.get("user", ""), read("/etc/passwd"),
-                                                          read("/etc/group"))
+            uid, gid, groups, home = user_from_etc(spec.get("user", ""))
         except Exception as e:  # docker checks the user before starting: exit 125
             raise StartError(125, str(e)) from None
         env = specmod.process_env(spec["env"], spec["hostname"], spec.get("tty", False), home)
