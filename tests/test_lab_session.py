@@ -63,3 +63,30 @@ def test_cleanup_removes_containers_mounts_and_network(tmp_path):
     assert any(x.startswith("container ") for x in done) and any(x.startswith("mount ") for x in done)
     s.assert_clean()
     assert mounts_under(str(tmp_path)) == []
+
+
+@pytest.mark.root
+def test_a_dead_kernels_session_is_cleaned_by_the_next_one(tmp_path):
+    """A kernel killed mid-notebook (nbval -x, a restart) never runs its clean-up; the
+    next session in the same place does it."""
+    from minidocker import fsutil
+    from minidocker.lab.session import OWNER_FILE
+    before = os.environ.get("MINIDOCKER_ROOT")
+    s = LabSession("dead", base=str(tmp_path))
+    s.client.containers.run("busybox", "sleep 300", detach=True)   # on the default bridge
+    assert any(x.startswith("bridge ") for x in s.leftovers())
+    fsutil.write_json(os.path.join(s.root, OWNER_FILE), {"pid": 2**22 + 1, "start": 1})  # no such process
+    s.closed = True  # (and its atexit hook never runs, as when the kernel is killed)
+    alive = LabSession("alive", base=str(tmp_path))
+    try:
+        assert alive.reaped == [s.root]
+        assert s.leftovers() == []                  # container, monitor, mounts, bridge, table, files
+        third = LabSession("third", base=str(tmp_path))
+        assert third.reaped == [] and os.path.isdir(alive.root)   # a live session is never reaped
+        third.cleanup()
+    finally:
+        alive.cleanup()
+        os.environ.pop("MINIDOCKER_ROOT", None)
+        if before is not None:
+            os.environ["MINIDOCKER_ROOT"] = before
+    assert os.listdir(tmp_path) == []

@@ -234,6 +234,29 @@ def test_nothing_left_after_removal(md):
     assert "18099" not in nft.run("list ruleset")
 
 
+def test_prune_cleans_up_after_a_deleted_state_root(md, tmp_path):
+    """rm -rf of a state root whose bridges still exist (a crashed test, a killed notebook):
+    `system prune` from any other root finds them through /run/minidocker/roots."""
+    import shutil
+    from conftest import MD
+    from minidocker.network.store import NetworkStore, registered_roots, root_tag
+    from minidocker.paths import StateRoot
+    gone = MD(str(tmp_path / "gone"))
+    gone.ok("network", "create", "gonenet")
+    gone.ok("run", "--rm", "--network", "gonenet", "busybox", "true")
+    gone.ok("run", "--rm", "-p", "18098:80", "busybox", "true")   # default bridge and its table
+    tag = root_tag(StateRoot(gone.root))
+    user_bridge = NetworkStore(StateRoot(gone.root)).bridge(NetworkStore(StateRoot(gone.root)).get("gonenet"))
+    assert registered_roots()[tag] == gone.root
+    assert {f"md{tag}0", user_bridge} <= set(os.listdir("/sys/class/net"))
+    assert nft.table_exists("ip", f"minidocker_{tag}")
+    shutil.rmtree(gone.root)
+    out = md.ok("system", "prune", "-f")
+    assert f"bridge md{tag}0 of deleted state root" in out and f"bridge {user_bridge} of a deleted network" in out
+    assert not {f"md{tag}0", user_bridge} & set(os.listdir("/sys/class/net"))
+    assert not nft.table_exists("ip", f"minidocker_{tag}") and tag not in registered_roots()
+
+
 def test_network_prune_and_exposed_ports_from_a_build(md, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM busybox\nEXPOSE 80\nCMD " + json.dumps(["sh", "-c", HTTPD]) + "\n")
     md.ok("build", "--network", "none", "-t", "exposed:1", str(tmp_path), timeout=120)

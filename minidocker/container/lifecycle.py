@@ -496,7 +496,7 @@ class Runtime:
     def connect(self, ref: str, network: str, aliases: list[str] | None = None, ip: str | None = None) -> str:
         """`network connect`: join another network now (if running) and at every start."""
         from ..network import bridge, modes
-        from ..network.store import NetworkStore
+        from ..network.store import NetworkStore, register_root
         cid = self.resolve(ref)
         store = NetworkStore(self.root)
         net = store.get(network)
@@ -518,6 +518,7 @@ class Runtime:
             if rec["State"]["Running"]:
                 cfg = net["IPAM"]["Config"][0]
                 prefix = ipaddress.ip_network(cfg["Subnet"]).prefixlen
+                register_root(self.root)
                 bridge.ensure_bridge(store.bridge(net), cfg["Gateway"], prefix)
                 entry = store.allocate(net["Id"], cid, rec["Name"].lstrip("/"), ip)
                 addr = entry["IPv4Address"].split("/")[0]

@@ -27,8 +27,11 @@ import sys
 import tempfile
 import time
 
+from .. import fsutil
+
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "mdlab-"
+OWNER_FILE = "lab-owner.json"  # which process (kernel) made the session
 
 
 def _mountinfo() -> list[str]:
@@ -64,6 +67,42 @@ def monitor_pids(root: str) -> list[int]:
     return pids
 
 
+def _process_identity(pid: int) -> dict | None:
+    """PID plus its start time (field 22 of /proc/<pid>/stat), so a recycled PID does not count."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return {"pid": pid, "start": int(stat.rsplit(")", 1)[1].split()[19])}
+
+
+def reap_stale_sessions(base: str = "/tmp", grace: float = 60) -> list[str]:
+    """Clean up the sessions in `base` whose owner (the kernel that made them) is gone.
+    Returns what was cleaned. A session without an owner file is left alone for `grace`
+    seconds (it may be being created right now)."""
+    done = []
+    for name in sorted(os.listdir(base)):
+        root = os.path.join(base, name)
+        if not name.startswith(PREFIX) or not os.path.isdir(root) or os.path.islink(root):
+            continue
+        try:
+            owner = fsutil.read_json(os.path.join(root, OWNER_FILE))
+        except (OSError, ValueError):
+            owner = None
+        if owner is not None and _process_identity(owner.get("pid", 0)) == owner:
+            continue  # its kernel is alive
+        try:
+            if owner is None and time.time() - os.stat(root).st_mtime < grace:
+                continue
+            stale = LabSession.adopt(root)
+            stale.cleanup()
+            done.append(root)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            done.append(f"({root}: {e})")
+    return done
+
+
 class LabSession:
     def __init__(self, name: str, base: str = "/tmp"):
         self.name = name
@@ -73,14 +112,25 @@ class LabSession:
         # sys.path (at the end: nothing is shadowed).
         if PACKAGE_PARENT not in sys.path:
             sys.path.append(PACKAGE_PARENT)
+        # A kernel that was killed or restarted never ran its clean-up: do it for it now.
+        self.reaped = reap_stale_sessions(base)
         self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base)
         os.chmod(self.root, 0o711)
+        fsutil.write_json(os.path.join(self.root, OWNER_FILE), _process_identity(os.getpid()))
         self._client = None
         self._children: list[subprocess.Popen] = []
         self._old_env = os.environ.get("MINIDOCKER_ROOT")
         os.environ["MINIDOCKER_ROOT"] = self.root  # a `minidocker` typed in a cell uses it too
         self.closed = False
         atexit.register(self._at_exit)
+
+    @classmethod
+    def adopt(cls, root: str) -> "LabSession":
+        """A session object for an existing root (to clean up after a dead kernel)."""
+        self = cls.__new__(cls)
+        self.name, self.root, self.reaped = os.path.basename(root), root, []
+        self._client, self._children, self._old_env, self.closed = None, [], None, False
+        return self
 
     def __repr__(self) -> str:
         return f"LabSession({self.root!r})"
@@ -219,9 +269,9 @@ class LabSession:
             bridge = default_bridge_name(root_tag(StateRoot(self.root)))
             if os.path.exists(f"/sys/class/net/{bridge}"):
                 out.append(f"bridge {bridge}")
-            tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-            table = f"minidocker_{root_tag(StateRoot(self.root))}"
-            if table in tables.split():
+            from ..network import nat, nft
+            table = nat.table_name(root_tag(StateRoot(self.root)))
+            if nft.table_exists("ip", table):
                 out.append(f"firewall table {table}")
         except (ImportError, OSError):
             pass

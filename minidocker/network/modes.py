@@ -20,7 +20,7 @@ from ..container import etcfiles
 from ..errors import Conflict, InvalidArgument, MinidockerError, NotFound
 from ..paths import StateRoot
 from . import nat, nft, ports as portsmod
-from .store import NetworkStore
+from .store import NetworkStore, default_bridge_name, forget_root, register_root, registered_roots
 
 
 def parse_mode(mode: str | None) -> tuple[str, str]:
@@ -128,6 +128,7 @@ class Networking:
                 net = self.store.get(ep.get("NetworkID") or netname)
                 cfg = net["IPAM"]["Config"][0]
                 prefix = ipaddress.ip_network(cfg["Subnet"]).prefixlen
+                register_root(self.root)
                 bridge.ensure_bridge(self.store.bridge(net), cfg["Gateway"], prefix)
                 wanted = (ep.get("IPAMConfig") or {}).get("IPv4Address")
                 entry = self.store.allocate(net["Id"], rec["Id"], name, wanted)
@@ -225,10 +226,10 @@ class Networking:
                 nft.run(f"delete table ip {table}")
             self._sync_coexistence([n["bridge"] for n in networks])
 
-    def _sync_coexistence(self, bridges: list[str]) -> None:
+    def _sync_coexistence(self, bridges: list[str], tag: str | None = None) -> None:
         """If another firewall (dockerd's iptables) drops forwarded traffic by default, add
         accept rules for our bridges to its FORWARD chain; take them away when unused."""
-        comment = f"minidocker{self.store.tag}"
+        comment = f"minidocker{self.store.tag if tag is None else tag}"
         objs = nft.list_json("chain ip filter FORWARD")
         chain = next((o["chain"] for o in objs if "chain" in o), None)
         if chain is None:
@@ -305,6 +306,37 @@ class Networking:
             except Exception:
                 pass
         self.sync_firewall()
+        return cleaned + self._orphans()
+
+    def _orphans(self) -> list[str]:
+        """Bridges and tables of state roots that no longer exist (see store.HOST_REGISTRY)."""
+        from . import bridge
+        cleaned = []
+        roots = registered_roots()
+        for tag, path in roots.items():
+            if os.path.isdir(os.path.join(path, "network")):
+                continue  # alive: its own `system prune` decides
+            if bridge.delete_link(default_bridge_name(tag)):
+                cleaned.append(f"bridge {default_bridge_name(tag)} of deleted state root {path}")
+            table = nat.table_name(tag)
+            if nft.table_exists("ip", table):
+                nft.run(f"delete table ip {table}")
+                cleaned.append(f"firewall table {table} of deleted state root {path}")
+            self._sync_coexistence([], tag=tag)
+            forget_root(tag)
+        # user-defined networks' bridges (md-<id>) that no existing state root knows and no
+        # container is plugged into
+        known = {self.store.bridge(n) for n in self.store.all()}
+        for path in roots.values():
+            try:
+                if os.path.isdir(os.path.join(path, "network")) and path != self.root.root:
+                    known |= {self.store.bridge(n) for n in NetworkStore(StateRoot(path)).all()}
+            except (OSError, ValueError, MinidockerError):
+                return cleaned  # unsure what is whose: delete nothing more
+        for name in bridge.links(("md-",)):
+            if name not in known and not os.listdir(f"/sys/class/net/{name}/brif"):
+                bridge.delete_link(name)
+                cleaned.append(f"bridge {name} of a deleted network")
         return cleaned
 
     def in_use(self, net: dict) -> bool:

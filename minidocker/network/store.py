@@ -62,6 +62,38 @@ def _read_routes() -> list[str]:
         return []
 
 
+# Which state root owns which bridge and firewall table, host-wide. It lives in /run, so it
+# is forgotten at reboot exactly when the bridges and tables themselves are. With it,
+# `system prune` from any state root can clean up after a root that was deleted (rm -rf of
+# a test's or a notebook's temporary root) while its bridge still existed.
+HOST_REGISTRY = "/run/minidocker/roots"
+
+
+def register_root(root: StateRoot, registry: str = HOST_REGISTRY) -> None:
+    tag = root_tag(root)
+    path = os.path.join(registry, tag or "default")
+    if not os.path.exists(path):
+        os.makedirs(registry, exist_ok=True)
+        fsutil.write_atomic(path, os.path.abspath(root.root), durable=False)
+
+
+def registered_roots(registry: str = HOST_REGISTRY) -> dict[str, str]:
+    """{tag: state root path} ("" is the default root's tag)."""
+    out = {}
+    for name in sorted(os.listdir(registry)) if os.path.isdir(registry) else []:
+        path = fsutil.read_text(os.path.join(registry, name), "")
+        if path:
+            out["" if name == "default" else name] = path.strip()
+    return out
+
+
+def forget_root(tag: str, registry: str = HOST_REGISTRY) -> None:
+    try:
+        os.unlink(os.path.join(registry, tag or "default"))
+    except FileNotFoundError:
+        pass
+
+
 class NetworkStore:
     def __init__(self, root: StateRoot):
         self.root = root
