@@ -88,3 +88,31 @@ def test_tmpfs_and_anonymous_volumes(md):
     assert set(md.ok("volume", "ls", "-q").split()) == before  # -v removed the anonymous one
     md.ok("run", "--rm", "--network", "none", "-v", "/anon", "busybox", "true")
     assert set(md.ok("volume", "ls", "-q").split()) == before  # so does --rm
+
+
+def test_volume_prune_and_system_prune_volumes(tmp_path):
+    """docker >= 23: prune takes unused anonymous volumes; -a named ones too; never one in use."""
+    from conftest import MD
+    md = MD(str(tmp_path / "root"))
+    def anonymous_volume():  # from -v /path; `rm` without -v leaves it behind
+        c = md.ok("create", "--network", "none", "-v", "/anon", "busybox", "true").strip()
+        name = json.loads(md.ok("inspect", c))[0]["Mounts"][0]["Name"]
+        md.ok("rm", c)
+        return name
+    anon = anonymous_volume()
+    unnamed = md.ok("volume", "create").strip()  # named at random, but not anonymous (as in docker)
+    md.ok("volume", "create", "keepme")
+    md.ok("volume", "create", "used")
+    # running: system prune removes stopped (and created) containers, as docker's does
+    cid = md.ok("run", "-d", "--network", "none", "-v", "used:/data", "busybox", "sleep", "60").strip()
+    assert anon in md.ok("volume", "prune", "-f")
+    assert sorted(md.ok("volume", "ls", "-q").split()) == sorted(["keepme", "used", unnamed])
+    anon2 = anonymous_volume()
+    assert anon2 in md.ok("system", "prune", "-f", "--volumes")
+    assert sorted(md.ok("volume", "ls", "-q").split()) == sorted(["keepme", "used", unnamed])
+    out = md.ok("volume", "prune", "-f", "-a")
+    assert "keepme" in out and unnamed in out and "used" not in out
+    assert md.ok("volume", "ls", "-q").split() == ["used"]
+    md.ok("rm", "-f", cid)
+    md.ok("volume", "rm", "used")
+    md.ok("system", "prune", "-f")

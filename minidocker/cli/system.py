@@ -24,14 +24,9 @@ def cmd_system_prune(args) -> int:
     print_section("Deleted Images:", lines)
     space += image_space
     if args.volumes:  # anonymous volumes no container uses
-        from ..volumes import VolumeStore
-        from .volumes import _users
-        vs, gone = VolumeStore(rt.root), []
-        for name in vs.names():
-            if vs.anonymous(name) and not _users(rt, name):
-                space += vs.size(name)
-                vs.remove(name, [])
-                gone.append(name)
+        from .volumes import prune_volumes
+        gone, volume_space = prune_volumes(rt)
+        space += volume_space
         print_section("Deleted Volumes:", gone)
     print_section("Cleaned up leftovers:", rt.cleanup_leftovers())
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")

@@ -13,6 +13,20 @@ def _users(rt: Runtime, name: str) -> list[str]:
             if any(m.get("Type") == "volume" and m.get("Name") == name for m in r.get("Mounts") or [])]
 
 
+def prune_volumes(rt: Runtime, named_too: bool = False) -> tuple[list[str], int]:
+    """Remove the volumes no container uses: anonymous ones only (docker >= 23), named ones
+    too with `named_too` (`volume prune -a`). Returns the names and the bytes freed."""
+    vs = VolumeStore(rt.root)
+    removed, space = [], 0
+    for name in vs.names():
+        if _users(rt, name) or (not named_too and not vs.anonymous(name)):
+            continue
+        space += vs.size(name)
+        vs.remove(name, [])
+        removed.append(name)
+    return removed, space
+
+
 def cmd_volume_create(args) -> int:
     labels = dict(lab.partition("=")[::2] for lab in args.label)
     print(VolumeStore(Runtime().root).create(args.name, labels=labels))
@@ -60,15 +74,7 @@ def cmd_volume_prune(args) -> int:
     from .containers import _confirm, print_section
     if not _confirm("WARNING! This will remove all local volumes not used by at least one container.", args.force):
         return 0
-    rt = Runtime()
-    vs = VolumeStore(rt.root)
-    removed, space = [], 0
-    for name in vs.names():
-        if _users(rt, name) or (not args.all and not vs.anonymous(name)):
-            continue  # docker >= 23: prune takes anonymous volumes only, unless -a
-        space += vs.size(name)
-        vs.remove(name, [])
-        removed.append(name)
+    removed, space = prune_volumes(Runtime(), named_too=args.all)
     print_section("Deleted Volumes:", removed)
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")
     return 0
