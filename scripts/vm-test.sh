@@ -46,15 +46,8 @@ print_timings() {
 }
 
 # --- 0. tools on this machine -------------------------------------------------------------------
-missing=""
-for p in $HOST_PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  echo "==> apt-get install$missing"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
-fi
+# (setup.sh installs what is missing of its own list plus APT_EXTRA)
+APT_EXTRA="$HOST_PACKAGES" "$REPO/scripts/setup.sh" --system-only
 mkdir -p "$CACHE"
 
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
