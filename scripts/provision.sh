@@ -41,10 +41,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# Beyond scripts/setup.sh's list: make (to run `make test`); apparmor, because dockerd refuses to
-# start containers when the kernel has AppArmor enabled (Debian and Ubuntu kernels do) and
-# apparmor_parser is missing; docker-registry, which tests/test_registry.py needs.
-VM_APT_EXTRA="make apparmor docker-registry"
+# Beyond scripts/setup.sh's list: apparmor, because dockerd refuses to start containers when
+# the kernel has AppArmor enabled (Debian and Ubuntu kernels do) and apparmor_parser is missing.
+VM_APT_EXTRA="apparmor"
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${PRINT_APT:-0}" = 1 ]; then
   [ -x "$here/scripts/setup.sh" ] || { echo "provision.sh: run it from a checkout for --print-apt-packages" >&2; exit 1; }

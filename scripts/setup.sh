@@ -3,9 +3,15 @@
 # system packages (apt) and a Python virtual environment in .venv (pip).
 # Safe to run again: it only adds what is missing.
 #
+# This file is THE list of host prerequisites: every program a test, a notebook, a benchmark
+# or `make vm-test` needs comes from a package named below (tests/test_prerequisites.py
+# checks that every tool the tests ask for is covered here).
+#
 #   scripts/setup.sh                      apt packages, then .venv with the EXTRAS (default: test)
 #   scripts/setup.sh --system-only        apt packages only
 #   scripts/setup.sh --print-apt-packages print the apt package list and exit
+#   --vm-host                             (with any of the above) also the packages `make vm-test`
+#                                         needs on this machine to run the lab VM (scripts/vm-test.sh)
 #
 # Environment: EXTRAS (pip extras, default test), PYTHON (interpreter for the venv, default
 # python3), MINIDOCKER_VENV (where the venv goes, default .venv), APT_EXTRA (more apt packages).
@@ -14,13 +20,39 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="busybox-static python3 python3-venv python3-pip iproute2 procps iptables nftables docker.io runc ${APT_EXTRA:-}"
+# package            why (who needs it)
+APT_PACKAGES="
+  busybox-static     # the offline base image (minidocker/images/busybox.py)
+  python3 python3-venv python3-pip
+  make               # the README's two commands
+  iproute2 procps    # ip, ps: notebooks show what minidocker made with the tools people know
+  iptables nftables  # NAT and published ports (libnftables); dockerd needs iptables
+  docker.io          # the real dockerd tests, notebooks and benchmarks compare against
+  docker-registry    # a real v2 registry on loopback (tests/test_registry.py)
+  runc               # the real low-level runtime: runs our OCI bundles (tests), benchmarks
+"
+# what scripts/vm-test.sh needs to build and boot the lab VM here, offline (--vm-host)
+VM_HOST_PACKAGES="
+  qemu-system-x86 qemu-utils   # the VM, under software emulation
+  mmdebstrap fdisk e2fsprogs   # the offline Debian 12 box (vm/build-box.sh)
+  vagrant vagrant-libvirt      # the user-facing Vagrantfile, driven for real
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base
+  dpkg-dev rsync openssh-client util-linux   # the offline payload, the synced folder, ssh, nsenter
+"
 
-case "${1:-}" in
-  --print-apt-packages) echo $APT_PACKAGES; exit 0 ;;
-  --system-only|"") ;;
-  *) echo "usage: $0 [--system-only | --print-apt-packages]" >&2; exit 2 ;;
-esac
+strip_comments() { sed 's/#.*//' | tr -s ' \n' ' '; }
+PACKAGES=$(echo "$APT_PACKAGES" | strip_comments)
+SYSTEM_ONLY=0 PRINT=0
+for arg in "$@"; do
+  case "$arg" in
+    --print-apt-packages) PRINT=1 ;;
+    --system-only) SYSTEM_ONLY=1 ;;
+    --vm-host) PACKAGES="$PACKAGES $(echo "$VM_HOST_PACKAGES" | strip_comments)" ;;
+    *) echo "usage: $0 [--system-only | --print-apt-packages] [--vm-host]" >&2; exit 2 ;;
+  esac
+done
+PACKAGES=$(echo $PACKAGES ${APT_EXTRA:-})
+if [ "$PRINT" = 1 ]; then echo "$PACKAGES"; exit 0; fi
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup.sh: run me as root (minidocker creates namespaces, mounts and cgroups)" >&2
@@ -28,7 +60,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 missing=""
-for p in $APT_PACKAGES; do
+for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
@@ -37,7 +69,7 @@ if [ -n "$missing" ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends $missing
 fi
-[ "${1:-}" = --system-only ] && exit 0
+[ "$SYSTEM_ONLY" = 1 ] && exit 0
 
 PY=${PYTHON:-python3}
 VENV=${MINIDOCKER_VENV:-.venv}

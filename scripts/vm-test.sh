@@ -21,14 +21,11 @@
 #   VM_TEST_TIMEOUT       seconds allowed for the test command (default 3000)
 #   VM_CPUS / VM_MEMORY   2 / 4096
 #   VM_KEEP_LOGS=1        keep the run directory (libvirt, serial and Vagrant logs) even on success
-# Needs root, x86_64, and Debian 12's packages listed in HOST_PACKAGES (installed if missing).
+# Needs root, x86_64, and the packages `scripts/setup.sh --vm-host` installs (done here if missing).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${MINIDOCKER_VM_CACHE:-/var/cache/minidocker-vm}
 VM_TEST_ARGS=${VM_TEST_ARGS-}
-HOST_PACKAGES="qemu-system-x86 qemu-utils mmdebstrap fdisk e2fsprogs vagrant vagrant-libvirt libvirt-daemon
-  libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base iptables dpkg-dev python3 python3-pip rsync
-  openssh-client util-linux"
 
 [ "$(id -u)" = 0 ] || { echo "vm-test.sh: needs root" >&2; exit 1; }
 [ "$(uname -m)" = x86_64 ] || { echo "vm-test.sh: the offline box is amd64; this machine is $(uname -m)" >&2; exit 1; }
@@ -46,8 +43,18 @@ print_timings() {
 }
 
 # --- 0. tools on this machine -------------------------------------------------------------------
-# (setup.sh installs what is missing of its own list plus APT_EXTRA)
-APT_EXTRA="$HOST_PACKAGES" "$REPO/scripts/setup.sh" --system-only
+# (setup.sh, the one list of host prerequisites, installs what is missing)
+"$REPO/scripts/setup.sh" --system-only --vm-host
+# The programs this script and vm/*.sh run, each "command:package" (the package must be in
+# setup.sh's --vm-host list; tests/test_prerequisites.py checks both).
+VM_TOOLS="vagrant:vagrant virsh:libvirt-clients libvirtd:libvirt-daemon virtlogd:libvirt-daemon
+  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils mmdebstrap:mmdebstrap sfdisk:fdisk
+  mkfs.ext4:e2fsprogs dnsmasq:dnsmasq-base dpkg-scanpackages:dpkg-dev rsync:rsync ssh:openssh-client
+  nsenter:util-linux"
+for pair in $VM_TOOLS; do
+  command -v "${pair%%:*}" >/dev/null || PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null ||
+    { echo "vm-test.sh: ${pair%%:*} is missing (package ${pair#*:}): scripts/setup.sh --vm-host installs it" >&2; exit 1; }
+done
 mkdir -p "$CACHE"
 
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")

@@ -26,6 +26,33 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+# Every host program a test needs, with the Debian package that provides it. Tests ask for
+# them through require_tool(); tests/test_prerequisites.py checks that each package is in
+# scripts/setup.sh (the one list of host prerequisites) and that the mapping is true.
+TOOLS = {
+    "dockerd": "docker.io",            # the reference Docker daemon (lab/realdocker.py)
+    "docker": "docker.io",             # its client, /usr/bin/docker (20.10, matching dockerd)
+    "docker-registry": "docker-registry",  # a real v2 registry on loopback
+    "runc": "runc",                    # the reference OCI runtime, runs our bundles
+    "busybox": "busybox-static",       # the offline base image
+    "nft": "nftables",                 # NAT rules (minidocker uses libnftables, tests look with nft)
+    "ip": "iproute2",
+}
+
+
+def tool_path(name: str) -> str | None:
+    import shutil
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def require_tool(name: str) -> str:
+    """The path of host program `name`, or skip (fail under MINIDOCKER_STRICT=1) naming its package."""
+    assert name in TOOLS, f"add {name!r} and its Debian package to TOOLS in tests/conftest.py"
+    path = tool_path(name)
+    require(path is not None, f"{name} not installed (apt-get install {TOOLS[name]}; scripts/setup.sh does)")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _root_guard(request):
     if request.node.get_closest_marker("root"):

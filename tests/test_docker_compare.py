@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import require
+from conftest import require, require_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
 
@@ -23,7 +23,8 @@ def docker(state_root):
     from minidocker.lab import realdocker
     from minidocker.paths import StateRoot
     require(os.geteuid() == 0, "needs root")
-    require(realdocker.available(), "dockerd not installed (apt-get install docker.io)")
+    require_tool("dockerd")
+    require_tool("docker")
     d = realdocker.RealDocker.start()
     try:
         store = ImageStore(StateRoot(state_root))

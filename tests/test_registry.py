@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import MD, require
+from conftest import MD, require_tool
 from minidocker.images import registry as reg
 
 pytestmark = pytest.mark.root
@@ -62,7 +62,7 @@ class Registry:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    require(shutil.which("docker-registry") is not None, "docker-registry not installed (apt-get install docker-registry)")
+    require_tool("docker-registry")
     r = Registry(str(tmp_path_factory.mktemp("registry")))
     yield r
     r.stop()
@@ -168,7 +168,7 @@ def test_select_platform_pure():
 @pytest.fixture
 def private_registry(tmp_path):
     import bcrypt
-    require(shutil.which("docker-registry") is not None, "docker-registry not installed")
+    require_tool("docker-registry")
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
     r = Registry(str(tmp_path / "private"), htpasswd=f"student:{hashed}\n")
     yield r
