@@ -20,6 +20,6 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # `minidocker.from_env()` / `minidocker.Client` without importing the API on every CLI call
     if name in ("from_env", "Client", "ContainerError"):
-        from . import api
+        from .compat import api
         return getattr(api, name)
     raise AttributeError(f"module 'minidocker' has no attribute {name!r}")

@@ -109,7 +109,7 @@ def parse_tmpfs(spec: str) -> dict:
 
 def tmpfs_data(mode: str) -> tuple[int, str]:
     """(extra mount flags, data) for a tmpfs mount: Docker's defaults are noexec,nosuid,nodev."""
-    from .linux import syscalls as sc
+    from .core.linux import syscalls as sc
     flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     data = []
     for o in [x for x in mode.split(",") if x]:

@@ -128,5 +128,5 @@ def md(state_root) -> MD:
 
 @pytest.fixture
 def runtime(state_root):
-    from minidocker.container.lifecycle import Runtime
+    from minidocker.engine.runtime import Runtime
     return Runtime(state_root)

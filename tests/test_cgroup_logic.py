@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from minidocker import cgroups
-from minidocker.cgroups import base, limits, stats
-from minidocker.cgroups.v1 import V1Driver
-from minidocker.cgroups.v2 import V2Driver
+from minidocker.core import cgroups
+from minidocker.core.cgroups import base, limits, stats
+from minidocker.core.cgroups.v1 import V1Driver
+from minidocker.core.cgroups.v2 import V2Driver
 from minidocker.errors import InvalidArgument
 
 M = 1 << 20

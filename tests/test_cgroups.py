@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from minidocker import cgroups
+from minidocker.core import cgroups
 
 pytestmark = pytest.mark.root
 

@@ -56,7 +56,7 @@ def test_network_none_has_only_loopback(md):
 
 
 def test_default_capabilities_like_docker(md):
-    from minidocker import cgroups, security
+    from minidocker.core import cgroups, security
     out = md.ok("run", "--rm", "busybox", "grep", "CapEff", "/proc/self/status")
     eff = int(out.split()[1], 16)
     expected = {f"CAP_{c}" for c in security.DEFAULT_CAPS}
@@ -371,7 +371,7 @@ def test_images_and_image_inspect(md):
 def test_system_prune_cleans_crash_leftovers(md):
     """A crash between steps can leave a mounted overlay, an orphan layer, temp files:
     `system prune` finds and removes them."""
-    from minidocker.storage.overlay2 import Overlay2
+    from minidocker.core.overlay2 import Overlay2
     d = Overlay2(os.path.join(md.root, "overlay2"))
     base = d.create()
     top = d.create(parent=base)

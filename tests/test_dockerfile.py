@@ -1,4 +1,4 @@
-"""The Dockerfile parser (minidocker.build.dockerfile): pure logic, no root needed.
+"""The Dockerfile parser (minidocker.compat.build.dockerfile): pure logic, no root needed.
 
 Expected values follow BuildKit's frontend (moby/buildkit frontend/dockerfile) and
 Docker's documentation; error texts are Docker's, prefixed with file:line.
@@ -9,25 +9,7 @@ import json
 
 import pytest
 
-from minidocker.build.dockerfile import (
-    DEFAULT_SHELL,
-    Dockerfile,
-    DockerfileError,
-    Instruction,
-    cmd_shell_form,
-    expand,
-    expand_instruction,
-    expand_words,
-    instruction_argv,
-    parse,
-    parse_duration,
-    parse_instruction,
-    parse_ports,
-    platform_args,
-    resolve_arg,
-    resolve_stage_ref,
-    stage_for_target,
-)
+from minidocker.compat.build.dockerfile import DEFAULT_SHELL, Dockerfile, DockerfileError, Instruction, cmd_shell_form, expand, expand_instruction, expand_words, instruction_argv, parse, parse_duration, parse_instruction, parse_ports, platform_args, resolve_arg, resolve_stage_ref, stage_for_target
 from minidocker.errors import MinidockerError
 
 SEED = """\

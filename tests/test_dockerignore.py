@@ -1,4 +1,4 @@
-""".dockerignore matching (minidocker.build.ignore): like moby/patternmatcher and the
+""".dockerignore matching (minidocker.compat.build.ignore): like moby/patternmatcher and the
 docker CLI / BuildKit context walk. No root needed."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from minidocker.build.ignore import DockerIgnore, DockerIgnoreError, clean_path, read_patterns, walk
+from minidocker.compat.build.ignore import DockerIgnore, DockerIgnoreError, clean_path, read_patterns, walk
 from minidocker.errors import MinidockerError
 
 

@@ -1,5 +1,5 @@
 """docker's table and size formatting, and `ps` rows: pure, no root."""
-from minidocker.cli import format as fmt
+from minidocker.compat.cli import format as fmt
 from minidocker.container import state as st
 
 NOW = 1_800_000_000.0
@@ -30,7 +30,7 @@ def test_ellipsis_and_quote():
 
 
 def test_ps_row():
-    from minidocker.cli.containers import ps_row
+    from minidocker.compat.cli.containers import ps_row
     s = st.new_state()
     st.set_exited(s, 0, int((NOW - 3) * 1e9))
     s["StartedAt"] = st.rfc3339nano(int((NOW - 4) * 1e9))

@@ -4,7 +4,7 @@ Expected outputs are what Go (and docker) print for the same template and data.
 """
 import pytest
 
-from minidocker.cli.gotemplate import TemplateError, parse, render
+from minidocker.compat.gotemplate import TemplateError, parse, render
 
 CONTAINER = {
     "Id": "0123456789abcdef",
@@ -389,8 +389,8 @@ def test_parse_errors_come_before_execution():
 
 
 def test_nil_slices_and_maps_of_typed_structs():
-    from minidocker.cli.containers import as_typed
-    from minidocker.cli.gotemplate import render
+    from minidocker.compat.cli.containers import as_typed
+    from minidocker.compat.gotemplate import render
     data = as_typed({"Config": {"Entrypoint": None, "Labels": None, "Healthcheck": None}})
     assert render("{{.Config.Entrypoint}} {{.Config.Labels}} {{.Config.Healthcheck}}", data) == "[] map[] <nil>"
     assert render("{{json .Config.Entrypoint}} {{json .Config.Labels}}", data) == "null null"

@@ -133,7 +133,7 @@ def test_explorer_widget_shows_the_picked_layer(tmp_path):
 @pytest.mark.root
 def test_walk_and_merge_agree_with_the_kernel(tmp_path):
     """The overlay form (0/0 device, trusted xattr) and merge() checked against a real mount."""
-    from minidocker.linux import syscalls as sc
+    from minidocker.core.linux import syscalls as sc
     lower = make(tmp_path / "lower", {"keep": "k", "gone": "g", "dir/a": "a", "dir/b": "b"})
     upper, work, merged = (str(tmp_path / n) for n in ("upper", "work", "merged"))
     for d in (upper, work, merged):

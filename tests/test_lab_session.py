@@ -49,7 +49,7 @@ def test_cleanup_kills_children_removes_the_root_and_is_idempotent(tmp_path):
 
 @pytest.mark.root
 def test_cleanup_removes_containers_mounts_and_network(tmp_path):
-    from minidocker.linux import syscalls as sc
+    from minidocker.core.linux import syscalls as sc
     s = LabSession("t", base=str(tmp_path))
     try:
         c = s.client.containers.run("busybox", "sleep 300", detach=True)

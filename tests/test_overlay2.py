@@ -9,7 +9,7 @@ import pytest
 from minidocker.images import busybox
 from minidocker.images.store import ImageStore, chain_id, chain_ids
 from minidocker.paths import StateRoot
-from minidocker.storage import overlay2
+from minidocker.core import overlay2
 
 pytestmark = pytest.mark.root
 
@@ -150,7 +150,7 @@ def test_visible_in_layers_follows_overlay_rules(tmp_path):
     assert not visible_in_layers(layers, "nothing/here")
     assert not visible_in_layers(layers, "etc/hosts/deeper")
     # ground truth: the kernel agrees
-    from minidocker.linux import syscalls as sc
+    from minidocker.core.linux import syscalls as sc
     merged, upper, work = tmp_path / "m", tmp_path / "u", tmp_path / "w"
     for d in (merged, upper, work):
         d.mkdir()

@@ -1,7 +1,7 @@
 """ENTRYPOINT/CMD, environment, users and signals: pure rules, no root needed."""
 import pytest
 
-from minidocker.container import spec
+from minidocker.container import runconfig as spec
 from minidocker.errors import InvalidArgument, MinidockerError
 
 SH = ["/bin/sh", "-c"]

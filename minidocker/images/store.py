@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from .. import fsutil
 from ..errors import Conflict, NotFound
 from ..paths import StateRoot
-from ..storage.overlay2 import Overlay2, random_id
+from ..core.overlay2 import Overlay2, random_id
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -237,7 +237,7 @@ class ImageStore:
             try:
                 yield target
             finally:
-                from ..linux import syscalls as sc
+                from ..core.linux import syscalls as sc
                 sc.umount2(target, sc.MNT_DETACH)
         finally:
             os.rmdir(target)

@@ -311,7 +311,7 @@ def probe_overlay(state_dir: str) -> str:
     """Mount a one-file overlay in a scratch directory next to the state dir (the nearest
     existing directory, so nothing is created in a state root that does not exist yet),
     read through it, unmount, delete. Returns "" if it worked, else the error."""
-    from ..linux import syscalls as sc
+    from ..core.linux import syscalls as sc
     base = existing_parent(state_dir)
     tmp = tempfile.mkdtemp(prefix=".minidocker-preflight-", dir=base)
     dirs = {n: os.path.join(tmp, n) for n in ("lower", "upper", "work", "merged")}

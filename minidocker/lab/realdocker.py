@@ -99,8 +99,8 @@ class RealDocker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        from ..storage.overlay2 import mounts_under
-        from ..linux import syscalls as sc
+        from ..core.overlay2 import mounts_under
+        from ..core.linux import syscalls as sc
         for target in mounts_under(self.workdir):
             try:
                 sc.umount2(target, sc.MNT_DETACH)

@@ -62,7 +62,7 @@ def monitor_pids(root: str) -> list[int]:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if b"minidocker.container.shim" in argv and root.encode() in argv:
+        if b"minidocker.core.shim" in argv and root.encode() in argv:
             pids.append(int(pid))
     return pids
 
@@ -210,7 +210,7 @@ class LabSession:
         if not os.path.isdir(self.root):
             self._restore_env()
             return done
-        from ..linux import syscalls as sc
+        from ..core.linux import syscalls as sc
         if os.path.isdir(os.path.join(self.root, "containers")):
             # Through the `minidocker` command, in a child process: the network clean-up uses
             # netlink (pyroute2), which misbehaves inside the kernel's running asyncio loop.

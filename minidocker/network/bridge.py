@@ -21,7 +21,7 @@ import os
 import secrets
 from contextlib import contextmanager
 
-from ..linux import syscalls as sc
+from ..core.linux import syscalls as sc
 
 
 def _IPRoute():

@@ -118,7 +118,7 @@ class EmbeddedServer:
     def __init__(self, pid: int, records, upstreams: list[str]):
         import os
         import socket
-        from ..linux import syscalls as sc
+        from ..core.linux import syscalls as sc
         self.records = records
         self.upstreams = upstreams
         own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)

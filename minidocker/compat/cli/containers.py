@@ -8,11 +8,11 @@ import signal
 import sys
 import time
 
-from ..container import logs as logsmod
-from ..container import spec
-from ..container import state as st
-from ..container.lifecycle import Runtime
-from ..errors import InvalidArgument, MinidockerError
+from ...container import logs as logsmod
+from ...container import runconfig as spec
+from ...container import state as st
+from ...engine.runtime import Runtime
+from ...errors import InvalidArgument, MinidockerError
 from . import format as fmt
 
 
@@ -27,7 +27,7 @@ def _err(msg: str) -> None:
 def _each(args_list: list[str], action, ignore_missing: bool = False) -> int:
     """Apply `action` to each container argument; print each failure, exit 1 if any failed
     (docker keeps going after an error, e.g. `docker rm a missing b`)."""
-    from ..errors import NotFound
+    from ...errors import NotFound
     failed = 0
     for ref in args_list:
         try:
@@ -80,7 +80,7 @@ def _add_resource_flags(p: argparse.ArgumentParser) -> None:
 
 def _resources_from_args(args, for_update: bool = False) -> dict:
     """The HostConfig keys for the resource flags that were given."""
-    from ..cgroups import limits, stats
+    from ...core.cgroups import limits, stats
     out = {}
     if args.memory is not None:
         out["Memory"] = limits.parse_memory(args.memory)
@@ -369,7 +369,7 @@ def cmd_top(args) -> int:
     rec = rt.inspect(args.container)
     if not rec["State"]["Running"]:
         raise InvalidArgument(f"Container {rec['Id']} is not running", exit_code=1)
-    from .. import cgroups
+    from ...core import cgroups
     pids = cgroups.driver().processes(rec["Id"]) or [rec["State"]["Pid"]]
     with open("/proc/stat") as f:
         boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
@@ -420,7 +420,7 @@ def stats_fields(rec: dict, row: dict | None, ref: str, trunc: bool) -> dict:
 
 
 def cmd_stats(args) -> int:
-    from ..cgroups import stats as statsmod
+    from ...core.cgroups import stats as statsmod
     rt = _runtime()
     if args.containers:
         refs = args.containers
@@ -500,7 +500,7 @@ def render_table(template: str, rows: list[dict], headers: dict) -> str:
     table = template.startswith("table")
     if table:
         template = template[len("table"):].lstrip()
-    from . import gotemplate
+    from .. import gotemplate
     try:
         t = gotemplate.parse(template)
         lines = [t.execute(r) for r in rows]
@@ -564,7 +564,7 @@ def parse_format(template: str | None):
     """Parse a --format template up front: a bad template is an error before any lookup."""
     if not template:
         return None
-    from . import gotemplate
+    from .. import gotemplate
     try:
         return gotemplate.parse(_unescape_format(template))
     except gotemplate.TemplateError as e:
@@ -574,7 +574,7 @@ def parse_format(template: str | None):
 def cmd_inspect(args) -> int:
     template = parse_format(args.format)
     rt = _runtime()
-    from ..images.store import ImageStore
+    from ...images.store import ImageStore
     results, failed = [], 0
     for ref in args.names:
         obj = None
@@ -609,7 +609,7 @@ TYPED_MAPS = {"Labels", "Volumes", "ExposedPorts", "PortBindings", "Ports", "Net
 
 def as_typed(obj):
     """Replace JSON nulls by NilSlice/NilMap where Docker's structs have slices/maps (pure)."""
-    from .gotemplate import NilMap, NilSlice
+    from ..gotemplate import NilMap, NilSlice
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
@@ -627,7 +627,7 @@ def as_typed(obj):
 
 def _print_inspect(results: list[dict], template) -> int:
     if template is not None:
-        from . import gotemplate
+        from .. import gotemplate
         for obj in results:
             try:
                 print(template.execute(as_typed(obj), missingkey="error"))

@@ -1,7 +1,7 @@
 """System commands: system prune (and the leftovers only a crash leaves behind)."""
 from __future__ import annotations
 
-from ..container.lifecycle import Runtime
+from ...engine.runtime import Runtime
 from . import format as fmt
 
 PRUNE_WARNING = """WARNING! This will remove:
@@ -17,7 +17,7 @@ def cmd_system_prune(args) -> int:
     if not _confirm(PRUNE_WARNING, args.force):
         return 0
     rt = Runtime()
-    from ..images import manage
+    from ...images import manage
     removed, space = rt.prune()
     print_section("Deleted Containers:", removed)
     lines, image_space = manage.prune(rt, all_images=args.all)

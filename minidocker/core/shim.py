@@ -32,16 +32,16 @@ import socket
 import sys
 import time
 
-from .. import cgroups
-from ..cgroups import limits
+from . import cgroups
+from .cgroups import limits
 from ..errors import MinidockerError
 from ..images.store import ImageStore
-from ..linux import syscalls as sc
+from .linux import syscalls as sc
 from ..network.modes import Networking
 from ..paths import StateRoot
 from . import init as initmod
-from . import logs, state as st
-from .store import ContainerStore
+from ..container import logs, state as st
+from ..container.store import ContainerStore
 
 
 class Shim:
@@ -217,7 +217,7 @@ class Shim:
             self.images.driver.unmount(self.images.container_mount_id(self.cid))
             self.images.remove_container_layers(self.cid)
             self.containers.delete(self.cid)
-            from .lifecycle import remove_anonymous_volumes
+            from ..engine.runtime import remove_anonymous_volumes
             remove_anonymous_volumes(self.root, rec)
         self.report(event="exited", code=code)
         return 0

@@ -28,11 +28,11 @@ import signal
 import sys
 import termios
 
-from .. import cgroups
-from ..linux import syscalls as sc
+from . import cgroups
+from .linux import syscalls as sc
 from . import init as initmod
-from . import spec as specmod
-from .state import exit_code_from_wait_status
+from ..container import runconfig as specmod
+from ..container.state import exit_code_from_wait_status
 
 PR_SET_DUMPABLE = 4
 NS_ORDER = ["ipc", "uts", "net", "cgroup", "pid", "mnt"]  # mnt last: it changes our root

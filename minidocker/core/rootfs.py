@@ -20,9 +20,9 @@ import os
 import stat
 
 from . import security
-from .fsutil import scoped_path
+from ..fsutil import scoped_path
 from .linux import syscalls as sc
-from .volumes import tmpfs_data
+from ..volumes import tmpfs_data
 
 # (name, major, minor) with mode 0666 -- runc's default devices
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),

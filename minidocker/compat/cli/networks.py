@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from ..container.lifecycle import Runtime
-from ..errors import MinidockerError, NotFound
-from ..network import ports as portsmod
-from ..network.modes import Networking
+from ...engine.runtime import Runtime
+from ...errors import MinidockerError, NotFound
+from ...network import ports as portsmod
+from ...network.modes import Networking
 from . import format as fmt
 
 NET_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",

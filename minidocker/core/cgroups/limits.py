@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import InvalidArgument
+from ...errors import InvalidArgument
 
 CFS_PERIOD_US = 100_000          # Docker's (and the kernel's) default CFS period
 MIN_MEMORY = 6 * 1024 * 1024     # Docker refuses smaller memory limits

@@ -25,14 +25,15 @@ import subprocess
 import sys
 import time
 
-from .. import fsutil, security
+from .. import fsutil
+from ..core import security
 from ..errors import Conflict, InvalidArgument, InvalidState, MinidockerError, NotFound, RuntimeFailure
 from ..images import busybox
 from ..images.store import Image, ImageStore
 from ..paths import StateRoot
-from ..storage import overlay2
-from . import etcfiles, names, spec, state as st
-from .store import ContainerStore
+from ..core import overlay2
+from ..container import etcfiles, names, runconfig as spec, state as st
+from ..container.store import ContainerStore
 
 DEFAULT_STOP_TIMEOUT = 10
 TMP_GRACE = 300  # seconds: younger temporary files may belong to a pull or build in progress
@@ -284,7 +285,7 @@ class Runtime:
         attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
         # -S skips site-packages' .pth processing (tens of ms at every start); PYTHONPATH
         # carries our own import path over, so the shim imports exactly what we import.
-        argv = [sys.executable, "-S", "-m", "minidocker.container.shim", self.root.root, cid, str(w)]
+        argv = [sys.executable, "-S", "-m", "minidocker.core.shim", self.root.root, cid, str(w)]
         # The package's own parent directory goes first: an editable install is found through
         # a .pth hook that -S skips.
         pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -372,7 +373,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ cgroups
     def _cgroups(self):
-        from .. import cgroups
+        from ..core import cgroups
         return cgroups.driver()
 
     def _thaw_quietly(self, cid: str) -> None:
@@ -403,7 +404,7 @@ class Runtime:
     def update(self, ref: str, resources: dict) -> str:
         """Change limits (HostConfig keys) now if running, and for every later start."""
         cid = self.resolve(ref)
-        from ..cgroups import limits
+        from ..core.cgroups import limits
         with self.containers.update(cid) as rec:
             host = rec["HostConfig"]
             new = {**host, **resources}
@@ -423,7 +424,7 @@ class Runtime:
 
     def stats_sample(self, ref: str) -> dict:
         """One raw measurement (cgroup counters + machine CPU clock) of a running container."""
-        from ..cgroups import stats
+        from ..core.cgroups import stats
         cid = self.resolve(ref)
         rec = self._reconcile(self.containers.read(cid))
         if not rec["State"]["Running"]:
@@ -450,7 +451,7 @@ class Runtime:
             raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path",
                                   exit_code=1)
         cfg = rec["Config"]
-        from .. import cgroups
+        from ..core import cgroups
         try:
             drop = ["MKNOD"] if cgroups.driver().version == 2 else []
         except MinidockerError:
@@ -469,7 +470,7 @@ class Runtime:
             stdin = stdio[0] if interactive and stdio[0] >= 0 else subprocess.DEVNULL
             stdout, stderr = stdio[1], stdio[2]
         try:
-            proc = subprocess.Popen([sys.executable, "-S", "-m", "minidocker.container.execer",
+            proc = subprocess.Popen([sys.executable, "-S", "-m", "minidocker.core.nsexec",
                                      json.dumps(req), str(w)], pass_fds=[w], stdin=stdin, stdout=stdout,
                                     stderr=stderr, env=envp, start_new_session=detach)
         finally:
@@ -690,7 +691,7 @@ class Runtime:
         for target in overlay2.mounts_under(self.root.root):
             if target not in live_mounts:
                 try:
-                    from ..linux import syscalls as sc
+                    from ..core.linux import syscalls as sc
                     sc.umount2(target, sc.MNT_DETACH)
                     cleaned.append(f"mount {target}")
                 except OSError:

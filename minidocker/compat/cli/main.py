@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from ..errors import MinidockerError
+from ...errors import MinidockerError
 
 
 class UsageError(MinidockerError):
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.version:
-            from .. import __version__
+            from ... import __version__
             print(f"minidocker version {__version__}")
             return 0
         func = getattr(args, "func", None)

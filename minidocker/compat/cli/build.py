@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import InvalidArgument
+from ...errors import InvalidArgument
 
 
 def cmd_build(args) -> int:
     from ..build.builder import Builder
-    from ..container.lifecycle import Runtime
+    from ...engine.runtime import Runtime
     build_args = {}
     for item in args.build_arg:
         k, sep, v = item.partition("=")

@@ -19,7 +19,7 @@ import time
 from ..errors import MinidockerError
 from ..images import reference as refmod
 from ..images.store import chain_ids, is_whiteout, visible_in_layers
-from . import state as st
+from ..container import state as st
 
 
 def _upper_and_lowers(runtime, cid: str) -> tuple[str, list[str]]:

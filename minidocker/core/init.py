@@ -28,10 +28,10 @@ import stat
 import struct
 import termios
 
-from .. import rootfs, security
-from ..linux import netdev
-from ..linux import syscalls as sc
-from . import spec as specmod
+from . import rootfs, security
+from .linux import netdev
+from .linux import syscalls as sc
+from ..container import runconfig as specmod
 
 NEW_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
 TIOCSPTLCK = getattr(termios, "TIOCSPTLCK", 0x40045431)

@@ -30,12 +30,12 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from .. import fsutil
-from ..container import spec as specmod
-from ..container.state import rfc3339nano
-from ..errors import MinidockerError
-from ..images import reference as refmod
-from ..images.store import Image, chain_ids
+from ... import fsutil
+from ...container import runconfig as specmod
+from ...container.state import rfc3339nano
+from ...errors import MinidockerError
+from ...images import reference as refmod
+from ...images.store import Image, chain_ids
 from . import dockerfile as dfmod
 from .ignore import DockerIgnore
 
@@ -269,7 +269,7 @@ class Builder:
                               "rootfs": {"type": "layers", "diff_ids": []}}, separators=(",", ":")).encode()
             return Image("sha256:" + hashlib.sha256(raw).hexdigest(), json.loads(raw), raw)
         if self.pull:
-            from ..images import busybox, registry
+            from ...images import busybox, registry
             if not busybox.is_embedded(stage.base):
                 registry.pull(self.store, stage.base, say=lambda s: self.say(s + "\n"))
         return self.rt.image(stage.base)
@@ -403,7 +403,7 @@ class Builder:
             code = self._run_attached(cid)
             if code != 0:
                 raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
-            from ..container import changes
+            from ...engine import changes
             upper, _ = changes._upper_and_lowers(self.rt, cid)
             chain = self._layer_from_dir(upper, img)
         finally:
@@ -430,7 +430,7 @@ class Builder:
         return code
 
     def _layer_from_dir(self, upper: str, parent: Image) -> str:
-        from ..storage import archive
+        from ...storage import archive
         fd, tar = tempfile.mkstemp(prefix="step-", suffix=".tar", dir=self.store.root.tmp)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -669,7 +669,7 @@ def _is_archive(path: str) -> bool:
 def _extract_entries(path: str, dest: str):
     """ADD of a local archive: its members, re-rooted under `dest` (safely: no `..`)."""
     def add(tf):
-        from ..storage import archive
+        from ...storage import archive
         with archive.open_layer_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as src:
             for m in src:
                 name = os.path.normpath(m.name).lstrip("/")

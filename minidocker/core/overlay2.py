@@ -25,7 +25,7 @@ import os
 import secrets
 import shutil
 
-from ..linux import syscalls as sc
+from .linux import syscalls as sc
 
 MAX_DEPTH = 128  # moby's limit on the number of lower layers
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from ..container.lifecycle import Runtime
-from ..volumes import VolumeStore
+from ...engine.runtime import Runtime
+from ...volumes import VolumeStore
 from . import format as fmt
 
 

@@ -26,7 +26,7 @@ import platform as _host
 import re
 from dataclasses import asdict, dataclass, field, replace
 
-from ..errors import MinidockerError
+from ...errors import MinidockerError
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_ESCAPE = "\\"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import MinidockerError
+from ...errors import MinidockerError
 
 PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")
 V1_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio", "devices"]

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import shlex
 
-from .container import logs as logsmod
-from .container.lifecycle import Runtime
-from .errors import MinidockerError, NotFound
+from ..container import logs as logsmod
+from ..engine.runtime import Runtime
+from ..errors import MinidockerError, NotFound
 
 
 
@@ -27,7 +27,7 @@ def _resources(mem_limit, memswap_limit, nano_cpus, cpus, cpu_shares, pids_limit
     """docker-py's resource arguments -> HostConfig fields (Memory, NanoCpus, ...), only
     those given. On update the swap limit is checked against the container's own memory
     limit by the runtime, not against this call's."""
-    from .cgroups import limits, stats
+    from ..core.cgroups import limits, stats
     res = {}
     if mem_limit is not None:
         res["Memory"] = limits.parse_memory(str(mem_limit))
@@ -151,7 +151,7 @@ class Container:
     def stats(self, interval: float = 1.0) -> dict:
         """What `docker stats --no-stream` shows, as numbers (two samples `interval` apart)."""
         import time
-        from .cgroups import stats
+        from ..core.cgroups import stats
         first = self.stats_sample()
         time.sleep(interval)
         return stats.row(first, self.stats_sample())
@@ -160,7 +160,7 @@ class Container:
         """Samples every `interval` for `seconds`: rows with a `t` (seconds since the first),
         ready to plot CPU % and memory over time in a notebook."""
         import time
-        from .cgroups import stats
+        from ..core.cgroups import stats
         prev = self.stats_sample()
         t0 = prev["time"]
         out = [dict(stats.row(prev, prev), t=0.0)]
@@ -282,7 +282,7 @@ class Image:
     def layers(self) -> list[dict]:
         """The image's layers, bottom first, as the overlay2 store keeps them (for the
         layer explorer in the notebooks)."""
-        from .images.store import chain_ids
+        from ..images.store import chain_ids
         out = []
         for diff_id, chain in zip(self._image.diff_ids, chain_ids(self._image.diff_ids)):
             cache = self._store.layer_cache_id(chain)

@@ -5,11 +5,11 @@ import argparse
 import os
 import sys
 
-from ..container.state import parse_rfc3339
-from ..errors import MinidockerError
-from ..images import busybox
-from ..images.store import ImageStore
-from ..paths import StateRoot
+from ...container.state import parse_rfc3339
+from ...errors import MinidockerError
+from ...images import busybox
+from ...images.store import ImageStore
+from ...paths import StateRoot
 from . import format as fmt
 
 IMAGES_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
@@ -83,7 +83,7 @@ def image_inspect_obj(store: ImageStore, ref: str) -> dict:
 
 
 def _graph_data(store: ImageStore, img) -> dict:
-    from ..images.store import chain_ids
+    from ...images.store import chain_ids
     chains = chain_ids(img.diff_ids)
     if not chains:
         return {}
@@ -151,12 +151,12 @@ def register(sub, management: bool = False) -> None:
 
 # ---------------------------------------------------------------------------- tag/rmi/history/...
 def _runtime():
-    from ..container.lifecycle import Runtime
+    from ...engine.runtime import Runtime
     return Runtime()
 
 
 def cmd_tag(args) -> int:
-    from ..images import manage
+    from ...images import manage
     store = _store()
     if busybox.is_embedded(args.source):
         busybox.ensure_busybox(store)  # the embedded image can be named before first use
@@ -165,14 +165,14 @@ def cmd_tag(args) -> int:
 
 
 def cmd_rmi(args) -> int:
-    from ..images import manage
+    from ...images import manage
     from .containers import _each
     rt = _runtime()
     return _each(args.images, lambda ref: "\n".join(manage.remove(rt, ref, force=args.force)))
 
 
 def cmd_history(args) -> int:
-    from ..images import manage
+    from ...images import manage
     from .containers import _unescape_format, render_table
     rows = []
     for r in manage.history(_store(), args.image):
@@ -193,7 +193,7 @@ def cmd_history(args) -> int:
 
 
 def cmd_image_prune(args) -> int:
-    from ..images import manage
+    from ...images import manage
     from .containers import _confirm
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if args.all else "WARNING! This will remove all dangling images.")
@@ -216,7 +216,7 @@ def _output(path: str | None):
 
 
 def cmd_save(args) -> int:
-    from ..images import transfer
+    from ...images import transfer
     store = _store()
     for ref in args.images:
         store.resolve(ref)  # fail before writing anything
@@ -233,7 +233,7 @@ def cmd_save(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from ..images import transfer
+    from ...images import transfer
     if args.input:
         source = args.input
         if not os.path.exists(source):
@@ -249,7 +249,7 @@ def cmd_load(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ..images import manage
+    from ...images import manage
     if args.file == "-":
         source = open(sys.stdin.fileno(), "rb", closefd=False)
     elif args.file.startswith(("http://", "https://")):
@@ -279,7 +279,7 @@ def changes_to_config(changes: list[str], base: dict | None = None) -> dict:
 
 
 def cmd_export(args) -> int:
-    from ..container import changes
+    from ...engine import changes
     rt = _runtime()
     rt.resolve(args.container)
     out = _output(args.output)
@@ -291,7 +291,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_commit(args) -> int:
-    from ..container import changes
+    from ...engine import changes
     cfg = changes_to_config(args.change)
     print(changes.commit(_runtime(), args.container, args.repository, args.message, args.author, cfg,
                          pause=args.pause))
@@ -299,7 +299,7 @@ def cmd_commit(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from ..container import changes
+    from ...engine import changes
     for kind, path in changes.diff(_runtime(), args.container):
         print(f"{kind} {path}")
     return 0
@@ -362,7 +362,7 @@ def _say(line: str) -> None:
 
 
 def cmd_pull(args) -> int:
-    from ..images import registry
+    from ...images import registry
     platform = None
     if args.platform:
         os_, _, rest = args.platform.partition("/")
@@ -370,20 +370,20 @@ def cmd_pull(args) -> int:
         platform = {"os": os_, "architecture": arch, **({"variant": variant} if variant else {})}
     registry.pull(_store(), args.image, platform=platform, say=(lambda s: None) if args.quiet else _say)
     if args.quiet:
-        from ..images import reference
+        from ...images import reference
         r = reference.parse(args.image)
         print(f"{r.name}:{r.tag}" if r.tag else f"{r.name}@{r.digest}")
     return 0
 
 
 def cmd_push(args) -> int:
-    from ..images import registry
+    from ...images import registry
     registry.push(_store(), args.image, say=(lambda s: None) if args.quiet else _say)
     return 0
 
 
 def cmd_login(args) -> int:
-    from ..images import registry
+    from ...images import registry
     import getpass
     server = args.server or "docker.io"
     user = args.username or input("Username: ")
@@ -400,7 +400,7 @@ def cmd_login(args) -> int:
 
 
 def cmd_logout(args) -> int:
-    from ..images import registry
+    from ...images import registry
     server = args.server or "docker.io"
     if registry.remove_credentials(server):
         print(f"Removing login credentials for {server}")

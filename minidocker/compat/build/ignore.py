@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import MinidockerError
+from ...errors import MinidockerError
 
 
 class DockerIgnoreError(MinidockerError):
