@@ -162,7 +162,7 @@ class VolumeStore:
             if self.exists(name):
                 return name  # docker: creating an existing volume is not an error
             os.makedirs(self.path(name), mode=0o755)
-            from .container.state import rfc3339nano
+            from .gotime import rfc3339nano
             fsutil.write_json(os.path.join(self.dir, name, "metadata.json"),
                               {"CreatedAt": rfc3339nano(time.time_ns()), "Labels": labels or {},
                                "Anonymous": anonymous})

@@ -1,5 +1,6 @@
 """docker's table and size formatting, and `ps` rows: pure, no root."""
 from minidocker.compat.cli import format as fmt
+from minidocker import gotime
 from minidocker.container import state as st
 
 NOW = 1_800_000_000.0
@@ -33,9 +34,9 @@ def test_ps_row():
     from minidocker.compat.cli.containers import ps_row
     s = st.new_state()
     st.set_exited(s, 0, int((NOW - 3) * 1e9))
-    s["StartedAt"] = st.rfc3339nano(int((NOW - 4) * 1e9))
+    s["StartedAt"] = gotime.rfc3339nano(int((NOW - 4) * 1e9))
     rec = {"Id": "f" * 64, "Path": "sh", "Args": ["-c", "echo hello world; sleep 1"],
-           "Created": st.rfc3339nano(int((NOW - 65) * 1e9)), "State": s, "Name": "/web",
+           "Created": gotime.rfc3339nano(int((NOW - 65) * 1e9)), "State": s, "Name": "/web",
            "Config": {"Image": "busybox", "Labels": {"b": "2", "a": "1"}}, "NetworkSettings": {"Networks": {"none": {}}}}
     row = ps_row(rec, trunc=True, now=NOW)
     assert row["ID"] == "f" * 12

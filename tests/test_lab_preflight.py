@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from minidocker.core.linux.procfs import parse_mountinfo
 from minidocker.lab import preflight as pf
 
 V2 = "35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate"
@@ -49,7 +50,7 @@ def test_parse_mountinfo_unescapes_and_skips_bad_lines():
     text = ("36 25 0:31 / /mnt/with\\040space rw - tmpfs none rw,size=4k\n"
             "garbage\n"
             "37 25 0:32 / /proc rw shared:5 - proc proc rw")
-    ms = pf.parse_mountinfo(text)
+    ms = parse_mountinfo(text)
     assert [m["target"] for m in ms] == ["/mnt/with space", "/proc"]
     assert ms[0]["fstype"] == "tmpfs" and ms[0]["super_options"] == "rw,size=4k"
 

@@ -128,7 +128,7 @@ def test_long_lower_chain_uses_relative_paths(tmp_path):
 
 
 def test_visible_in_layers_follows_overlay_rules(tmp_path):
-    from minidocker.images.store import visible_in_layers
+    from minidocker.core.overlay2 import visible_in_layers
     top, mid, base = (tmp_path / n for n in ("top", "mid", "base"))
     for d in (top, mid, base):
         d.mkdir()

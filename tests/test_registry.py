@@ -16,6 +16,7 @@ import pytest
 
 from conftest import MD, require_tool
 from minidocker.images import registry as reg
+from minidocker.images.platform import host_platform
 
 pytestmark = pytest.mark.root
 
@@ -136,7 +137,7 @@ def test_multi_arch_index_picks_this_machine(md, other, registry):
                                                 headers={"Accept": accept})) as resp:
             return resp.read()
     real = get("manifests/amd")
-    plat = reg.host_platform()
+    plat = host_platform()
     other_arch = "s390x" if plat["architecture"] != "s390x" else "amd64"
     index = {"schemaVersion": 2, "mediaType": reg.DOCKER_LIST, "manifests": [
         {"mediaType": reg.DOCKER_MANIFEST, "size": len(real), "digest": "sha256:" + hashlib.sha256(real).hexdigest(),

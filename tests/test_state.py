@@ -1,6 +1,7 @@
 """Lifecycle rules and docker's status wording: pure, no root."""
 import pytest
 
+from minidocker import gotime
 from minidocker.container import state as st
 from minidocker.errors import Conflict, InvalidState
 
@@ -8,7 +9,7 @@ NOW = 1_800_000_000.0
 
 
 def at(seconds_ago: float) -> str:
-    return st.rfc3339nano(int((NOW - seconds_ago) * 1e9))
+    return gotime.rfc3339nano(int((NOW - seconds_ago) * 1e9))
 
 
 @pytest.mark.parametrize("secs,text", [
@@ -18,15 +19,15 @@ def at(seconds_ago: float) -> str:
     (60 * 86400, "2 months"), (800 * 86400, "2 years"),
 ])
 def test_human_duration(secs, text):
-    assert st.human_duration(secs) == text
+    assert gotime.human_duration(secs) == text
 
 
 def test_rfc3339nano_trims_zeros_and_fixed_does_not():
-    assert st.rfc3339nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
-    assert st.rfc3339nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
-    assert st.rfc3339nano_fixed(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.120000000Z"
-    assert st.parse_rfc3339("2023-11-14T22:13:20.12Z") == pytest.approx(1_700_000_000.12)
-    assert st.parse_rfc3339(st.ZERO_TIME) is None
+    assert gotime.rfc3339nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
+    assert gotime.rfc3339nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
+    assert gotime.rfc3339nano_fixed(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.120000000Z"
+    assert gotime.parse_rfc3339("2023-11-14T22:13:20.12Z") == pytest.approx(1_700_000_000.12)
+    assert gotime.parse_rfc3339(gotime.ZERO_TIME) is None
 
 
 def test_status_strings():

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Iterator
 
-from .state import parse_rfc3339, rfc3339nano, rfc3339nano_fixed
+from ..gotime import parse_rfc3339, rfc3339nano, rfc3339nano_fixed
 
 MAX_LINE = 16 * 1024
 

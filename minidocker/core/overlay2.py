@@ -24,8 +24,10 @@ import errno
 import os
 import secrets
 import shutil
+import stat
 
 from .linux import syscalls as sc
+from .linux.procfs import is_mountpoint, mounts_under  # noqa: F401 (mounts_under: for callers)
 
 MAX_DEPTH = 128  # moby's limit on the number of lower layers
 
@@ -166,34 +168,47 @@ class Overlay2:
         return sorted(x for x in os.listdir(self.home) if x != "l" and not x.startswith("."))
 
 
-def mountinfo() -> list[dict]:
-    """Parse /proc/self/mountinfo: one dict per mount (id, parent, target, fstype, source, options)."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            a = left.split()
-            b = right.split()
-            out.append({"id": int(a[0]), "parent": int(a[1]), "target": _unescape(a[4]),
-                        "options": a[5], "optional": a[6:], "fstype": b[0],
-                        "source": _unescape(b[1]) if len(b) > 1 else "",
-                        "super_options": b[2] if len(b) > 2 else ""})
-    return out
+# --- deletions, overlayfs' way ----------------------------------------------------------
+# A layer cannot delete a file of the layers below; it can only hide it. overlayfs marks
+# that in the upper (diff/) directory with a *whiteout*, a character device 0/0 of the
+# same name, and marks a directory whose lower contents are all hidden as *opaque*.
+# (Layer tars say the same with `.wh.` names: storage/archive.py translates.)
+OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
-def _unescape(s: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as octal \040 etc.
-    return s.encode().decode("unicode_escape") if "\\" in s else s
+def is_whiteout(st: os.stat_result) -> bool:
+    """overlayfs marks a deleted file with a character device 0/0 in the upper dir."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_mountpoint(path: str) -> bool:
-    path = os.path.realpath(path)
-    return any(m["target"] == path for m in mountinfo())
+def is_opaque(path: str) -> bool:
+    """A directory overlayfs shows as "only what this layer has": the xattr trusted.overlay.opaque=y."""
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
-def mounts_under(prefix: str) -> list[str]:
-    """Mount targets at or below `prefix`, deepest first (the order to unmount them)."""
-    prefix = os.path.realpath(prefix)
-    found = [m["target"] for m in mountinfo()
-             if m["target"] == prefix or m["target"].startswith(prefix.rstrip("/") + "/")]
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+def visible_in_layers(diffs: list[str], rel: str) -> bool:
+    """Would `rel` exist in the overlay of `diffs` (uppermost first)? Answered the way
+    overlayfs does: the first layer that has the path decides; a whiteout hides it; a
+    whiteout or opaque directory on the way hides everything from the layers below."""
+    parts = rel.strip("/").split("/")
+    for diff in diffs:
+        cur = diff
+        for i, part in enumerate(parts):
+            cur = os.path.join(cur, part)
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                break  # not in this layer: look further down
+            if is_whiteout(st):
+                return False
+            if i == len(parts) - 1:
+                return True
+            if not stat.S_ISDIR(st.st_mode):
+                return False  # a file where a directory should be
+            if is_opaque(cur):
+                # everything under an opaque dir comes from this layer only
+                return os.path.lexists(os.path.join(diff, *parts))
+    return False

@@ -38,6 +38,7 @@ from ..errors import MinidockerError
 from ..images.store import ImageStore
 from .linux import syscalls as sc
 from ..network.modes import Networking
+from ..network.store import PREDEFINED
 from ..paths import StateRoot
 from . import init as initmod
 from ..container import logs, state as st
@@ -167,7 +168,7 @@ class Shim:
             cg.add_process(self.cid, pid)
             rec["NetworkSettings"] = net.attach(rec, pid)
             net.etc_files(rec, joined)
-            if any(n not in ("bridge", "host", "none") for n in rec["NetworkSettings"]["Networks"]):
+            if any(n not in PREDEFINED for n in rec["NetworkSettings"]["Networks"]):
                 dns = self._start_dns(net, pid)
             os.write(sync_w, b"G")
         except (MinidockerError, OSError, RuntimeError) as e:

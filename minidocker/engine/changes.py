@@ -18,8 +18,9 @@ import time
 
 from ..errors import MinidockerError
 from ..images import reference as refmod
-from ..images.store import chain_ids, is_whiteout, visible_in_layers
-from ..container import state as st
+from ..core.overlay2 import is_opaque, is_whiteout, visible_in_layers
+from ..images.store import chain_ids
+from .. import gotime
 
 
 def _upper_and_lowers(runtime, cid: str) -> tuple[str, list[str]]:
@@ -49,19 +50,12 @@ def diff(runtime, ref: str) -> list[tuple[str, str]]:
                 out.append(("C", "/" + rel))
             else:
                 out.append(("A", "/" + rel))
-            if stat.S_ISDIR(st_.st_mode) and _opaque(path):
+            if stat.S_ISDIR(st_.st_mode) and is_opaque(path):
                 # everything the image had below an opaque dir is gone
                 below = [p for p in _lower_children(lowers, rel)
                          if not os.path.lexists(os.path.join(upper, rel, p))]
                 out += [("D", "/" + os.path.join(rel, p)) for p in below]
     return sorted(out, key=lambda x: x[1])
-
-
-def _opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 def _lower_children(lowers: list[str], rel: str) -> list[str]:
@@ -116,7 +110,7 @@ def commit(runtime, ref: str, repo: str | None = None, message: str = "", author
             runtime.unpause(cid)
     diff_id = runtime.images.layer_diff_id(chain)
     config = commit_config(img.config, rec, diff_id, message, author, changes or {},
-                           st.rfc3339nano(time.time_ns()))
+                           gotime.rfc3339nano(time.time_ns()))
     new = runtime.images.put_image(json.dumps(config, separators=(",", ":")).encode())
     if repo:
         runtime.images.tag(refmod.parse(repo), new.id)

@@ -25,13 +25,14 @@ import subprocess
 import sys
 import time
 
-from .. import fsutil
+from .. import fsutil, gotime
 from ..core import security
 from ..errors import Conflict, InvalidArgument, InvalidState, MinidockerError, NotFound, RuntimeFailure
 from ..images import busybox
 from ..images.store import Image, ImageStore
+from ..network.store import PREDEFINED
 from ..paths import StateRoot
-from ..core import overlay2
+from ..core.linux import procfs
 from ..container import etcfiles, names, runconfig as spec, state as st
 from ..container.store import ContainerStore
 
@@ -91,14 +92,6 @@ def remove_anonymous_volumes(root: StateRoot, rec: dict) -> None:
                 vs.remove(m["Name"], [])
             except MinidockerError:
                 pass
-
-
-def _proc_start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class Runtime:
@@ -185,7 +178,7 @@ class Runtime:
                                                       hostname_given=bool(hostname) and kind != "host")
         if ip:
             eps = list(net_settings["Networks"].values())
-            if not eps or list(net_settings["Networks"])[0] in ("bridge", "host", "none"):
+            if not eps or list(net_settings["Networks"])[0] in PREDEFINED:
                 raise InvalidArgument("user specified IP address is supported on user defined networks only")
             eps[0]["IPAMConfig"] = {"IPv4Address": ip}
         hostname = hostname or spec.default_hostname(cid)
@@ -199,7 +192,7 @@ class Runtime:
             if target not in taken:
                 wanted.append({"Type": "volume", "Name": "", "Destination": target, "Mode": "", "RW": True})
         cdir = self.containers.dir(cid)
-        now = st.rfc3339nano(time.time_ns())
+        now = gotime.rfc3339nano(time.time_ns())
         config = {
             "Hostname": hostname, "Domainname": "",
             "User": user if user is not None else icfg.get("User", ""),
@@ -512,7 +505,7 @@ class Runtime:
             nets = rec["NetworkSettings"]["Networks"]
             if net["Name"] in nets:
                 raise Conflict(f"endpoint with name {rec['Name'].lstrip('/')} already exists in network {net['Name']}")
-            user_defined = net["Name"] not in ("bridge", "host", "none")
+            user_defined = net["Name"] not in PREDEFINED
             ep = modes.empty_endpoint(net["Id"], (list(aliases or []) + [cid[:12]]) if user_defined else None)
             if ip:
                 ep["IPAMConfig"] = {"IPv4Address": ip}
@@ -658,7 +651,7 @@ class Runtime:
             s = r["State"]
             if s["Running"] and not self.containers.shim_alive(r["Id"]):
                 pid = s["Pid"]
-                if pid > 0 and _proc_start_time(pid) is not None and _in_other_pidns(pid):
+                if pid > 0 and procfs.start_time(pid) is not None and _in_other_pidns(pid):
                     try:
                         os.kill(pid, signalmod.SIGKILL)
                     except ProcessLookupError:
@@ -688,7 +681,7 @@ class Runtime:
                 mid = self.images.container_mount_id(rec["Id"])
                 if mid:
                     live_mounts.add(self.images.driver.merged(mid))
-        for target in overlay2.mounts_under(self.root.root):
+        for target in procfs.mounts_under(self.root.root):
             if target not in live_mounts:
                 try:
                     from ..core.linux import syscalls as sc

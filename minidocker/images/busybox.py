@@ -11,13 +11,13 @@ binary always gives the same DiffID and the same image ID.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import struct
 import subprocess
 import tempfile
 import time
 
+from .platform import host_architecture
 from ..errors import MinidockerError
 from ..paths import StateRoot
 from .store import Image, ImageStore
@@ -117,11 +117,6 @@ def build_rootfs(dest: str, busybox: str, mtime: float) -> None:
     os.utime(dest, (mtime, mtime))
 
 
-def _arch() -> str:
-    m = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
-
-
 def _rfc3339(ts: float) -> str:
     from datetime import datetime, timezone
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -130,7 +125,7 @@ def _rfc3339(ts: float) -> str:
 def make_config(diff_id: str, created: float, version: str) -> dict:
     when = _rfc3339(created)
     return {
-        "architecture": _arch(),
+        "architecture": host_architecture(),
         "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
         "created": when,
         "history": [

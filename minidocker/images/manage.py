@@ -163,13 +163,13 @@ def import_rootfs(store: ImageStore, source, repo: str | None, config: dict | No
                   message: str = "", source_name: str = "-") -> str:
     """`docker import`: one tarball of a root filesystem becomes a one-layer image."""
     import json
-    import platform
+    from .platform import host_architecture
     import time
-    from ..container.state import rfc3339nano
+    from ..gotime import rfc3339nano
     chain = store.register_layer(source, None)
     diff_id = store.layer_diff_id(chain)
     now = rfc3339nano(time.time_ns())
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    arch = host_architecture()
     cfg = {"architecture": arch, "comment": message or f"Imported from {source_name}",
            "config": config or {}, "created": now,
            "history": [{"created": now, "comment": message or f"Imported from {source_name}"}],

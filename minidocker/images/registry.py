@@ -29,6 +29,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .platform import host_platform
 from ..errors import MinidockerError, NotFound
 from . import reference as refmod
 from .store import ImageStore, chain_id
@@ -107,18 +108,6 @@ def parse_www_authenticate(header: str) -> tuple[str, dict]:
     scheme, _, rest = header.strip().partition(" ")
     params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
     return scheme.lower(), params
-
-
-def host_platform() -> dict:
-    import platform
-    m = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
-    out = {"os": "linux", "architecture": arch}
-    if arch == "arm64":
-        out["variant"] = "v8"
-    elif arch == "arm":
-        out["variant"] = "v7"
-    return out
 
 
 def select_platform(index: dict, want: dict) -> dict:

@@ -27,13 +27,12 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 from contextlib import contextmanager
 
 from .. import fsutil
 from ..errors import Conflict, NotFound
 from ..paths import StateRoot
-from ..core.overlay2 import Overlay2, random_id
+from ..core.overlay2 import Overlay2, random_id, visible_in_layers
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -373,40 +372,3 @@ class ImageStore:
             return set(os.listdir(self.root.mountsdb))
         except FileNotFoundError:
             return set()
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    """overlayfs marks a deleted file with a character device 0/0 in the upper dir."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
-def visible_in_layers(diffs: list[str], rel: str) -> bool:
-    """Would `rel` exist in the overlay of `diffs` (uppermost first)? Answered the way
-    overlayfs does: the first layer that has the path decides; a whiteout hides it; a
-    whiteout or opaque directory on the way hides everything from the layers below."""
-    parts = rel.strip("/").split("/")
-    for diff in diffs:
-        cur = diff
-        for i, part in enumerate(parts):
-            cur = os.path.join(cur, part)
-            try:
-                st = os.lstat(cur)
-            except FileNotFoundError:
-                break  # not in this layer: look further down
-            if is_whiteout(st):
-                return False
-            if i == len(parts) - 1:
-                return True
-            if not stat.S_ISDIR(st.st_mode):
-                return False  # a file where a directory should be
-            if _is_opaque(cur):
-                # everything under an opaque dir comes from this layer only
-                return os.path.lexists(os.path.join(diff, *parts))
-    return False

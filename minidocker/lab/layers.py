@@ -24,9 +24,8 @@ import html
 import os
 import stat
 
-WH_PREFIX = ".wh."
-WH_OPAQUE = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from ..core.overlay2 import is_opaque
+from ..storage.archive import WHITEOUT_OPAQUE as WH_OPAQUE, WHITEOUT_PREFIX as WH_PREFIX
 
 DIR, FILE, SYMLINK, WHITEOUT, OTHER = "dir", "file", "symlink", "whiteout", "other"
 
@@ -46,7 +45,7 @@ class Entry:
 
 def classify(mode: int, rdev: int = 0) -> str:
     """The kind of a directory entry from its st_mode (and st_rdev)."""
-    if stat.S_ISCHR(mode) and rdev == 0:
+    if stat.S_ISCHR(mode) and rdev == 0:  # (core.overlay2.is_whiteout, on the two numbers)
         return WHITEOUT  # overlayfs' whiteout: a 0/0 character device
     if stat.S_ISDIR(mode):
         return DIR
@@ -57,14 +56,7 @@ def classify(mode: int, rdev: int = 0) -> str:
     return OTHER
 
 
-def _opaque_xattr(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
-def walk_layer(diff_dir: str, is_opaque=_opaque_xattr) -> list[Entry]:
+def walk_layer(diff_dir: str, is_opaque=is_opaque) -> list[Entry]:
     """Every entry of one layer directory, sorted by path. `is_opaque(path)` is injectable
     (reading trusted.* xattrs needs root)."""
     out: list[Entry] = []

@@ -23,6 +23,8 @@ import shutil
 import sys
 import tempfile
 
+from ..core.linux.procfs import is_mountpoint, parse_mountinfo
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 
 MIN_KERNEL = (5, 3)      # pidfd_open(2): signals reach the right process even if PIDs are reused
@@ -69,24 +71,6 @@ def parse_kernel_release(release: str) -> tuple[int, int, int]:
     if not m:
         raise ValueError(f"not a kernel release: {release!r}")
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-
-
-def _unescape(s: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
-
-
-def parse_mountinfo(text: str) -> list[dict]:
-    """One dict per line of /proc/<pid>/mountinfo: target, fstype, source, options, super_options."""
-    out = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        a, b = left.split(), right.split()
-        if not sep or len(a) < 6 or not b:
-            continue
-        out.append({"target": _unescape(a[4]), "options": a[5], "fstype": b[0],
-                    "source": _unescape(b[1]) if len(b) > 1 else "",
-                    "super_options": b[2] if len(b) > 2 else ""})
-    return out
 
 
 def cgroup_layout(mountinfo: str) -> tuple[str, list[str], str | None]:
@@ -338,8 +322,7 @@ def probe_overlay(state_dir: str) -> str:
 
 
 def _is_mounted(path: str) -> bool:
-    text = _read("/proc/self/mountinfo") or ""
-    return any(m["target"] == os.path.realpath(path) for m in parse_mountinfo(text))
+    return is_mountpoint(path, parse_mountinfo(_read("/proc/self/mountinfo") or ""))
 
 
 def gather(state_dir: str | None = None, probe: bool = True) -> HostFacts:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from ..core.linux.procfs import parse_mountinfo
+
 NS_KINDS = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
 
 
@@ -89,19 +91,17 @@ def mount_lines(mountinfo: str, prefix: str) -> list[str]:
     prefix = prefix.rstrip("/")
     out = []
     for line in mountinfo.splitlines():
-        f = line.split()
-        if len(f) > 4 and (f[4] == prefix or f[4].startswith(prefix + "/")):
+        m = parse_mountinfo(line)
+        if m and (m[0]["target"] == prefix or m[0]["target"].startswith(prefix + "/")):
             out.append(line)
     return out
 
 
 def mount_fields(line: str) -> dict[str, str]:
     """The interesting fields of one mountinfo line: target, fstype, source, super options."""
-    left, _, right = line.partition(" - ")
-    a, b = left.split(), right.split()
-    return {"target": a[4], "options": a[5], "propagation": " ".join(a[6:]) or "private",
-            "fstype": b[0], "source": b[1] if len(b) > 1 else "",
-            "super_options": b[2] if len(b) > 2 else ""}
+    m = parse_mountinfo(line)[0]
+    return {"target": m["target"], "options": m["options"], "propagation": " ".join(m["propagation"]) or "private",
+            "fstype": m["fstype"], "source": m["source"], "super_options": m["super_options"]}
 
 
 def processes_in(ns_kind: str, inode: int, proc: str = "/proc") -> list[dict]:

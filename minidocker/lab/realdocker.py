@@ -99,7 +99,7 @@ class RealDocker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        from ..core.overlay2 import mounts_under
+        from ..core.linux.procfs import mounts_under
         from ..core.linux import syscalls as sc
         for target in mounts_under(self.workdir):
             try:

@@ -28,27 +28,12 @@ import tempfile
 import time
 
 from .. import fsutil
+from ..core.linux import procfs
+from ..core.linux.procfs import mounts_under
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "mdlab-"
 OWNER_FILE = "lab-owner.json"  # which process (kernel) made the session
-
-
-def _mountinfo() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return f.read().splitlines()
-
-
-def _unescape(s: str) -> str:
-    return s.encode().decode("unicode_escape") if "\\" in s else s
-
-
-def mounts_under(path: str) -> list[str]:
-    """Mount points at or below `path`, deepest first (the order to unmount them in)."""
-    path = os.path.realpath(path).rstrip("/")
-    found = {_unescape(line.split()[4]) for line in _mountinfo()}
-    hits = [t for t in found if t == path or t.startswith(path + "/")]
-    return sorted(hits, key=lambda p: (p.count("/"), p), reverse=True)
 
 
 def monitor_pids(root: str) -> list[int]:
@@ -69,12 +54,8 @@ def monitor_pids(root: str) -> list[int]:
 
 def _process_identity(pid: int) -> dict | None:
     """PID plus its start time (field 22 of /proc/<pid>/stat), so a recycled PID does not count."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return {"pid": pid, "start": int(stat.rsplit(")", 1)[1].split()[19])}
+    start = procfs.start_time(pid)
+    return None if start is None else {"pid": pid, "start": start}
 
 
 def reap_stale_sessions(base: str = "/tmp", grace: float = 60) -> list[str]:
@@ -191,8 +172,8 @@ class LabSession:
     def mounts(self) -> list[str]:
         """The mountinfo lines of every mount inside this session's root."""
         root = os.path.realpath(self.root)
-        return [line for line in _mountinfo()
-                if _unescape(line.split()[4]) == root or _unescape(line.split()[4]).startswith(root + "/")]
+        return [line for line in procfs.read_mountinfo().splitlines()
+                if (t := procfs.parse_mountinfo(line)[0]["target"]) == root or t.startswith(root + "/")]
 
     # ------------------------------------------------------------------ clean-up
     def cleanup(self) -> list[str]:

@@ -20,7 +20,7 @@ from ..container import etcfiles
 from ..errors import Conflict, InvalidArgument, MinidockerError, NotFound
 from ..paths import StateRoot
 from . import nat, nft, ports as portsmod
-from .store import NetworkStore, default_bridge_name, forget_root, register_root, registered_roots
+from .store import PREDEFINED, NetworkStore, default_bridge_name, forget_root, register_root, registered_roots
 
 
 def parse_mode(mode: str | None) -> tuple[str, str]:
@@ -89,7 +89,7 @@ class Networking:
                 raise InvalidArgument("conflicting options: hostname and the network mode")
             return network_settings({})
         net = self.store.get(name)
-        user_defined = net["Name"] not in ("bridge", "host", "none")
+        user_defined = net["Name"] not in PREDEFINED
         if aliases and not user_defined:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
         al = (aliases + [cid[:12]]) if user_defined else None
@@ -270,7 +270,7 @@ class Networking:
         cs = ContainerStore(self.root)
         me = cs.read(cid)
         mine = {ep.get("NetworkID") for n, ep in me["NetworkSettings"]["Networks"].items()
-                if n not in ("bridge", "host", "none")}
+                if n not in PREDEFINED}
         records: dict[str, list[str]] = {}
         for r in self._running_records():
             for n, ep in (r["NetworkSettings"].get("Networks") or {}).items():

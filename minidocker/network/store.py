@@ -20,12 +20,12 @@ import time
 from contextlib import contextmanager
 
 from .. import fsutil
-from ..container.state import rfc3339nano
+from ..gotime import rfc3339nano
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..paths import DEFAULT_ROOT, StateRoot
 from . import ipam
 
-PREDEFINED = ("bridge", "host", "none")
+PREDEFINED = ("bridge", "host", "none")  # the networks every engine has; only others are "user-defined"
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 
 

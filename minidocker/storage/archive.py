@@ -49,10 +49,11 @@ import stat
 import tarfile
 import zlib
 
+from ..core.overlay2 import OPAQUE_XATTR, is_opaque, is_whiteout
+
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."      # AUFS bookkeeping (.wh..wh.plnk, ...): skipped
 WHITEOUT_OPAQUE = ".wh..wh..opq"
-OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 PAX_XATTR_PREFIX = "SCHILY.xattr."      # how GNU tar, Go and Docker store xattrs in PAX headers
 
@@ -531,7 +532,7 @@ class _LayerApplier:
         fd = self._open_dir(dir_parts, entry, create=True)
         try:
             if self.overlay:
-                os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(fd, OPAQUE_XATTR, b"y")
             else:
                 self._remove_not_unpacked(fd, dir_parts)
         finally:
@@ -633,7 +634,7 @@ def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: boo
                 info.pax_headers["atime"] = repr(st.st_atime)
                 info.pax_headers["ctime"] = repr(st.st_ctime)
 
-            if overlay and stat.S_ISCHR(mode) and st.st_rdev == 0:
+            if overlay and is_whiteout(st):
                 # overlayfs whiteout -> .wh.<name>. (Checked before hard links: overlayfs
                 # shares one whiteout inode between many names.)
                 head, _, tail = name.rpartition("/")
@@ -655,7 +656,7 @@ def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: boo
             if stat.S_ISDIR(mode):
                 info.type = tarfile.DIRTYPE
                 tf.addfile(info)
-                if overlay and _is_opaque(path):
+                if overlay and is_opaque(path):
                     marker = tarfile.TarInfo(f"{name}/{WHITEOUT_OPAQUE}")
                     marker.mode = info.mode & 0o777
                     marker.uid, marker.gid = info.uid, info.gid
@@ -677,13 +678,6 @@ def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: boo
             elif stat.S_ISFIFO(mode):
                 info.type = tarfile.FIFOTYPE
                 tf.addfile(info)
-
-
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,6 @@ Reference: moby/buildkit frontend/dockerfile/{parser,instructions,shell}.
 from __future__ import annotations
 
 import json
-import platform as _host
 import re
 from dataclasses import asdict, dataclass, field, replace
 
@@ -1118,9 +1117,8 @@ def parse_duration(text: str) -> int:
 
 def host_platform() -> str:
     """This machine as an OCI platform string: "linux/amd64", "linux/arm64", ..."""
-    machine = _host.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7", "i686": "386"}.get(machine, machine)
-    return f"linux/{arch}"
+    from ...images.platform import host_platform as host, platform_string
+    return platform_string(host())
 
 
 def platform_args(platform: str | None = None) -> dict[str, str]:

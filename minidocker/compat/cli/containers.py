@@ -11,6 +11,7 @@ import time
 from ...container import logs as logsmod
 from ...container import runconfig as spec
 from ...container import state as st
+from ... import gotime
 from ...engine.runtime import Runtime
 from ...errors import InvalidArgument, MinidockerError
 from . import format as fmt
@@ -340,11 +341,11 @@ def cmd_exec(args) -> int:
 def top_rows(pids: list[int], now: float, boot: float, clk: int) -> list[list[str]]:
     """`docker top` (ps -ef) rows for these host PIDs: UID PID PPID C STIME TTY TIME CMD."""
     import pwd
+    from ...core.linux import procfs
     rows = []
     for pid in sorted(pids):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat_ = f.read().rsplit(")", 1)[1].split()
+            f_ = procfs.stat(pid)
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
             uid = os.stat(f"/proc/{pid}").st_uid
@@ -354,12 +355,13 @@ def top_rows(pids: list[int], now: float, boot: float, clk: int) -> list[list[st
             user = pwd.getpwuid(uid).pw_name
         except KeyError:
             user = str(uid)
-        start = boot + int(stat_[19]) / clk
-        cpu = (int(stat_[11]) + int(stat_[12])) // clk
-        c = int(100 * (int(stat_[11]) + int(stat_[12])) / clk / max(now - start, 1))
-        tty = "?" if int(stat_[4]) == 0 else "pts/" + str(int(stat_[4]) & 0xFF)
-        rows.append([user, str(pid), stat_[1], str(c), time.strftime("%H:%M", time.localtime(start)), tty,
-                     f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmd or f"[{stat_[0]}]"])
+        start = boot + int(f_[procfs.STAT_STARTTIME]) / clk
+        ticks = int(f_[procfs.STAT_UTIME]) + int(f_[procfs.STAT_STIME])
+        cpu, c = ticks // clk, int(100 * ticks / clk / max(now - start, 1))
+        tty_nr = int(f_[procfs.STAT_TTY_NR])
+        tty = "?" if tty_nr == 0 else "pts/" + str(tty_nr & 0xFF)
+        rows.append([user, str(pid), f_[procfs.STAT_PPID], str(c), time.strftime("%H:%M", time.localtime(start)),
+                     tty, f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmd or f"[{f_[2]}]"])
     return rows
 
 
@@ -474,7 +476,7 @@ def ps_row(rec: dict, trunc: bool, now: float | None = None) -> dict:
     command = " ".join([rec["Path"]] + [f"'{a}'" if " " in a else a for a in rec["Args"]])
     if trunc:
         command = fmt.ellipsis(command, 20)
-    created = st.parse_rfc3339(rec["Created"])
+    created = gotime.parse_rfc3339(rec["Created"])
     labels = rec["Config"].get("Labels") or {}
     return {
         "ID": rec["Id"][:12] if trunc else rec["Id"],
@@ -678,7 +680,7 @@ def _parse_since(value: str) -> float:
         return time.time() - float(m.group(1)) * mult
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return float(value)
-    t = st.parse_rfc3339(value if value.endswith("Z") else value + "Z")
+    t = gotime.parse_rfc3339(value if value.endswith("Z") else value + "Z")
     if t is None:
         raise InvalidArgument(f"invalid value for time: {value}")
     return t

@@ -64,7 +64,7 @@ def go_quote(s: str) -> str:
 
 
 def since(ts: float | None, now: float | None = None) -> str:
-    from ...container.state import human_duration
+    from ...gotime import human_duration
     if ts is None:
         return ""
     now = time.time() if now is None else now

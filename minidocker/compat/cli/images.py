@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from ...container.state import parse_rfc3339
+from ...gotime import parse_rfc3339
 from ...errors import MinidockerError
 from ...images import busybox
 from ...images.store import ImageStore

@@ -6,6 +6,7 @@ import sys
 from ...engine.runtime import Runtime
 from ...errors import MinidockerError, NotFound
 from ...network import ports as portsmod
+from ...network.store import PREDEFINED
 from ...network.modes import Networking
 from . import format as fmt
 
@@ -91,7 +92,7 @@ def cmd_network_prune(args) -> int:
     net = _net()
     removed = []
     for n in net.store.all():
-        if n["Name"] in ("bridge", "host", "none") or n["Containers"]:
+        if n["Name"] in PREDEFINED or n["Containers"]:
             continue
         if net.in_use(n):
             continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from ...errors import MinidockerError
+from ..linux.procfs import parse_mountinfo, read_mountinfo
 
 PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")
 V1_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio", "devices"]
@@ -42,17 +43,6 @@ class CgroupError(MinidockerError):
     exit_code = 125
 
 
-def parse_mountinfo(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        a, b = left.split(), right.split()
-        if len(a) < 5 or len(b) < 2:
-            continue
-        out.append({"target": a[4], "fstype": b[0], "super": b[2] if len(b) > 2 else ""})
-    return out
-
-
 def v1_hierarchies(mountinfo: str) -> dict[str, str]:
     """{"memory": "/sys/fs/cgroup/memory", "cpu": "/sys/fs/cgroup/cpu,cpuacct", ...}: where each
     v1 controller (or named hierarchy, as "name=systemd") is mounted."""
@@ -60,7 +50,7 @@ def v1_hierarchies(mountinfo: str) -> dict[str, str]:
     for m in parse_mountinfo(mountinfo):
         if m["fstype"] != "cgroup":
             continue
-        for opt in m["super"].split(","):
+        for opt in m["super_options"].split(","):
             if opt in ("rw", "ro") or opt.startswith(("release_agent", "clone_children", "xattr", "noprefix")):
                 continue
             found.setdefault(opt, m["target"])
@@ -81,18 +71,13 @@ def detect_layout(mountinfo: str) -> str:
     return "v2" if has_v2 else "none"
 
 
-def _mountinfo() -> str:
-    with open("/proc/self/mountinfo") as f:
-        return f.read()
-
-
 def layout() -> str:
-    return detect_layout(_mountinfo())
+    return detect_layout(read_mountinfo())
 
 
 def driver(parent: str = PARENT):
     """The driver for this host: v1 on v1 and hybrid hosts (as Docker does), v2 on v2."""
-    info = _mountinfo()
+    info = read_mountinfo()
     kind = detect_layout(info)
     if kind == "v2":
         from .v2 import V2Driver
