@@ -8,6 +8,7 @@ import time
 import pytest
 
 from minidocker.core import cgroups
+from minidocker.container import hostconfig as hc
 from minidocker.core.cgroups import base, limits, stats
 from minidocker.core.cgroups.v1 import V1Driver
 from minidocker.core.cgroups.v2 import V2Driver
@@ -19,42 +20,42 @@ M = 1 << 20
 @pytest.mark.parametrize("text,n", [("512m", 512 * M), ("1g", 1 << 30), ("1.5g", 3 << 29), ("64MB", 64 * M),
                                     ("100", 100), ("10k", 10240), ("2GiB", 2 << 30), ("1T", 1 << 40)])
 def test_ram_in_bytes(text, n):
-    assert limits.ram_in_bytes(text) == n
+    assert hc.ram_in_bytes(text) == n
 
 
 def test_memory_validation():
     with pytest.raises(InvalidArgument, match="Minimum memory limit allowed is 6MB"):
-        limits.parse_memory("4m")
+        hc.parse_memory("4m")
     with pytest.raises(InvalidArgument, match="invalid size"):
-        limits.parse_memory("lots")
-    assert limits.parse_memory_swap("-1", 64 * M) == -1
-    assert limits.parse_memory_swap(None, 64 * M) == 0
+        hc.parse_memory("lots")
+    assert hc.parse_memory_swap("-1", 64 * M) == -1
+    assert hc.parse_memory_swap(None, 64 * M) == 0
     with pytest.raises(InvalidArgument, match="larger than memory limit"):
-        limits.parse_memory_swap("32m", 64 * M)
+        hc.parse_memory_swap("32m", 64 * M)
     with pytest.raises(InvalidArgument, match="always set the Memory limit"):
-        limits.parse_memory_swap("32m", 0)
+        hc.parse_memory_swap("32m", 0)
 
 
 def test_cpus_to_cfs_quota():
-    assert limits.parse_cpus("1.5", 2) == 1_500_000_000
+    assert hc.parse_cpus("1.5", 2) == 1_500_000_000
     assert limits.cfs_quota(1_500_000_000) == 150_000
     assert limits.cfs_quota(500_000_000) == 50_000
     with pytest.raises(InvalidArgument, match="Range of CPUs is from 0.01 to 2.00"):
-        limits.parse_cpus("3", 2)
+        hc.parse_cpus("3", 2)
     with pytest.raises(InvalidArgument, match="rational number"):
-        limits.parse_cpus("half", 2)
+        hc.parse_cpus("half", 2)
 
 
 def test_shares_to_weight_and_swap():
     assert limits.shares_to_weight(1024) == 39  # runc: 1 + (1022*9999)/262142
     assert limits.shares_to_weight(2) == 1 and limits.shares_to_weight(262144) == 10000
-    assert limits.v1_memsw(64 * M, 0) == 128 * M      # docker default: swap = memory
-    assert limits.v1_memsw(64 * M, 100 * M) == 100 * M
-    assert limits.v1_memsw(64 * M, -1) == -1 and limits.v1_memsw(0, 0) is None
+    assert hc.default_swap(64 * M, 0) == 128 * M      # docker default: swap = memory
+    assert hc.default_swap(64 * M, 100 * M) == 100 * M
+    assert hc.default_swap(64 * M, -1) == -1 and hc.default_swap(0, 0) is None
     assert limits.v2_swap_max(64 * M, 100 * M) == str(36 * M)  # v2 counts swap alone
     assert limits.v2_swap_max(64 * M, -1) == "max"
-    assert limits.parse_pids_limit(-1) is None and limits.parse_pids_limit(0) is None
-    assert limits.parse_pids_limit("20") == 20
+    assert hc.parse_pids_limit(-1) is None and hc.parse_pids_limit(0) is None
+    assert hc.parse_pids_limit("20") == 20
 
 
 def test_docker_stats_formulas():
@@ -142,8 +143,8 @@ def test_v2_apply_writes_docker_values(fake_v2):
     d = V2Driver(str(fake_v2))
     (fake_v2 / "minidocker" / "c1").mkdir(parents=True)
     p = _prepare_child(fake_v2, "c1")
-    d.apply("c1", {"memory": 64 * M, "memory_swap": 100 * M, "nano_cpus": 1_500_000_000,
-                   "cpu_shares": 512, "pids_limit": 20})
+    d.apply("c1", hc.oci_resources({"Memory": 64 * M, "MemorySwap": 100 * M, "NanoCpus": 1_500_000_000,
+                                    "CpuShares": 512, "PidsLimit": 20}))
     assert (p / "memory.max").read_text() == str(64 * M)
     assert (p / "memory.swap.max").read_text() == str(36 * M)
     assert (p / "cpu.max").read_text() == "150000 100000"
@@ -203,3 +204,22 @@ def test_write_errors_name_the_fix(tmp_path, monkeypatch):
         base.write(str(target), "+memory")
     with pytest.raises(cgroups.CgroupError, match="does not exist"):
         base.write(str(tmp_path / "nope" / "memory.max"), 1)
+
+
+def test_hostconfig_to_oci_resources():
+    """What Docker puts in config.json's linux.resources (moby daemon/oci_linux.go)."""
+    assert hc.oci_resources({}) == {}
+    assert hc.oci_resources({"Memory": 64 * M, "NanoCpus": 1_500_000_000, "CpuShares": 512, "PidsLimit": 20}) == {
+        "memory": {"limit": 64 * M, "swap": 128 * M},  # unset swap: as much swap as memory
+        "cpu": {"shares": 512, "quota": 150_000, "period": 100_000}, "pids": {"limit": 20}}
+    assert hc.oci_resources({"Memory": 64 * M, "MemorySwap": -1})["memory"] == {"limit": 64 * M, "swap": -1}
+    assert limits.file_values({}) == {"memory": None, "memory_swap": None, "cpu_quota": None,
+                                      "cpu_period": 100_000, "cpu_shares": None, "pids": None}
+
+
+def test_update_is_refused_as_dockerd_refuses_it():
+    with pytest.raises(InvalidArgument, match="Memory limit should be smaller than already set memoryswap"):
+        hc.check_update({"Memory": 64 * M, "MemorySwap": 100 * M}, {"Memory": 200 * M})
+    with pytest.raises(InvalidArgument, match="Minimum memoryswap limit should be larger"):
+        hc.check_update({"Memory": 64 * M}, {"MemorySwap": 32 * M})
+    assert hc.check_update({"Memory": 64 * M}, {"PidsLimit": 5})["PidsLimit"] == 5

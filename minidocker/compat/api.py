@@ -16,35 +16,11 @@ from __future__ import annotations
 
 import shlex
 
-from ..container import logs as logsmod
+from ..container import hostconfig, logs as logsmod
 from ..engine.runtime import Runtime
 from ..errors import MinidockerError, NotFound
 
 
-
-def _resources(mem_limit, memswap_limit, nano_cpus, cpus, cpu_shares, pids_limit,
-               updating: bool = False) -> dict:
-    """docker-py's resource arguments -> HostConfig fields (Memory, NanoCpus, ...), only
-    those given. On update the swap limit is checked against the container's own memory
-    limit by the runtime, not against this call's."""
-    from ..core.cgroups import limits, stats
-    res = {}
-    if mem_limit is not None:
-        res["Memory"] = limits.parse_memory(str(mem_limit))
-    if memswap_limit is not None:
-        if updating:
-            res["MemorySwap"] = -1 if str(memswap_limit) == "-1" else limits.ram_in_bytes(str(memswap_limit))
-        else:
-            res["MemorySwap"] = limits.parse_memory_swap(str(memswap_limit), res.get("Memory", 0))
-    if cpus is not None:
-        nano_cpus = limits.parse_cpus(str(cpus), stats.online_cpus())
-    if nano_cpus is not None:
-        res["NanoCpus"] = nano_cpus
-    if cpu_shares is not None:
-        res["CpuShares"] = cpu_shares
-    if pids_limit is not None:
-        res["PidsLimit"] = limits.parse_pids_limit(pids_limit)
-    return res
 
 class ContainerError(MinidockerError):
     """`containers.run()` of a command that exited non-zero (docker-py raises the same)."""
@@ -140,7 +116,7 @@ class Container:
                nano_cpus: int | None = None, cpus: float | None = None, cpu_shares: int | None = None,
                pids_limit: int | None = None) -> None:
         """Change limits of a (running) container, like docker-py's Container.update."""
-        res = _resources(mem_limit, memswap_limit, nano_cpus, cpus, cpu_shares, pids_limit, updating=True)
+        res = hostconfig.resources(mem_limit, memswap_limit, cpus, nano_cpus, cpu_shares, pids_limit, updating=True)
         self._rt.update(self.id, res)
         self.reload()
 
@@ -215,7 +191,7 @@ class ContainerCollection:
         `ports={"80/tcp": 8080}` or `{"80/tcp": ("127.0.0.1", 8080)}` or `{"80/tcp": None}`."""
         if isinstance(environment, dict):
             environment = [f"{k}={v}" for k, v in environment.items()]
-        res = _resources(mem_limit, memswap_limit, nano_cpus, cpus, cpu_shares, pids_limit)
+        res = hostconfig.resources(mem_limit, memswap_limit, cpus, nano_cpus, cpu_shares, pids_limit)
         publish = []
         for cport, host in (ports or {}).items():
             cport = str(cport)

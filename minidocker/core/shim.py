@@ -33,7 +33,7 @@ import sys
 import time
 
 from . import cgroups
-from .cgroups import limits
+from ..container import hostconfig
 from ..errors import MinidockerError
 from ..images.store import ImageStore
 from .linux import syscalls as sc
@@ -164,7 +164,7 @@ class Shim:
             if os.read(sync_r, 1) != b"R":
                 raise MinidockerError("the container's init died while starting")
             cg.create(self.cid)
-            cg.apply(self.cid, limits.resources_from_hostconfig(rec["HostConfig"]))
+            cg.apply(self.cid, hostconfig.oci_resources(rec["HostConfig"]))
             cg.add_process(self.cid, pid)
             rec["NetworkSettings"] = net.attach(rec, pid)
             net.etc_files(rec, joined)

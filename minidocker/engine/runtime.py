@@ -33,7 +33,7 @@ from ..images.store import Image, ImageStore
 from ..network.store import PREDEFINED
 from ..paths import StateRoot
 from ..core.linux import procfs
-from ..container import etcfiles, names, runconfig as spec, state as st
+from ..container import etcfiles, hostconfig, names, runconfig as spec, state as st
 from ..container.store import ContainerStore
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -397,22 +397,11 @@ class Runtime:
     def update(self, ref: str, resources: dict) -> str:
         """Change limits (HostConfig keys) now if running, and for every later start."""
         cid = self.resolve(ref)
-        from ..core.cgroups import limits
         with self.containers.update(cid) as rec:
-            host = rec["HostConfig"]
-            new = {**host, **resources}
-            if new.get("MemorySwap", 0) > 0 and new.get("Memory", 0) > new["MemorySwap"]:
-                if "MemorySwap" in resources:
-                    raise InvalidArgument("Minimum memoryswap limit should be larger than memory "
-                                          "limit, see usage", exit_code=1)
-                raise InvalidArgument("Memory limit should be smaller than already set memoryswap "
-                                      "limit, update the memoryswap at the same time", exit_code=1)
-            if new.get("MemorySwap", 0) and not new.get("Memory"):
-                raise InvalidArgument("You should always set the Memory limit when using Memoryswap "
-                                      "limit, see usage", exit_code=1)
+            new = hostconfig.check_update(rec["HostConfig"], resources)
             if rec["State"]["Running"]:
-                self._cgroups().apply(cid, limits.resources_from_hostconfig(new))
-            host.update(new)
+                self._cgroups().apply(cid, hostconfig.oci_resources(new))
+            rec["HostConfig"].update(new)
         return cid
 
     def stats_sample(self, ref: str) -> dict:

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from ...container import logs as logsmod
+from ...container import hostconfig, logs as logsmod
 from ...container import runconfig as spec
 from ...container import state as st
 from ... import gotime
@@ -81,22 +81,8 @@ def _add_resource_flags(p: argparse.ArgumentParser) -> None:
 
 def _resources_from_args(args, for_update: bool = False) -> dict:
     """The HostConfig keys for the resource flags that were given."""
-    from ...core.cgroups import limits, stats
-    out = {}
-    if args.memory is not None:
-        out["Memory"] = limits.parse_memory(args.memory)
-    if args.memory_swap is not None:
-        if for_update:  # checked against the container's memory limit by Runtime.update
-            out["MemorySwap"] = -1 if args.memory_swap.strip() == "-1" else limits.ram_in_bytes(args.memory_swap)
-        else:
-            out["MemorySwap"] = limits.parse_memory_swap(args.memory_swap, out.get("Memory", 0))
-    if args.cpus is not None:
-        out["NanoCpus"] = limits.parse_cpus(args.cpus, stats.online_cpus())
-    if args.cpu_shares is not None:
-        out["CpuShares"] = args.cpu_shares
-    if args.pids_limit is not None:
-        out["PidsLimit"] = limits.parse_pids_limit(args.pids_limit)
-    return out
+    return hostconfig.resources(args.memory, args.memory_swap, args.cpus, None, args.cpu_shares,
+                                args.pids_limit, updating=for_update)
 
 
 def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:

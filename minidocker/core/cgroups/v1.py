@@ -81,27 +81,25 @@ class V1Driver:
                 write(f"{dev}/devices.allow", rule)
 
     def apply(self, cid: str, res: dict) -> None:
+        """Write the OCI spec's linux.resources (absent = unlimited)."""
+        v = limits.file_values(res)
         mem = self.cpath("memory", cid)
-        memory, swap = res.get("memory", 0), res.get("memory_swap", 0)
-        writes = [(f"{mem}/memory.limit_in_bytes", memory if memory > 0 else -1)]
+        writes = [(f"{mem}/memory.limit_in_bytes", v["memory"] or -1)]
         if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):  # swap accounting is on
-            memsw = limits.v1_memsw(memory, swap)
-            writes.append((f"{mem}/memory.memsw.limit_in_bytes", memsw if memsw is not None else -1))
+            writes.append((f"{mem}/memory.memsw.limit_in_bytes", v["memory_swap"] or -1))
         # The kernel insists that memory <= memory+swap after every write: if raising the
         # memory limit above the current memsw fails, raise memsw first.
         try:
-            for f, v in writes:
-                write(f, v)
+            for f, value in writes:
+                write(f, value)
         except CgroupError:
-            for f, v in reversed(writes):
-                write(f, v)
+            for f, value in reversed(writes):
+                write(f, value)
         cpu = self.cpath("cpu", cid)
-        nano = res.get("nano_cpus", 0)
-        write(f"{cpu}/cpu.cfs_period_us", limits.CFS_PERIOD_US)
-        write(f"{cpu}/cpu.cfs_quota_us", limits.cfs_quota(nano) if nano else -1)
-        write(f"{cpu}/cpu.shares", res.get("cpu_shares") or 1024)
-        pids = res.get("pids_limit")
-        write(f"{self.cpath('pids', cid)}/pids.max", pids if pids else "max")
+        write(f"{cpu}/cpu.cfs_period_us", v["cpu_period"])
+        write(f"{cpu}/cpu.cfs_quota_us", v["cpu_quota"] or -1)
+        write(f"{cpu}/cpu.shares", v["cpu_shares"] or 1024)
+        write(f"{self.cpath('pids', cid)}/pids.max", v["pids"] or "max")
 
     def add_process(self, cid: str, pid: int) -> None:
         for d in self._dirs(cid):

@@ -74,19 +74,15 @@ class V2Driver:
         os.makedirs(self.path(cid), exist_ok=True)
 
     def apply(self, cid: str, res: dict) -> None:
+        """Write the OCI spec's linux.resources (absent = unlimited)."""
+        v = limits.file_values(res)
         p = self.path(cid)
-        mem, swap = res.get("memory", 0), res.get("memory_swap", 0)
-        write(f"{p}/memory.max", mem if mem > 0 else "max")
-        swap_max = limits.v2_swap_max(mem, swap)
+        write(f"{p}/memory.max", v["memory"] or "max")
         if os.path.exists(f"{p}/memory.swap.max"):
-            write(f"{p}/memory.swap.max", swap_max if swap_max is not None else "max")
-        nano = res.get("nano_cpus", 0)
-        quota = limits.cfs_quota(nano) if nano else "max"
-        write(f"{p}/cpu.max", f"{quota} {limits.CFS_PERIOD_US}")
-        shares = res.get("cpu_shares", 0)
-        write(f"{p}/cpu.weight", limits.shares_to_weight(shares) if shares else 100)
-        pids = res.get("pids_limit")
-        write(f"{p}/pids.max", pids if pids else "max")
+            write(f"{p}/memory.swap.max", limits.v2_swap_max(v["memory"] or 0, v["memory_swap"]))
+        write(f"{p}/cpu.max", f"{v['cpu_quota'] or 'max'} {v['cpu_period']}")
+        write(f"{p}/cpu.weight", limits.shares_to_weight(v["cpu_shares"]) if v["cpu_shares"] else 100)
+        write(f"{p}/pids.max", v["pids"] or "max")
 
     def add_process(self, cid: str, pid: int) -> None:
         write(f"{self.path(cid)}/cgroup.procs", pid)

@@ -1,0 +1,171 @@
+"""HostConfig: how Docker runs a container, built in one place for the CLI, the Python API and
+`create`, and turned into the OCI runtime spec's `linux.resources` for the low-level runtime.
+
+    -m 512m             Memory = 536870912 (units b, k, m, g, t, p; powers of 1024)
+    --memory-swap 1g    MemorySwap = memory + swap; -1 = unlimited swap; unset = twice the memory
+    --cpus 1.5          NanoCpus = 1.5e9  ->  CFS quota 150000 us per 100000 us period
+    --cpu-shares 512    CpuShares, a relative weight
+    --pids-limit 100    PidsLimit; 0 or -1 = unlimited
+
+`docker inspect` shows these keys; the OCI spec (config.json) carries the kernel's view of the
+same limits, which is what core/cgroups writes (moby does this conversion in
+daemon/oci_linux.go). Pure functions: tested without root.
+"""
+from __future__ import annotations
+
+import re
+
+from ..core.cgroups.limits import CFS_PERIOD_US, cfs_quota
+from ..core.cgroups.stats import online_cpus
+from ..errors import InvalidArgument
+
+MIN_MEMORY = 6 * 1024 * 1024     # Docker refuses smaller memory limits
+UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+SHM_SIZE = 64 * 1024 * 1024      # /dev/shm: 64 MiB, Docker's default
+
+
+# ---------------------------------------------------------------- flag values -> HostConfig keys
+def ram_in_bytes(text: str) -> int:
+    """go-units RAMInBytes: "512m" -> 536870912, "1.5g", "64MB", "1024" (bytes)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)[iI]?[bB]?\s*", str(text))
+    if not m:
+        raise InvalidArgument(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def parse_memory(text: str | None) -> int:
+    if text in (None, ""):
+        return 0
+    n = ram_in_bytes(text)
+    if 0 < n < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    return n
+
+
+def parse_memory_swap(text: str | None, memory: int) -> int:
+    """--memory-swap: total of memory and swap. -1 unlimited, 0/unset: docker's default."""
+    if text in (None, "", "0"):
+        return 0
+    if str(text).strip() == "-1":
+        return -1
+    n = ram_in_bytes(text)
+    if memory == 0:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")
+    if n < memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
+    return n
+
+
+def parse_cpus(text: str | None, online_cpus: int) -> int:
+    """--cpus -> NanoCpus (an integer number of billionths of a CPU)."""
+    if text in (None, ""):
+        return 0
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse {text} '
+                              "as a rational number") from None
+    nano = int(round(value * 1e9))
+    if nano < 0 or (nano and nano < 10_000_000) or nano > online_cpus * 1_000_000_000:
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {online_cpus}.00, as there are only "
+                              f"{online_cpus} CPUs available")
+    return nano
+
+
+def parse_pids_limit(value: int | str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    n = int(value)
+    return None if n <= 0 else n
+
+
+def resources(memory=None, memory_swap=None, cpus=None, nano_cpus=None, cpu_shares=None,
+              pids_limit=None, *, updating: bool = False) -> dict:
+    """The HostConfig keys for the limits that were given (None = not given), from flag values
+    as the CLI or docker-py pass them. On `update` the swap limit is checked later, against
+    the container's own memory limit (check_update)."""
+    out = {}
+    if memory is not None:
+        out["Memory"] = parse_memory(str(memory))
+    if memory_swap is not None:
+        swap = str(memory_swap).strip()
+        if updating:
+            out["MemorySwap"] = -1 if swap == "-1" else ram_in_bytes(swap)
+        else:
+            out["MemorySwap"] = parse_memory_swap(swap, out.get("Memory", 0))
+    if cpus is not None:
+        nano_cpus = parse_cpus(str(cpus), online_cpus())
+    if nano_cpus is not None:
+        out["NanoCpus"] = int(nano_cpus)
+    if cpu_shares is not None:
+        out["CpuShares"] = int(cpu_shares)
+    if pids_limit is not None:
+        out["PidsLimit"] = parse_pids_limit(pids_limit)
+    return out
+
+
+def check_update(host: dict, changes: dict) -> dict:
+    """`docker update`: the new HostConfig (host + changes), refused as dockerd refuses it."""
+    new = {**host, **changes}
+    if new.get("MemorySwap", 0) > 0 and new.get("Memory", 0) > new["MemorySwap"]:
+        if "MemorySwap" in changes:
+            raise InvalidArgument("Minimum memoryswap limit should be larger than memory "
+                                  "limit, see usage", exit_code=1)
+        raise InvalidArgument("Memory limit should be smaller than already set memoryswap "
+                              "limit, update the memoryswap at the same time", exit_code=1)
+    if new.get("MemorySwap", 0) and not new.get("Memory"):
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap "
+                              "limit, see usage", exit_code=1)
+    return new
+
+
+# ---------------------------------------------------------------- the whole HostConfig
+def host_config(*, network_mode: str = "default", port_bindings: dict | None = None,
+                publish_all: bool = False, auto_remove: bool = False, limits: dict | None = None,
+                binds: list[str] | None = None, tmpfs: list[str] | None = None,
+                masked_paths: list[str] = (), readonly_paths: list[str] = ()) -> dict:
+    """The HostConfig `docker inspect` shows for a new container, in Docker's key order."""
+    return {
+        "Binds": list(binds) if binds else None, "ContainerIDFile": "",
+        "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": network_mode or "default", "PortBindings": port_bindings or {},
+        "PublishAllPorts": publish_all, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
+        "Privileged": False, "ReadonlyRootfs": False, "ShmSize": SHM_SIZE, "Runtime": "minidocker",
+        "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpuPeriod": 0,
+        "CpuQuota": 0, "PidsLimit": None, **(limits or {}),
+        "MaskedPaths": list(masked_paths), "ReadonlyPaths": list(readonly_paths),
+        "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in tmpfs} if tmpfs else None,
+    }
+
+
+# ---------------------------------------------------------------- HostConfig -> OCI linux.resources
+def default_swap(memory: int, memory_swap: int) -> int | None:
+    """Docker's memory+swap for a memory limit: unset means "as much swap as memory" (2x)."""
+    if memory <= 0:
+        return None
+    if memory_swap == -1:
+        return -1
+    if memory_swap == 0:
+        return 2 * memory
+    return memory_swap
+
+
+def oci_resources(host: dict) -> dict:
+    """config.json's linux.resources from the HostConfig: only the limits that are set.
+    (minidocker's cgroup drivers write the whole set every time: what is absent is unlimited.)"""
+    memory, swap = int(host.get("Memory") or 0), int(host.get("MemorySwap") or 0)
+    nano, shares, pids = int(host.get("NanoCpus") or 0), int(host.get("CpuShares") or 0), host.get("PidsLimit")
+    res: dict = {}
+    if memory > 0:
+        res["memory"] = {"limit": memory, "swap": default_swap(memory, swap)}
+    cpu = {}
+    if shares:
+        cpu["shares"] = shares
+    if nano:
+        cpu.update(quota=cfs_quota(nano), period=CFS_PERIOD_US)
+    if cpu:
+        res["cpu"] = cpu
+    if pids:
+        res["pids"] = {"limit": int(pids)}
+    return res
