@@ -107,25 +107,26 @@ def parse_tmpfs(spec: str) -> dict:
             "Propagation": ""}
 
 
-def tmpfs_data(mode: str) -> tuple[int, str]:
-    """(extra mount flags, data) for a tmpfs mount: Docker's defaults are noexec,nosuid,nodev."""
-    from .core.linux import syscalls as sc
-    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-    data = []
+def tmpfs_options(mode: str) -> list[str]:
+    """A tmpfs mount's options in config.json: Docker's defaults noexec,nosuid,nodev, then the
+    user's (exec/suid/dev undo a default; size=, mode= go to the filesystem)."""
+    opts = ["noexec", "nosuid", "nodev"]
+    undo = {"exec": "noexec", "suid": "nosuid", "dev": "nodev"}
     for o in [x for x in mode.split(",") if x]:
-        if o == "ro":
-            flags |= sc.MS_RDONLY
-        elif o == "exec":
-            flags &= ~sc.MS_NOEXEC
-        elif o == "suid":
-            flags &= ~sc.MS_NOSUID
-        elif o == "dev":
-            flags &= ~sc.MS_NODEV
-        elif o in ("rw", "noexec", "nosuid", "nodev"):
-            pass
-        else:
-            data.append(o)
-    return flags, ",".join(data)
+        if o in undo:
+            opts = [x for x in opts if x != undo[o]]
+        elif o not in opts and o != "rw":
+            opts.append(o)
+    return opts
+
+
+def oci_mount(m: dict) -> dict:
+    """One entry of a container's Mounts (as `docker inspect` shows it) as config.json has it."""
+    if m["Type"] == "tmpfs":
+        return {"destination": m["Destination"], "type": "tmpfs", "source": "tmpfs",
+                "options": tmpfs_options(m.get("Mode") or "")}
+    opts = ["rbind"] + ([] if m.get("RW", True) else ["ro"]) + [m.get("Propagation") or "rprivate"]
+    return {"destination": m["Destination"], "type": "bind", "source": m["Source"], "options": opts}
 
 
 # ---------------------------------------------------------------- the store

@@ -54,7 +54,7 @@ def test_compare_namespaces():
 def test_readers_on_a_fake_proc(tmp_path):
     proc = fake_proc(tmp_path, {
         1: ("init", 0, [1], {"pid": 10, "mnt": 20}, ["/sbin/init"]),
-        50: ("minidocker-shim", 1, [50], {"pid": 10, "mnt": 20}, ["python3", "-m", "minidocker.core.shim"]),
+        50: ("minidocker-shim", 1, [50], {"pid": 10, "mnt": 20}, ["python3", "-m", "minidocker.engine.monitor"]),
         51: ("sleep", 50, [51, 1], {"pid": 11, "mnt": 21}, ["sleep", "1000"]),
         53: ("sh", 51, [53, 3], {"pid": 11, "mnt": 21}, ["sh", "-c", "x"]),
     })

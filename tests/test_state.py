@@ -3,6 +3,7 @@ import pytest
 
 from minidocker import gotime
 from minidocker.container import state as st
+from minidocker.core.runc import exit_status
 from minidocker.errors import Conflict, InvalidState
 
 NOW = 1_800_000_000.0
@@ -70,7 +71,7 @@ def test_transitions():
         st.check_pause(s, "c")
 
 
-def test_exit_code_from_wait_status():
-    assert st.exit_code_from_wait_status(3 << 8) == 3
-    assert st.exit_code_from_wait_status(9) == 137
-    assert st.exit_code_from_wait_status(15) == 143
+def test_exit_status_from_wait_status():
+    assert exit_status(3 << 8) == 3
+    assert exit_status(9) == 137
+    assert exit_status(15) == 143

@@ -33,8 +33,13 @@ def test_parse_mount_and_tmpfs():
     t = volmod.parse_mount("type=tmpfs,target=/t,tmpfs-size=1m")
     assert (t["Type"], t["Mode"]) == ("tmpfs", "size=1m")
     assert volmod.parse_tmpfs("/cache:rw,size=100m,mode=1777")["Mode"] == "rw,size=100m,mode=1777"
-    flags, data = volmod.tmpfs_data("rw,exec,size=1m")
-    assert data == "size=1m"
+    assert volmod.tmpfs_options("rw,exec,size=1m") == ["nosuid", "nodev", "size=1m"]
+    from minidocker.core.bundle import parse_mount_options
+    from minidocker.core.linux import syscalls as sc
+    assert parse_mount_options(volmod.tmpfs_options("ro,size=1m")) == (
+        sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_RDONLY, 0, "size=1m")
+    assert volmod.oci_mount({"Type": "volume", "Source": "/v/_data", "Destination": "/d", "RW": False}) == {
+        "destination": "/d", "type": "bind", "source": "/v/_data", "options": ["rbind", "ro", "rprivate"]}
 
 
 def test_named_volume_outlives_containers(md):

@@ -64,6 +64,28 @@ class JsonFileWriter:
         os.close(self.fd)
 
 
+class JsonFileLog:
+    """The log driver the monitor writes to: raw output in, one JSON record per line out."""
+
+    def __init__(self, path: str):
+        self.writer = JsonFileWriter(path)
+        self.splitters = {"stdout": LineSplitter("stdout"), "stderr": LineSplitter("stderr")}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        for line in self.splitters[stream].feed(data):
+            self.writer.write(line, stream)
+
+    def end(self, stream: str) -> None:
+        """The stream closed: its last line, even without a newline, is a record too."""
+        for line in self.splitters[stream].flush():
+            self.writer.write(line, stream)
+
+    def close(self) -> None:
+        for stream in self.splitters:
+            self.end(stream)
+        self.writer.close()
+
+
 def parse_line(raw: bytes) -> dict | None:
     try:
         return json.loads(raw)

@@ -73,13 +73,14 @@ def container_env(image_env: list[str], user_env: list[str]) -> list[str]:
     return replace_or_append(list(image_env or []), list(user_env or []))
 
 
-def process_env(config_env: list[str], hostname: str, tty: bool, home: str) -> list[str]:
-    """The environment execve() gets (moby CreateDaemonEnvironment, then runc adds HOME)."""
+def process_env(config_env: list[str], hostname: str, tty: bool, home: str | None = None) -> list[str]:
+    """The environment for config.json (moby CreateDaemonEnvironment). HOME is added by the
+    low-level runtime (runc, core/init.py) from the container's /etc/passwd unless set here."""
     env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"]
     if tty:
         env.append("TERM=xterm")
     env = replace_or_append(env, config_env)
-    if not any(_key(e) == "HOME" for e in env):
+    if home is not None and not any(_key(e) == "HOME" for e in env):
         env.append(f"HOME={home}")
     return env
 

@@ -117,11 +117,3 @@ def check_remove(state: dict, name: str, force: bool) -> None:
                        "stop the container before removing or force remove")
     if state.get("Status") == REMOVING:
         raise Conflict(f"removal of container {name} is already in progress")
-
-
-def exit_code_from_wait_status(status: int) -> int:
-    """waitpid status -> the exit code Docker reports: the code, or 128+signal."""
-    import os
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)

@@ -1,17 +1,21 @@
 """Inside the container: the child side, from new namespaces to execve() of the user's command.
 
-The monitor (shim.py) has already called unshare(CLONE_NEWPID) and fork()ed us, so this
-process is PID 1 of a new PID namespace. From here (runc calls this "init"):
+Taught in notebooks 01 (a container is a process) and 03 (namespaces). core/runc.py has
+already entered the PID namespace and fork()ed us, so this process is PID 1 of a new PID
+namespace. From here (runc calls this "init"), reading only config.json (`spec`):
 
-    unshare(mount, UTS, IPC, network)  new namespaces for the rest
-    tell the monitor "ready", wait for "go"  (it may configure cgroups and network now)
-    rootfs.setup()                      mounts, /dev, pivot_root
-    sethostname()                       in our own UTS namespace only
-    [-t] make a terminal inside the container and hand its master to the monitor
-    capabilities, groups, gid, uid      drop privileges, in that order
-    chdir(WorkingDir), close stray fds  (CVE-2024-21626: no host fd may leak in)
-    execve(argv)                        from here on, PID 1 is the user's program
+    setns() into namespaces the spec gives a path for   (--network container:x)
+    unshare() the others: mount, UTS, IPC, network
+    tell the runtime "ready", wait for "go"     (it puts us in our cgroup, plugs the network in)
+    unshare(cgroup)                             now our cgroup looks like "/" from inside
+    rootfs.setup()                              mounts, /dev, pivot_root, masked paths
+    sethostname()                               in our own UTS namespace only
+    [terminal] make a pty inside the container and hand its master to the monitor
+    finalize()                                  rlimits, groups, gid, uid, capabilities, cwd,
+                                                no_new_privs, find the program, close fds
+    execve(process.args)                        from here on, PID 1 is the user's program
 
+`finalize` is shared with `docker exec` (core/nsexec.py), as runc's finalizeNamespace is.
 Any failure before execve is reported on `err_fd` (closed automatically by a successful
 execve thanks to O_CLOEXEC), so the monitor can tell "could not start" (exit 125/126/127)
 from "started, then exited".
@@ -22,20 +26,20 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import signal
 import socket
 import stat
 import struct
 import termios
 
-from . import rootfs, security
+from . import bundle, rootfs, security
 from .linux import netdev
 from .linux import syscalls as sc
-from ..container import runconfig as specmod
 
-NEW_NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC
 TIOCSPTLCK = getattr(termios, "TIOCSPTLCK", 0x40045431)
 TIOCGPTN = getattr(termios, "TIOCGPTN", 0x80045430)
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class StartError(Exception):
@@ -70,7 +74,7 @@ def find_executable(name: str, path_env: str) -> str:
     raise StartError(127, f'exec: "{name}": executable file not found in $PATH')
 
 
-def _make_terminal(console_sock: int) -> None:
+def make_terminal(console_sock: int) -> None:
     """Open a pty pair on the container's own /dev/pts (as runc does with --console-socket),
     make the slave our controlling terminal and stdio, and pass the master to the monitor."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
@@ -96,19 +100,63 @@ def _make_terminal(console_sock: int) -> None:
     os.close(master)
 
 
-def drop_privileges(uid: int, gid: int, groups: list[int], drop: list[str]) -> None:
-    keep = security.cap_mask([c for c in security.DEFAULT_CAPS if c not in drop])
+# ---------------------------------------------------------------- finalize: shared with exec
+def _home_of(uid: int) -> str:
+    """runc sets HOME from the container's /etc/passwd when the spec's env has none."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def set_user(user: dict, caps: dict) -> None:
+    """Groups, gid, uid, then the capability sets, in that order (runc's finalizeNamespace).
+    The bounding set goes first: what is not in it is gone for good, even for setuid programs."""
+    keep = security.cap_mask(caps.get("bounding") or [])
     for cap in range(sc.cap_last_cap() + 1):
         if not keep >> cap & 1:
-            sc.capbset_drop(cap)  # gone for good, even across setuid binaries
-    os.setgroups(groups)
+            sc.capbset_drop(cap)
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    os.setgroups(sorted({gid, *map(int, user.get("additionalGids") or [])}))
     os.setgid(gid)
     os.setuid(uid)  # a non-root uid loses all remaining capabilities here
     if uid == 0:
-        sc.capset(keep, keep, 0)  # inheritable stays empty, as in Docker
+        sc.capset(security.cap_mask(caps.get("effective") or []), security.cap_mask(caps.get("permitted") or []),
+                  security.cap_mask(caps.get("inheritable") or []))
+    for name in caps.get("ambient") or []:
+        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, security.cap_number(name))
 
 
-def _close_fds(keep: set[int]) -> None:
+def finalize(process: dict) -> tuple[str, list[str], dict]:
+    """From a privileged helper to the user's process: everything but the execve itself.
+    Returns (program path, argv, environment) for execve."""
+    for r in process.get("rlimits") or []:
+        resource.setrlimit(bundle.RLIMITS[r["type"]], (int(r["soft"]), int(r["hard"])))
+    user = process.get("user") or {}
+    env = list(process.get("env") or [])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={_home_of(int(user.get('uid', 0)))}")
+    cwd = process.get("cwd") or "/"
+    set_user(user, process.get("capabilities") or {})
+    try:
+        os.chdir(cwd)  # as the user: fails if they may not enter it
+    except OSError as e:
+        raise StartError(126, f'chdir to cwd ("{cwd}") set in config.json failed: '
+                              f"{os.strerror(e.errno).lower()}") from None
+    if process.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    path_env = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+    argv = list(process["args"])
+    return find_executable(argv[0], path_env), argv, dict(e.split("=", 1) for e in env if "=" in e)
+
+
+def close_fds(keep: set[int]) -> None:
+    """No host file descriptor may leak into the container (CVE-2024-21626)."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd > 2 and fd not in keep:
@@ -118,78 +166,63 @@ def _close_fds(keep: set[int]) -> None:
                 pass
 
 
-def _report(err_fd: int, code: int, message: str) -> None:
+def execve(exe: str, argv: list[str], env: dict) -> None:
+    try:
+        os.execve(exe, argv, env)
+    except OSError as e:
+        code = 127 if e.errno == errno.ENOENT else 126
+        raise StartError(code, f'exec: "{argv[0]}": {os.strerror(e.errno).lower()}') from None
+
+
+def report(err_fd: int, code: int, message: str) -> None:
     try:
         os.write(err_fd, json.dumps({"code": code, "message": message}).encode())
     except OSError:
         pass
 
 
-def user_from_etc(user: str) -> tuple[int, int, list[int], str]:
-    """Resolve `-u user[:group]` against /etc/passwd and /etc/group of the root we are in now
-    (the container's, after pivot_root): uid, gid, supplementary groups, home."""
-    def read(p: str) -> str:
-        try:
-            with open(p) as f:
-                return f.read()
-        except OSError:
-            return ""
-    return specmod.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
+def reset_signals() -> None:
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
-def run(spec: dict, sync_r: int, sync_w: int, err_fd: int, console_sock: int | None) -> None:
+
+# ---------------------------------------------------------------- the container's init
+def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: int, err_fd: int,
+        console_sock: int | None) -> None:
     """Never returns: execve()s the user's command or exits with the error code."""
     try:
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        sc.unshare(NEW_NAMESPACES)
-        net = spec.get("net", {"kind": "none"})
-        if net["kind"] == "container":      # --network container:x  -> x's namespace
-            sc.setns(net["join_fd"], sc.CLONE_NEWNET)
-            os.close(net["join_fd"])
-        elif net["kind"] != "host":         # --network host -> stay in the host's namespace
-            sc.unshare(sc.CLONE_NEWNET)
+        reset_signals()
+        new, join = bundle.namespaces(spec)
+        for kind, path in join.items():
+            if kind != "pid":  # (the PID namespace was entered before the fork)
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                sc.setns(fd, bundle.NAMESPACES[kind])
+                os.close(fd)
+        sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP))
+        if new & sc.CLONE_NEWNET:
             netdev.link_up("lo")  # a new network namespace's loopback starts down
         os.write(sync_w, b"R")
         if os.read(sync_r, 1) != b"G":
-            os._exit(1)  # the monitor gave up on us
+            os._exit(1)  # the runtime gave up on us
         os.close(sync_r)
         os.close(sync_w)
-        # Now that the monitor has put us in our cgroup, a new cgroup namespace makes that
-        # cgroup look like the root ("/") from inside, as /proc/self/cgroup will show.
-        sc.unshare(sc.CLONE_NEWCGROUP)
-
-        rootfs.setup(spec["rootfs"], spec["etc_files"], spec.get("cgroup_mounts", []), spec.get("mounts", []))
-        sc.sethostname(spec["hostname"])
-
-        try:
-            uid, gid, groups, home = user_from_etc(spec.get("user", ""))
-        except Exception as e:  # docker checks the user before starting: exit 125
-            raise StartError(125, str(e)) from None
-        env = specmod.process_env(spec["env"], spec["hostname"], spec.get("tty", False), home)
-        cwd = spec.get("cwd") or "/"
-        os.makedirs(cwd, mode=0o755, exist_ok=True)  # docker creates a missing WORKDIR
-        os.chdir(cwd)
-        if console_sock is not None:
-            _make_terminal(console_sock)
-        drop_privileges(uid, gid, groups, spec.get("drop_caps", []))
-        try:
-            os.chdir(cwd)  # again, as the user: fails if they may not enter it
-        except PermissionError:
-            raise StartError(126, f"chdir to cwd (\"{cwd}\") set in config.json failed: "
-                                  "permission denied") from None
-        path_env = next((e[5:] for e in env if e.startswith("PATH=")), specmod.DEFAULT_PATH)
-        exe = find_executable(spec["argv"][0], path_env)
-        _close_fds({err_fd})
-        try:
-            os.execve(exe, spec["argv"], dict(e.split("=", 1) for e in env if "=" in e))
-        except OSError as e:
-            code = 127 if e.errno == errno.ENOENT else 126
-            raise StartError(code, f'exec: "{spec["argv"][0]}": {os.strerror(e.errno).lower()}')
+        if new & sc.CLONE_NEWCGROUP:
+            # Now that the runtime has put us in our cgroup, a new cgroup namespace makes that
+            # cgroup look like the root ("/") from inside, as /proc/self/cgroup will show.
+            sc.unshare(sc.CLONE_NEWCGROUP)
+        rootfs.setup(root, spec, cgroup_mounts)
+        if spec.get("hostname") and new & sc.CLONE_NEWUTS:
+            sc.sethostname(spec["hostname"])
+        process = spec["process"]
+        if process.get("terminal"):
+            make_terminal(console_sock)
+        exe, argv, env = finalize(process)
+        close_fds({err_fd})
+        execve(exe, argv, env)
     except StartError as e:
-        msg = str(e) if e.code == 125 else f"unable to start container process: {e}"
-        _report(err_fd, e.code, msg)
+        report(err_fd, e.code, f"unable to start container process: {e}")
         os._exit(e.code)
     except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
-        _report(err_fd, 125, f"{type(e).__name__}: {e}")
+        report(err_fd, 125, f"{type(e).__name__}: {e}")
         os._exit(125)

@@ -1,4 +1,6 @@
-"""`docker exec`: one more process inside a running container.
+"""`docker exec` (`runc exec`): one more process inside a running container.
+
+Taught in notebook 03 (namespaces).
 
 There is nothing to create: the container's namespaces and cgroup already exist. We join
 them, the way `nsenter` does:
@@ -8,7 +10,7 @@ them, the way `nsenter` does:
     write our PID into the container's cgroups           (its limits apply to us too)
     setns() into each namespace                           (the PID namespace applies to
     fork()                                                 children only: hence the fork)
-    the child: user, capabilities, working dir, execve   (like the container's own init)
+    the child: init.finalize(process), execve            (the same tail as the container's init)
 
 Everything is imported before joining: after setns() into the mount namespace the host's
 files, Python's own modules included, are out of reach.
@@ -29,12 +31,10 @@ import sys
 import termios
 
 from . import cgroups
-from .linux import syscalls as sc
 from . import init as initmod
-from ..container import runconfig as specmod
-from ..container.state import exit_code_from_wait_status
+from .linux import syscalls as sc
+from .runc import exit_status
 
-PR_SET_DUMPABLE = 4
 NS_ORDER = ["ipc", "uts", "net", "cgroup", "pid", "mnt"]  # mnt last: it changes our root
 
 
@@ -46,13 +46,13 @@ def run(req: dict, err_fd: int) -> int:
         return code
 
     pid = req["pid"]
-    sc.prctl(PR_SET_DUMPABLE, 0)
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     try:
         fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY) for kind in NS_ORDER}
     except FileNotFoundError:
         return fail(1, f"Container {req['cid']} is not running")
     try:
-        cgroups.driver().add_process(req["cid"], os.getpid())
+        cgroups.driver(req["cgroup_parent"]).add_process(req["cid"], os.getpid())
     except Exception as e:  # the container may have no cgroup (a v2 host without controllers)
         print(f"minidocker exec: not joining the container's cgroup: {e}", file=sys.stderr)
     for kind in NS_ORDER:
@@ -90,7 +90,7 @@ def run(req: dict, err_fd: int) -> int:
     if master >= 0:
         _relay(master, req.get("interactive", False))
     _, status = os.waitpid(child, 0)
-    return exit_code_from_wait_status(status)
+    return exit_status(status)
 
 
 def _copy_winsize(src: int, dst: int) -> None:
@@ -125,26 +125,11 @@ def _relay(master: int, interactive: bool) -> None:
 
 def _child(req: dict, err_fd: int) -> None:
     try:
-        for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(s, signal.SIG_DFL)
-
-        try:
-            uid, gid, groups, home = initmod.user_from_etc(req.get("user", ""))
-        except Exception as e:
-            raise initmod.StartError(126, str(e)) from None
-        env = specmod.process_env(req["env"], req["hostname"], req.get("tty", False), home)
-        cwd = req.get("cwd") or "/"
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            raise initmod.StartError(126, f'chdir to cwd ("{cwd}") set in config.json failed: '
-                                          f"{os.strerror(e.errno).lower()}") from None
-        initmod.drop_privileges(uid, gid, groups, req.get("drop_caps", []))
-        path_env = next((e[5:] for e in env if e.startswith("PATH=")), specmod.DEFAULT_PATH)
-        exe = initmod.find_executable(req["argv"][0], path_env)
-        os.execve(exe, req["argv"], dict(e.split("=", 1) for e in env if "=" in e))
+        initmod.reset_signals()
+        exe, argv, env = initmod.finalize(req["process"])
+        initmod.execve(exe, argv, env)
     except initmod.StartError as e:
-        # docker exec reports every start failure with 126 (runc exec's "exec failed")
+        # docker exec reports every start failure with 126 (runc exec's "exec failed"),
         # worded as docker's CLI prints runc's failure (": unknown" is the gRPC status it ends with)
         os.write(err_fd, json.dumps({"code": 126, "message": f"OCI runtime exec failed: exec failed: "
                                                              f"unable to start container process: {e}: unknown"}).encode())

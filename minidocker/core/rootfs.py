@@ -1,28 +1,35 @@
 """The container's root filesystem, as runc builds it (libcontainer/rootfs_linux.go).
 
+Taught in notebook 02 (rootfs); the order of the calls below is printed there, and asserted
+by tests/test_rootfs_order.py without root (through a recording syscall layer).
+
 Runs inside the container's new mount namespace, before the user's command:
 
  1. make every mount under / a *slave* (rslave): our mounts must not propagate back to
     the host, and pivot_root refuses (EINVAL) a root whose mounts are shared;
  2. bind the rootfs (the overlay `merged` dir) onto itself: pivot_root needs a mount point;
- 3. mount the pseudo filesystems: /proc, /dev (a small tmpfs), /dev/pts, /dev/shm,
-    /dev/mqueue, /sys (read-only);
+ 3. mount what config.json's `mounts` list, in its order: /proc, /dev (a small tmpfs),
+    /dev/pts, /sys (read-only), /sys/fs/cgroup, /dev/mqueue, /dev/shm, then the volumes, and
+    the container's own /etc/hosts, /etc/hostname and /etc/resolv.conf (bind mounts);
  4. create the few device nodes every program expects (null, zero, full, random,
     urandom, tty) and the /dev/fd, /dev/std* symlinks;
- 5. bind /etc/hostname, /etc/hosts and /etc/resolv.conf from the container's directory;
- 6. pivot_root into it and detach the old root, so the host's files are gone for good
+ 5. pivot_root into it and detach the old root, so the host's files are gone for good
     (chroot only changes the starting point of path lookups, and can be escaped);
- 7. mask and make read-only the dangerous parts of /proc and /sys (security.py).
+ 6. make read-only and mask the dangerous parts of /proc and /sys (linux.readonlyPaths,
+    linux.maskedPaths), and the root itself read-only if root.readonly says so.
+
+Every change goes through `linux` (core/linux/syscalls.Linux); only questions about files go
+to the filesystem directly.
 """
 from __future__ import annotations
 
 import os
 import stat
 
-from . import security
 from ..fsutil import scoped_path
+from .bundle import parse_mount_options
 from .linux import syscalls as sc
-from ..volumes import tmpfs_data
+from .linux.syscalls import LINUX
 
 # (name, major, minor) with mode 0666 -- runc's default devices
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -30,87 +37,105 @@ DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 DEV_SYMLINKS = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                 ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
                 ("pts/ptmx", "ptmx")]
-
 NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-# (source, target, fstype, flags, data) -- mounted in this order
-PSEUDO_MOUNTS = [
-    ("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, None),
-    ("tmpfs", "/dev", "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k"),
-    ("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-     "newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    ("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k"),
-    ("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, None),
-    ("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | sc.MS_RDONLY, None),
-]
 
 
-def make_mounts_private() -> None:
-    """Step 1: / and everything below it becomes a slave mount in *this* namespace."""
-    sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
+KERNEL_FILESYSTEMS = ("proc", "sysfs", "devpts", "mqueue", "cgroup")
 
 
-def _inside(rootfs: str, path: str) -> str:
-    return os.path.join(rootfs, path.lstrip("/"))
-
-
-def _mkdir_p(path: str) -> None:
-    # Refuse to follow a symlink planted by the image (e.g. /proc -> /etc): that would
-    # mount over a directory of the host's choosing... or of the image author's.
+def target(rootfs: str, destination: str, kind: str = "bind", linux=LINUX) -> str:
+    """Where `destination` is on the host: resolved as if rootfs were "/", so a symlink the
+    image planted (/data -> /etc) leads to the container's /etc, never the host's (runc's
+    securejoin). A kernel filesystem is never mounted through a symlink (an image's /proc ->
+    /etc): runc refuses such an image; we replace the link by a directory."""
+    if kind not in KERNEL_FILESYSTEMS:
+        return scoped_path(rootfs, destination)
+    parent, name = os.path.split(destination.rstrip("/") or "/")
+    path = os.path.join(scoped_path(rootfs, parent), name) if name else rootfs
     if os.path.islink(path):
-        os.unlink(path)
-    os.makedirs(path, mode=0o755, exist_ok=True)
+        linux.unlink(path)
+    return path
 
 
-def mount_pseudo_filesystems(rootfs: str) -> None:
-    for source, target, fstype, flags, data in PSEUDO_MOUNTS:
-        dest = _inside(rootfs, target)
-        _mkdir_p(dest)
-        sc.mount(source, dest, fstype, flags, data)
+def make_mounts_private(propagation: str = "rslave", linux=LINUX) -> None:
+    """Step 1: / and everything below it becomes a slave (or private) mount in *this* namespace."""
+    linux.mount(None, "/", None, parse_mount_options([propagation])[1] or sc.MS_SLAVE | sc.MS_REC)
 
 
-def create_devices(rootfs: str) -> None:
-    dev = _inside(rootfs, "/dev")
-    old = os.umask(0)
+def mount_entry(rootfs: str, m: dict, cgroup_mounts: list[tuple], linux=LINUX) -> None:
+    """One entry of config.json's `mounts`."""
+    flags, propagation, data = parse_mount_options(m.get("options") or [])
+    kind, source = m.get("type") or "", m.get("source") or ""
+    dest = target(rootfs, m["destination"], kind, linux)
+    if kind == "cgroup":
+        mount_cgroups(rootfs, dest, flags, cgroup_mounts, linux)
+    elif kind == "bind" or flags & sc.MS_BIND:
+        if os.path.isdir(source):
+            linux.mkdir_p(dest)
+        elif not os.path.exists(dest):
+            linux.mkdir_p(os.path.dirname(dest))
+            linux.touch(dest)
+        linux.mount(source, dest, None, sc.MS_BIND | (flags & sc.MS_REC))
+        extra = flags & ~(sc.MS_BIND | sc.MS_REC)
+        if extra:  # a bind mount ignores ro, nosuid, ... at first: a second, remount call sets them
+            linux.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | (flags & sc.MS_REC) | extra)
+    else:
+        linux.mkdir_p(dest)
+        linux.mount(source or kind, dest, kind, flags, data or None)
+    if propagation:
+        linux.mount(None, dest, None, propagation)
+
+
+def mount_cgroups(rootfs: str, dest: str, flags: int, mounts: list[tuple], linux=LINUX) -> None:
+    """/sys/fs/cgroup, read-only: the container may look at its limits, not change them.
+    `mounts` (from core/cgroups: one cgroup2 mount on v2; a tmpfs and one mount per v1
+    hierarchy on v1) replace config.json's single "cgroup" entry, as runc expands it."""
+    for source, tgt, fstype, extra, data in mounts:
+        where = os.path.join(rootfs, tgt.lstrip("/")) if tgt != "/sys/fs/cgroup" else dest
+        linux.mkdir_p(where)
+        ro = 0 if fstype == "tmpfs" else flags & sc.MS_RDONLY
+        linux.mount(source, where, fstype, NOSUID_NODEV_NOEXEC | ro | extra, data)
+
+
+def create_devices(rootfs: str, linux=LINUX) -> None:
+    """Step 4: the device nodes (mode 0666, whatever the umask) and the /dev symlinks."""
+    dev = os.path.join(rootfs, "dev")
+    old = linux.umask(0)
     try:
         for name, major, minor in DEVICES:
-            os.mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            linux.mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
     finally:
-        os.umask(old)
-    for target, name in DEV_SYMLINKS:
-        os.symlink(target, os.path.join(dev, name))
+        linux.umask(old)
+    for tgt, name in DEV_SYMLINKS:
+        linux.symlink(tgt, os.path.join(dev, name))
 
 
-def bind_file(host_path: str, rootfs: str, target: str, readonly: bool = False) -> None:
-    """Bind one host file over a file in the container (docker's /etc/hosts trick)."""
-    dest = _inside(rootfs, target)
-    if os.path.islink(dest) or not os.path.exists(dest):
-        if os.path.lexists(dest):
-            os.unlink(dest)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        open(dest, "a").close()
-    sc.mount(host_path, dest, None, sc.MS_BIND)
-    if readonly:
-        sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
-
-
-def pivot_root(rootfs: str) -> None:
-    """Step 6, runc's way: pivot_root(".", ".") stacks the old root on top of the new one;
+def pivot_root(rootfs: str, linux=LINUX) -> None:
+    """Step 5, runc's way: pivot_root(".", ".") stacks the old root on top of the new one;
     then we detach it. No temporary "put_old" directory is left in the container."""
-    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
-    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY)
+    old_root = linux.open_dir("/")
+    new_root = linux.open_dir(rootfs)
     try:
-        os.fchdir(new_root)
-        sc.pivot_root(".", ".")
-        os.fchdir(old_root)  # we are now "inside" the old root, mounted over "/"
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)  # never propagate the unmount
-        sc.umount2(".", sc.MNT_DETACH)
-        os.chdir("/")
+        linux.fchdir(new_root)
+        linux.pivot_root(".", ".")
+        linux.fchdir(old_root)  # we are now "inside" the old root, mounted over "/"
+        linux.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)  # never propagate the unmount
+        linux.umount2(".", sc.MNT_DETACH)
+        linux.chdir("/")
     finally:
-        os.close(old_root)
-        os.close(new_root)
+        linux.close(old_root)
+        linux.close(new_root)
 
 
-def mask_paths(paths: list[str] = security.MASKED_PATHS) -> None:
+def readonly_paths(paths: list[str], linux=LINUX) -> None:
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        linux.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
+        linux.mount(None, p, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | NOSUID_NODEV_NOEXEC)
+
+
+def mask_paths(paths: list[str], linux=LINUX) -> None:
     """Hide files behind /dev/null and directories behind an empty read-only tmpfs."""
     for p in paths:
         try:
@@ -118,62 +143,22 @@ def mask_paths(paths: list[str] = security.MASKED_PATHS) -> None:
         except OSError:
             continue
         if stat.S_ISDIR(st.st_mode):
-            sc.mount("tmpfs", p, "tmpfs", sc.MS_RDONLY, None)
+            linux.mount("tmpfs", p, "tmpfs", sc.MS_RDONLY, None)
         else:
-            sc.mount("/dev/null", p, None, sc.MS_BIND)
+            linux.mount("/dev/null", p, None, sc.MS_BIND)
 
 
-def readonly_paths(paths: list[str] = security.READONLY_PATHS) -> None:
-    for p in paths:
-        if not os.path.exists(p):
-            continue
-        sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, p, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | NOSUID_NODEV_NOEXEC)
-
-
-def mount_cgroups(rootfs: str, mounts: list[tuple]) -> None:
-    """/sys/fs/cgroup, read-only: the container may look at its limits, not change them."""
-    for source, target, fstype, flags, data in mounts:
-        dest = _inside(rootfs, target)
-        os.makedirs(dest, exist_ok=True)
-        ro = 0 if fstype == "tmpfs" else sc.MS_RDONLY
-        sc.mount(source, dest, fstype, NOSUID_NODEV_NOEXEC | ro | flags, data)
-
-
-def mount_volumes(rootfs: str, mounts: list[dict]) -> None:
-    """Volumes and bind mounts (a bind of a host path) and tmpfs mounts (-v, --mount, --tmpfs).
-    Read-only ones need a second, remount call: a bind mount ignores MS_RDONLY at first."""
-    for m in mounts:
-        # resolve the target as if rootfs were "/": a symlink the image planted on the way
-        # (/data -> /etc) must not send the mount out to the host's files
-        dest = scoped_path(os.path.realpath(rootfs), m["Destination"])
-        if m["Type"] == "tmpfs":
-            _mkdir_p(dest)
-            flags, data = tmpfs_data(m.get("Mode") or "")
-            sc.mount("tmpfs", dest, "tmpfs", flags, data or None)
-            continue
-        src = m["Source"]
-        if os.path.isdir(src):
-            _mkdir_p(dest)
-        elif not os.path.exists(dest):
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            open(dest, "a").close()
-        sc.mount(src, dest, None, sc.MS_BIND | sc.MS_REC)
-        if not m.get("RW", True):
-            sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
-
-
-def setup(rootfs: str, etc_files: dict[str, str], cgroup_mounts: list[tuple] = (),
-          mounts: list[dict] = ()) -> None:
-    """Steps 1-6: after this call, "/" is the container's root."""
-    make_mounts_private()
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    mount_pseudo_filesystems(rootfs)
-    mount_cgroups(rootfs, list(cgroup_mounts))
-    create_devices(rootfs)
-    for target, host_path in etc_files.items():
-        bind_file(host_path, rootfs, target)
-    mount_volumes(rootfs, list(mounts))
-    pivot_root(rootfs)
-    mask_paths()
-    readonly_paths()
+def setup(rootfs: str, spec: dict, cgroup_mounts: list[tuple] = (), linux=LINUX) -> None:
+    """Steps 1-6 for the OCI spec `spec`: after this call, "/" is the container's root."""
+    lx = spec.get("linux") or {}
+    rootfs = os.path.realpath(rootfs)
+    make_mounts_private(lx.get("rootfsPropagation") or "rslave", linux)
+    linux.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    for m in spec.get("mounts") or []:
+        mount_entry(rootfs, m, list(cgroup_mounts), linux)
+    create_devices(rootfs, linux)
+    pivot_root(rootfs, linux)
+    readonly_paths(lx.get("readonlyPaths") or [], linux)
+    mask_paths(lx.get("maskedPaths") or [], linux)
+    if (spec.get("root") or {}).get("readonly"):
+        linux.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)

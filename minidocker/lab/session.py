@@ -47,7 +47,7 @@ def monitor_pids(root: str) -> list[int]:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if b"minidocker.core.shim" in argv and root.encode() in argv:
+        if b"minidocker.engine.monitor" in argv and root.encode() in argv:
             pids.append(int(pid))
     return pids
 

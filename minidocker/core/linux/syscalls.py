@@ -35,10 +35,13 @@ MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
-MS_MOVE = 8192
 MS_REC = 16384
+MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
@@ -46,18 +49,16 @@ MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 
 # --- umount2(2) flags ----------------------------------------------------------------
-MNT_FORCE = 1
 MNT_DETACH = 2
 
 # --- prctl(2) options ----------------------------------------------------------------
-PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
-PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_CAP_AMBIENT_RAISE = 2
 
 # Syscall numbers, only for calls an old libc might not wrap.
 _SYS = {
@@ -175,3 +176,66 @@ def capbset_drop(cap: int) -> None:
     except OSError as e:
         if e.errno != errno.EINVAL:  # EINVAL: the kernel does not know this cap
             raise
+
+
+def flag_names(flags: int, prefix: str = "MS_") -> str:
+    """MS_BIND | MS_REC -> "MS_BIND|MS_REC" (for printouts of what a runtime does)."""
+    known = sorted((v, n) for n, v in globals().items() if n.startswith(prefix) and isinstance(v, int))
+    names = [n for v, n in known if v and flags & v == v and bin(v).count("1") == 1]
+    rest = flags & ~sum(globals()[n] for n in names)
+    return "|".join(names + ([hex(rest)] if rest else [])) or "0"
+
+
+class Linux:
+    """The calls that change the kernel's view of a container, as one object.
+
+    core/rootfs.py makes every change through one of these, never directly, so the very same
+    code can run against a Recorder (core/linux/recorder.py) that writes the calls down instead
+    of making them: a test without root checks their order, a notebook prints them. (youki, a
+    runtime in Rust, injects its syscall layer the same way.) Questions about files (does
+    /proc/kcore exist? is it a directory?) are asked of the real filesystem in both cases."""
+
+    def mount(self, source, target, fstype=None, flags=0, data=None) -> None:
+        mount(source, target, fstype, flags, data)
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        umount2(target, flags)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        pivot_root(new_root, put_old)
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        os.mknod(path, mode, device)
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, path)
+
+    def mkdir_p(self, path: str, mode: int = 0o755) -> None:
+        os.makedirs(path, mode=mode, exist_ok=True)
+
+    def touch(self, path: str) -> None:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def open_dir(self, path: str) -> int:
+        return os.open(path, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+
+    def fchdir(self, fd: int) -> None:
+        os.fchdir(fd)
+
+    def chdir(self, path: str) -> None:
+        os.chdir(path)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def umask(self, mask: int) -> int:
+        return os.umask(mask)
+
+    def sethostname(self, name: str) -> None:
+        sethostname(name)
+
+
+LINUX = Linux()

@@ -1,0 +1,171 @@
+"""The OCI bundle: a directory with a `config.json`, the whole contract between Docker and runc.
+
+    dockerd  --config.json-->  containerd  -->  shim  -->  runc create/start  -->  init  -->  execve
+    (images, names, networks, volumes)        (this file is all the low-level part gets)
+
+Docker turns a container (image, -e, -v, -m, --network, ...) into an OCI runtime spec
+(github.com/opencontainers/runtime-spec); runc reads nothing else: it knows no images, no
+names, no Docker. minidocker keeps the same split: engine/oci.py writes the spec into
+containers/<id>/bundle/config.json, and core/runc.py runs it. Because the file is the real
+format, the real runc runs our bundles too (tests/test_bundle.py), and `runc spec` makes
+one you can hold next to ours.
+
+What minidocker implements of the spec (anything else in a config.json is refused, never
+silently ignored):
+
+    process     args env cwd terminal user{uid gid additionalGids} capabilities{bounding
+                effective permitted inheritable ambient} noNewPrivileges rlimits oomScoreAdj
+    root        path readonly
+    hostname
+    mounts      destination type source options (flags like runc's parseMountOptions)
+    linux       namespaces (type, path) cgroupsPath resources{memory cpu pids}
+                maskedPaths readonlyPaths rootfsPropagation
+                (linux.resources.devices is accepted: the cgroup device rules are always Docker's
+                defaults, only the standard nodes; uid/gid mappings, sysctl, seccomp: refused)
+
+Pure functions: reading, checking and writing the file; option parsing. Tested without root.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from .linux import syscalls as sc
+
+OCI_VERSION = "1.0.2"
+CONFIG = "config.json"
+
+# namespace type in the spec -> the clone flag (the order runc creates them in does not matter
+# for us: core/init.py unshares them all at once, joins the ones with a path)
+NAMESPACES = {"pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "mount": sc.CLONE_NEWNS,
+              "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "user": sc.CLONE_NEWUSER,
+              "cgroup": sc.CLONE_NEWCGROUP}
+SUPPORTED_NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "cgroup"}  # user: not yet
+
+# mount(2) option words, as runc's parseMountOptions reads them: (set, clear) flags
+MOUNT_FLAGS = {
+    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0), "exec": (0, sc.MS_NOEXEC),
+    "bind": (sc.MS_BIND, 0), "rbind": (sc.MS_BIND | sc.MS_REC, 0),
+    "remount": (sc.MS_REMOUNT, 0),
+    "relatime": (sc.MS_RELATIME, 0), "strictatime": (sc.MS_STRICTATIME, 0),
+    "noatime": (sc.MS_NOATIME, 0), "nodiratime": (sc.MS_NODIRATIME, 0),
+    "sync": (sc.MS_SYNCHRONOUS, 0), "async": (0, sc.MS_SYNCHRONOUS),
+    "defaults": (0, 0),
+}
+PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+
+RLIMITS = {f"RLIMIT_{n}": i for i, n in enumerate(
+    ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
+     "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"])}
+
+KNOWN = {
+    "": {"ociVersion", "process", "root", "hostname", "mounts", "linux", "annotations", "hooks", "domainname"},
+    "process": {"terminal", "user", "args", "env", "cwd", "capabilities", "noNewPrivileges", "rlimits",
+                "oomScoreAdj", "consoleSize", "apparmorProfile", "selinuxLabel"},
+    "linux": {"namespaces", "cgroupsPath", "resources", "maskedPaths", "readonlyPaths", "rootfsPropagation",
+              "devices", "uidMappings", "gidMappings", "sysctl", "seccomp", "mountLabel"},
+}
+
+
+class BundleError(ValueError):
+    """A config.json this runtime cannot run (the message names the field)."""
+
+
+def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
+    """["nosuid", "rbind", "ro", "rprivate", "size=64k"] -> (mount flags, propagation flags, data).
+
+    Words runc knows become flags; the rest (size=, mode=, gid=, newinstance, ...) is the
+    filesystem's own data string, passed to mount(2) as is."""
+    flags, propagation, data = 0, 0, []
+    for o in options or []:
+        if o in MOUNT_FLAGS:
+            set_, clear = MOUNT_FLAGS[o]
+            flags = (flags | set_) & ~clear
+        elif o in PROPAGATION:
+            propagation = PROPAGATION[o]
+        else:
+            data.append(o)
+    return flags, propagation, ",".join(data)
+
+
+def namespaces(spec: dict) -> tuple[int, dict[str, str]]:
+    """(clone flags of the namespaces to create, {type: path} of those to join)."""
+    new, join = 0, {}
+    for ns in (spec.get("linux") or {}).get("namespaces") or []:
+        kind = ns.get("type")
+        if kind not in SUPPORTED_NAMESPACES:
+            raise BundleError(f"linux.namespaces: type {kind!r} is not supported by minidocker")
+        if ns.get("path"):
+            join[kind] = ns["path"]
+        else:
+            new |= NAMESPACES[kind]
+    return new, join
+
+
+def has_namespace(spec: dict, kind: str) -> bool:
+    return any(ns.get("type") == kind for ns in (spec.get("linux") or {}).get("namespaces") or [])
+
+
+def check(spec: dict) -> dict:
+    """Refuse what minidocker cannot honour: better a clear error than a container that is
+    less isolated than its config.json says."""
+    for where, known in KNOWN.items():
+        section = spec if not where else spec.get(where) or {}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise BundleError(f"config.json: {where + '.' if where else ''}{unknown[0]} is not supported by minidocker")
+    proc = spec.get("process") or {}
+    if not proc.get("args"):
+        raise BundleError("config.json: process.args must not be empty")
+    if not (spec.get("root") or {}).get("path"):
+        raise BundleError("config.json: root.path is required")
+    linux = spec.get("linux") or {}
+    for key in ("uidMappings", "gidMappings", "sysctl", "seccomp"):
+        if linux.get(key):
+            raise BundleError(f"config.json: linux.{key} is not supported by minidocker yet")
+    if linux.get("devices"):
+        raise BundleError("config.json: linux.devices (extra device nodes) is not supported by minidocker yet")
+    for r in proc.get("rlimits") or []:
+        if r.get("type") not in RLIMITS:
+            raise BundleError(f"config.json: process.rlimits: unknown type {r.get('type')!r}")
+    for m in spec.get("mounts") or []:
+        if not str(m.get("destination", "")).startswith("/"):
+            raise BundleError(f"config.json: mount destination {m.get('destination')!r} must be absolute")
+    namespaces(spec)
+    return spec
+
+
+def root_path(bundle: str, spec: dict) -> str:
+    """root.path, relative to the bundle directory unless absolute (as runc reads it)."""
+    path = spec["root"]["path"]
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(bundle, path))
+
+
+def load(bundle: str) -> dict:
+    try:
+        with open(os.path.join(bundle, CONFIG), "rb") as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise BundleError(f"{os.path.join(bundle, CONFIG)}: no such file (is {bundle} a bundle?)") from None
+    except ValueError as e:
+        raise BundleError(f"{os.path.join(bundle, CONFIG)}: not JSON: {e}") from None
+    return check(spec)
+
+
+def write(bundle: str, spec: dict) -> str:
+    """Write config.json into `bundle` (created if missing); return its path."""
+    os.makedirs(bundle, mode=0o700, exist_ok=True)
+    path = os.path.join(bundle, CONFIG)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(check(spec), f, indent=2)
+    os.rename(tmp, path)
+    return path

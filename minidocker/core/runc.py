@@ -1,0 +1,134 @@
+"""The low-level runtime: run an OCI bundle (what `runc run` does), knowing nothing of Docker.
+
+Taught in notebooks 01 and 03. The monitor (core/shim.py) calls `start()` with a bundle whose
+config.json engine/oci.py wrote; `runc run -b <bundle> <id>` runs the very same bundle
+(tests/test_bundle.py). The steps, with runc's names:
+
+    this process (the runtime)                       the child (core/init.py)
+    ------------------------------------------       -----------------------------------------
+    enter the spec's PID namespace (unshare/setns)
+    fork() ----------------------------------------> setns/unshare the other namespaces
+                                                     "R": ready
+    create the cgroup (linux.cgroupsPath),     <----
+    write linux.resources, add the child
+    on_created(pid): the createRuntime hook
+      (Docker plugs the network in here)
+    "G": go ---------------------------------------> rootfs, hostname, terminal, finalize
+                                                     execve(process.args)
+    EOF on the error pipe = the program runs   <---- (or the error: 125/126/127 and why)
+
+Why no hook programs? OCI hooks are executables run with the container's state on stdin;
+minidocker's monitor is already a Python process, so it passes a function: the same moment,
+without starting another interpreter (~30 ms).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from . import bundle, cgroups
+from . import init as initmod
+from .linux import syscalls as sc
+
+
+class StartFailed(Exception):
+    """The container did not reach its program; `code` is docker's exit code (125/126/127)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def exit_status(wait_status: int) -> int:
+    """waitpid status -> the exit code Docker reports: the code, or 128+signal."""
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+def cgroup_of(spec: dict, container_id: str) -> tuple[str, str]:
+    """linux.cgroupsPath "/minidocker/<id>" -> ("minidocker", "<id>") (parent, name)."""
+    path = ((spec.get("linux") or {}).get("cgroupsPath") or f"/minidocker/{container_id}").strip("/")
+    parent, _, name = path.rpartition("/")
+    if not parent or not name:
+        raise bundle.BundleError(f"linux.cgroupsPath {path!r}: minidocker wants /<parent>/<name>")
+    return parent, name
+
+
+def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, spec: dict | None = None,
+          console_sock: int | None = None, on_created=None) -> int:
+    """Create the container from the bundle and start its process; return its host PID.
+
+    `stdio` are the fds the container's 0, 1, 2 become (unless process.terminal: then the
+    child makes a pty and sends its master over `console_sock`). `on_created(pid)` runs while
+    the child waits in its namespaces, inside its cgroup. Raises StartFailed (the child is
+    reaped and its cgroup removed) if the program could not be started."""
+    spec = spec or bundle.load(bundle_dir)
+    root = bundle.root_path(bundle_dir, spec)
+    parent, name = cgroup_of(spec, container_id)
+    cg = cgroups.driver(parent)
+    new, join = bundle.namespaces(spec)
+    sync_parent_r, sync_child_w = os.pipe()
+    sync_child_r, sync_parent_w = os.pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # orphans in the container are ours to reap
+    if "pid" in join:                       # the next child is in that PID namespace...
+        fd = os.open(join["pid"], os.O_RDONLY | os.O_CLOEXEC)
+        sc.setns(fd, sc.CLONE_NEWPID)
+        os.close(fd)
+    elif new & sc.CLONE_NEWPID:             # ...or PID 1 of a new one
+        sc.unshare(sc.CLONE_NEWPID)
+    cgroup_mounts = cg.container_mounts()
+    pid = os.fork()
+    if pid == 0:  # ---- child: becomes the container
+        try:
+            # our copies of the parent's ends must go, or the child would never see
+            # EOF on the sync pipe when the parent gives up
+            for fd in (sync_parent_r, sync_parent_w, err_r):
+                os.close(fd)
+            for i, fd in enumerate(stdio):
+                os.dup2(fd, i)
+            initmod.run(spec, root, cgroup_mounts, sync_child_r, sync_child_w, err_w, console_sock)
+        finally:
+            os._exit(125)
+    for fd in (sync_child_r, sync_child_w, err_w):
+        os.close(fd)
+    # The child has its namespaces and waits ("R"): put it in its cgroup and run the hook now,
+    # so that the user's program starts limited (and, with Docker's hook, connected): "G".
+    try:
+        try:
+            if os.read(sync_parent_r, 1) != b"R":
+                raise StartFailed(125, "the container's init died while starting")
+            cg.create(name)
+            cg.apply(name, (spec.get("linux") or {}).get("resources") or {})
+            cg.add_process(name, pid)
+            if on_created is not None:
+                on_created(pid)
+            os.write(sync_parent_w, b"G")
+        finally:
+            os.close(sync_parent_r)
+            os.close(sync_parent_w)  # without "G" the child gives up
+        failure = b""
+        while chunk := os.read(err_r, 65536):
+            failure += chunk
+        if failure:  # init could not execve the program
+            err = json.loads(failure)
+            raise StartFailed(err["code"], err["message"])
+    except BaseException as e:
+        os.close(err_r)
+        os.waitpid(pid, 0)
+        try:
+            delete(spec, container_id)
+        except (OSError, cgroups.CgroupError):
+            pass  # (system prune removes a cgroup left busy)
+        if isinstance(e, StartFailed) or not isinstance(e, Exception):
+            raise
+        raise StartFailed(125, str(e) or type(e).__name__) from e
+    os.close(err_r)
+    return pid
+
+
+def delete(spec: dict, container_id: str) -> None:
+    """What `runc delete` leaves behind: nothing. The cgroup goes (once its processes have)."""
+    parent, name = cgroup_of(spec, container_id)
+    cgroups.driver(parent).remove(name)

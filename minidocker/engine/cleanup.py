@@ -1,0 +1,117 @@
+"""What `docker system prune` adds to the prunes: the host left clean after any crash.
+
+Taught in notebook 05. A daemonless runtime can be killed at any point (kill -9 of a monitor,
+a power cut). Nothing may stay behind for good: every kernel object and file minidocker makes
+is found again here and removed when nothing uses it -- mounts under the state root, layers
+of half-made containers, half-registered layers, cgroups nobody is in, bridges and firewall
+tables (network/modes.py), temporary files of crashed pulls and builds, build-cache entries
+of deleted images.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from .. import fsutil
+from ..core import cgroups
+from ..core.linux import procfs
+from ..core.linux import syscalls as sc
+from ..errors import MinidockerError
+from ..network.modes import Networking
+
+TMP_GRACE = 300  # seconds: younger temporary files may belong to a pull or build in progress
+
+
+def cleanup_leftovers(rt) -> list[str]:
+    """What `system prune` adds to container prune: kernel objects and files nothing uses.
+
+    Returns a description of each thing cleaned."""
+    cleaned = []
+    live_mounts = set()
+    for rec in rt.list(all=True):
+        if rec["State"]["Running"]:
+            mid = rt.images.container_mount_id(rec["Id"])
+            if mid:
+                live_mounts.add(rt.images.driver.merged(mid))
+    for target in procfs.mounts_under(rt.root.root):
+        if target not in live_mounts:
+            try:
+                from ..core.linux import syscalls as sc
+                sc.umount2(target, sc.MNT_DETACH)
+                cleaned.append(f"mount {target}")
+            except OSError:
+                pass
+    # layer directories that no image layer and no container refers to (crash mid-create)
+    for cid in rt.images.containers_using_layers():
+        if not os.path.isdir(rt.containers.dir(cid)):
+            rt.images.remove_container_layers(cid)
+            cleaned.append(f"layers of removed container {cid[:12]}")
+    with rt.images.lock():  # (layers are made under this lock: none is half-made now)
+        used = set()
+        for chain in os.listdir(rt.root.layerdb):
+            cid_file = os.path.join(rt.root.layerdb, chain, "cache-id")
+            if chain.startswith(".tmp-"):
+                shutil.rmtree(os.path.join(rt.root.layerdb, chain), ignore_errors=True)
+                cleaned.append(f"half-registered layer {chain[5:17]}")
+            elif os.path.isfile(cid_file):
+                used.add(fsutil.read_text(cid_file).strip())
+        for cid in rt.images.containers_using_layers():
+            mid = rt.images.container_mount_id(cid)
+            if mid:
+                used.update({mid, f"{mid}-init"})
+        for layer in rt.images.driver.layers():
+            if layer not in used:
+                rt.images.driver.remove(layer)
+                cleaned.append(f"orphaned layer {layer}")
+        for name in os.listdir(rt.images.driver.home + "/l"):
+            link = os.path.join(rt.images.driver.home, "l", name)
+            if not os.path.exists(link):
+                os.unlink(link)
+                cleaned.append(f"dangling link l/{name}")
+    try:
+        cg = cgroups.driver()
+        running = {r["Id"] for r in rt.list(all=True) if r["State"]["Running"]}
+        for cid in cg.ids():
+            # (a cgroup younger than 10 s may belong to a container starting right now,
+            # possibly from another state root: leave it alone)
+            young = time.time() - os.stat(cg.path(cid)).st_mtime < 10 if os.path.exists(cg.path(cid)) else False
+            if cid not in running and not cg.processes(cid) and not young:
+                cg.remove(cid)  # a cgroup nobody is in, left by a crash
+                cleaned.append(f"cgroup {cid[:12]}")
+        if cg.remove_parent():
+            cleaned.append(f"empty cgroup parent '{cg.parent}'")
+    except (MinidockerError, OSError):
+        pass
+    try:
+        from ..network.modes import Networking
+        cleaned += Networking(rt.root).cleanup()
+    except (MinidockerError, OSError) as e:
+        cleaned.append(f"(network clean-up incomplete: {e})")
+    # temporary files: a crash's leftovers, but not what a running pull or build is
+    # writing right now (those were touched recently)
+    for name in os.listdir(rt.root.tmp):
+        path = os.path.join(rt.root.tmp, name)
+        try:
+            if time.time() - os.lstat(path).st_mtime < TMP_GRACE:
+                continue
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+        cleaned.append(f"temporary {name}")
+    prune_build_cache(rt, cleaned)
+    return cleaned
+
+def prune_build_cache(rt, cleaned: list[str]) -> None:
+    """Build-cache entries whose image is gone."""
+    d = os.path.join(rt.root.image_dir, "buildcache")
+    if not os.path.isdir(d):
+        return
+    n = 0
+    for name in os.listdir(d):
+        image_id = (fsutil.read_text(os.path.join(d, name)) or "").strip()
+        if not os.path.exists(os.path.join(rt.root.imagedb, image_id.split(":")[-1])):
+            os.unlink(os.path.join(d, name))
+            n += 1
+    if n:
+        cleaned.append(f"{n} build cache entries of deleted images")

@@ -1,0 +1,233 @@
+"""`docker create` (and the first half of `docker run`): a container that exists but has not run.
+
+Taught in notebooks 01 and 05. Named steps, in order:
+
+    resolve_image     the image, built (busybox) or pulled if it is not here yet
+    decide_command    ENTRYPOINT/CMD/--entrypoint -> argv (container/runconfig.py)
+    network_settings  --network, -p, --ip checked; NetworkSettings before the start
+    wanted_mounts     -v, --mount, --tmpfs and the image's VOLUME lines, duplicates refused
+    container_config  the `Config` that `docker inspect` shows
+    new_record        the whole record (HostConfig from container/hostconfig.py)
+    make_files        reserve the name, then the `-init` and writable overlay layers, the
+                      volumes, /etc/hostname, /etc/hosts, /etc/resolv.conf and the log file
+
+Nothing runs yet: the state is "created". If any step after the name was reserved fails,
+everything made so far is removed: never a half-made container.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+from .. import fsutil, gotime
+from ..container import etcfiles, hostconfig, names, runconfig
+from ..container import state as st
+from ..core import security
+from ..errors import InvalidArgument, NotFound
+from ..images import busybox
+from ..images.store import Image
+from ..network.store import PREDEFINED
+
+
+def resolve_image(rt, name: str, pull: bool = True) -> Image:
+    """Find an image; the embedded busybox is built on first use; others are pulled
+    (as `docker run` does) unless MINIDOCKER_OFFLINE=1."""
+    try:
+        return rt.images.resolve(name)
+    except NotFound:
+        if busybox.is_embedded(name):
+            return busybox.ensure_busybox(rt.images)
+        from ..images import reference
+        ref = reference.parse(name)  # a malformed name says so ("invalid reference format")
+        if os.environ.get("MINIDOCKER_OFFLINE") == "1" or not pull:
+            raise NotFound(f"Unable to find image '{ref}' locally") from None
+        import sys
+        from ..images import registry
+        print(f"Unable to find image '{ref}' locally", file=sys.stderr, flush=True)
+        registry.pull(rt.images, name, say=lambda s: print(s, file=sys.stderr, flush=True))
+        return rt.images.resolve(str(ref))
+
+
+def decide_command(image_config: dict, command: list[str] | None, entrypoint: str | None):
+    """(Entrypoint, Cmd, argv) after `docker run [--entrypoint E] IMAGE [args]`."""
+    ep, cmd = runconfig.merge_command(image_config, command, entrypoint)
+    return ep, cmd, runconfig.argv(ep, cmd)
+
+
+def network_settings(rt, cid: str, network: str, aliases: list[str], hostname: str | None, ip: str | None,
+                     publish: list[str], publish_all: bool, expose: list[str]) -> tuple[dict, dict, dict, str | None]:
+    """(NetworkSettings, exposed ports, port bindings, hostname) for the network flags."""
+    from ..network import modes, ports as portsmod
+    kind, _ = modes.parse_mode(network)
+    if kind == "container" and (publish or publish_all):
+        raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+    if kind == "host" and not hostname:
+        hostname = os.uname().nodename  # the host's network, the host's name
+    exposed, bindings = portsmod.bindings_from_flags(publish, expose)
+    if kind == "host":
+        bindings = {}  # docker: "Published ports are discarded when using host network mode"
+    settings = modes.Networking(rt.root).settings_for_create(network, aliases, cid,
+                                                             hostname_given=bool(hostname) and kind != "host")
+    if ip:
+        eps = list(settings["Networks"].values())
+        if not eps or list(settings["Networks"])[0] in PREDEFINED:
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
+        eps[0]["IPAMConfig"] = {"IPv4Address": ip}
+    return settings, exposed, bindings, hostname
+
+
+def wanted_mounts(image_config: dict, volumes: list[str], mounts: list[str], tmpfs: list[str]) -> list[dict]:
+    """The volumes and bind mounts to make (tmpfs are checked for clashes only), Docker's way:
+    a Dockerfile VOLUME the user did not mount elsewhere becomes an anonymous volume."""
+    from .. import volumes as volmod
+    wanted = [volmod.parse_v(v) for v in volumes] + [volmod.parse_mount(m) for m in mounts]
+    targets = [m["Destination"] for m in wanted] + [volmod.parse_tmpfs(t)["Destination"] for t in tmpfs]
+    taken = set(targets)
+    if len(taken) < len(targets):
+        raise InvalidArgument("Duplicate mount point: " + next(t for t in targets if targets.count(t) > 1))
+    for target in image_config.get("Volumes") or {}:  # the image's VOLUME lines
+        if target not in taken:
+            wanted.append({"Type": "volume", "Name": "", "Destination": target, "Mode": "", "RW": True})
+    return wanted
+
+
+def container_config(image: str, icfg: dict, *, hostname: str, user: str | None, env: list[str], cmd, ep,
+                     workdir: str | None, tty: bool, stdin_open: bool, attach: bool, labels: dict,
+                     exposed: dict, stop_signal: str | None, stop_timeout: int | None) -> dict:
+    """`Config` as `docker inspect` shows it: the image's settings with the run flags over them."""
+    config = {
+        "Hostname": hostname, "Domainname": "",
+        "User": user if user is not None else icfg.get("User", ""),
+        "AttachStdin": attach and stdin_open, "AttachStdout": attach, "AttachStderr": attach,
+        "Tty": tty, "OpenStdin": stdin_open, "StdinOnce": attach and stdin_open,
+        "Env": runconfig.container_env(icfg.get("Env") or [], env),
+        "Cmd": cmd, "Image": image, "Volumes": icfg.get("Volumes"),
+        "WorkingDir": workdir if workdir is not None else icfg.get("WorkingDir", ""),
+        "Entrypoint": ep, "OnBuild": icfg.get("OnBuild"),
+        "Labels": {**(icfg.get("Labels") or {}), **labels},
+    }
+    all_exposed = {**(icfg.get("ExposedPorts") or {}), **exposed}
+    if all_exposed:  # docker's key order: right after AttachStderr
+        items = list(config.items())
+        at = [k for k, _ in items].index("AttachStderr") + 1
+        config = dict(items[:at] + [("ExposedPorts", all_exposed)] + items[at:])
+    if stop_signal or icfg.get("StopSignal"):
+        runconfig.parse_signal(stop_signal or icfg["StopSignal"])
+        config["StopSignal"] = stop_signal or icfg["StopSignal"]
+    if stop_timeout is not None:
+        config["StopTimeout"] = stop_timeout
+    return config
+
+
+def new_record(rt, cid: str, name: str, argv: list[str], img: Image, config: dict, host: dict,
+               settings: dict) -> dict:
+    cdir = rt.containers.dir(cid)
+    return {
+        "Id": cid, "Created": gotime.rfc3339nano(time.time_ns()), "Path": argv[0], "Args": argv[1:],
+        "State": st.new_state(), "Image": img.id,
+        "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
+        "HostnamePath": os.path.join(cdir, "hostname"),
+        "HostsPath": os.path.join(cdir, "hosts"),
+        "LogPath": rt.containers.log_path(cid),
+        "Name": "/" + name, "RestartCount": 0, "Driver": "overlay2", "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "HostConfig": host, "GraphDriver": {"Data": None, "Name": "overlay2"},
+        "Mounts": [], "Config": config, "NetworkSettings": settings,
+    }
+
+
+def make_files(rt, rec: dict, img: Image, wanted: list[dict]) -> None:
+    """Reserve the name (atomically: two `run --name x` at once, one wins), then make the
+    layers, volumes and files. On any failure, remove everything: no half-made container."""
+    from .remove import remove_files
+    cid = rec["Id"]
+    rt.containers.create(rec)  # reserves the name; raises Conflict if taken
+    try:
+        rec["Mounts"] = prepare_mounts(rt, wanted, img)
+        mount_id, _init_id = rt.images.create_container_layers(cid, img)
+        d = rt.images.driver
+        lowers = [os.path.realpath(os.path.join(d.home, x)) for x in d.lower_chain(mount_id)]
+        rec["GraphDriver"]["Data"] = {
+            "LowerDir": ":".join(lowers), "MergedDir": d.merged(mount_id),
+            "UpperDir": d.diff(mount_id), "WorkDir": os.path.join(d.dir(mount_id), "work")}
+        hostname = rec["Config"]["Hostname"]
+        from ..network.modes import parse_mode
+        kind, _ = parse_mode(rec["HostConfig"]["NetworkMode"])
+        fsutil.write_atomic(rec["HostnamePath"], etcfiles.hostname_file(hostname), durable=False)
+        fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname), durable=False)
+        host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
+        fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, kind), durable=False)
+        open(rec["LogPath"], "a").close()
+        rt.containers.write(rec)
+    except BaseException:
+        remove_files(rt.root, cid)
+        raise
+
+
+def prepare_mounts(rt, wanted: list[dict], img: Image) -> list[dict]:
+    """Create named/anonymous volumes (filled from the image the first time) and bind
+    sources; return docker inspect's `Mounts` entries."""
+    from .. import volumes as volmod
+    vs = volmod.VolumeStore(rt.root)
+    out = []
+    for m in wanted:
+        m = dict(m)
+        if m["Type"] == "volume":
+            fresh = not m["Name"] or not vs.exists(m["Name"])
+            m["Name"] = vs.create(m["Name"] or None, anonymous=not m["Name"])
+            m.update(Source=vs.path(m["Name"]), Driver="local", Propagation="")
+            if fresh and not m.pop("nocopy", False):
+                with rt.images.image_rootfs(img) as rootfs:
+                    volmod.copy_image_content(fsutil.scoped_path(rootfs, m["Destination"]), m["Source"])
+            m.pop("nocopy", None)
+            out.append({k: m[k] for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",
+                                          "Propagation")})
+        elif m["Type"] == "bind":
+            if not os.path.exists(m["Source"]):
+                if not m.pop("create_source"):
+                    raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does "
+                                          f"not exist: {m['Source']}")
+                os.makedirs(m["Source"], mode=0o755)  # docker -v creates a missing host directory
+            m.pop("create_source", None)
+            out.append(m)
+        else:
+            out.append(m)
+    return out
+
+
+def create(rt, image: str, command: list[str] | None = None, *, name: str | None = None,
+           entrypoint: str | None = None, env: list[str] | None = None,
+           workdir: str | None = None, user: str | None = None, hostname: str | None = None,
+           tty: bool = False, stdin_open: bool = False, attach: bool = False,
+           auto_remove: bool = False, labels: dict | None = None,
+           resources: dict | None = None, stop_signal: str | None = None,
+           stop_timeout: int | None = None, network: str = "default",
+           network_aliases: list[str] | None = None, publish: list[str] | None = None,
+           publish_all: bool = False, expose: list[str] | None = None,
+           ip: str | None = None, volumes: list[str] | None = None,
+           mounts: list[str] | None = None, tmpfs: list[str] | None = None) -> str:
+    """Create a container; return its id. `resources` holds HostConfig limits (Memory,
+    MemorySwap, NanoCpus, CpuShares, PidsLimit), as container/hostconfig.resources() makes them."""
+    if workdir and not workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+    if name is not None:
+        name = runconfig.validate_name(name)
+    img = resolve_image(rt, image)
+    icfg = img.config.get("config") or {}
+    ep, cmd, argv = decide_command(icfg, command, entrypoint)
+    cid = secrets.token_hex(32)
+    settings, exposed, bindings, hostname = network_settings(
+        rt, cid, network, list(network_aliases or []), hostname, ip, list(publish or []), publish_all,
+        list(expose or []))
+    wanted = wanted_mounts(icfg, list(volumes or []), list(mounts or []), list(tmpfs or []))
+    config = container_config(image, icfg, hostname=hostname or runconfig.default_hostname(cid), user=user,
+                              env=list(env or []), cmd=cmd, ep=ep, workdir=workdir, tty=tty,
+                              stdin_open=stdin_open, attach=attach, labels=dict(labels or {}), exposed=exposed,
+                              stop_signal=stop_signal, stop_timeout=stop_timeout)
+    host = hostconfig.host_config(network_mode=network, port_bindings=bindings, publish_all=publish_all,
+                                  auto_remove=auto_remove, limits=resources, binds=volumes, tmpfs=tmpfs,
+                                  masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
+    rec = new_record(rt, cid, name or names.random_name(), argv, img, config, host, settings)
+    make_files(rt, rec, img, wanted)
+    return cid

@@ -1,0 +1,180 @@
+"""The container's monitor process: Docker's part around the shim (daemonless).
+
+Taught in notebook 01. `minidocker start` spawns `python -m minidocker.engine.monitor`; it
+does, for this one container, what dockerd and containerd would do around containerd-shim:
+
+    before:  hold containers/<id>/shim.lock ("this container has a monitor"), mount the overlay
+             rootfs, write the OCI bundle (engine/oci.py)
+    hooks:   created  plug the network in (veth, address, routes, NAT; the embedded DNS)
+             started  record "running" and the PID
+             failed   undo, record the start error (docker's 125/126/127)
+             exited   undo, record the exit code (and OOM kill); --rm removes the container
+    after:   unmount the rootfs
+and core/shim.py does the rest: runc.start, logs, wait.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+
+from .. import fsutil
+from ..container import state as st
+from ..container.logs import JsonFileLog
+from ..container.store import ContainerStore
+from ..core import cgroups, shim
+from ..errors import MinidockerError
+from ..images.store import ImageStore
+from ..network.modes import Networking
+from ..network.store import PREDEFINED
+from ..paths import StateRoot
+from . import oci
+
+
+class DockerHooks(shim.Hooks):
+    """What dockerd does at each moment of one container's life."""
+
+    def __init__(self, monitor: "Monitor", rec: dict, joined: dict | None):
+        self.m, self.rec, self.joined = monitor, rec, joined
+        self.net = Networking(monitor.root)
+        self.dns = None
+
+    def created(self, pid: int) -> None:
+        self.rec["NetworkSettings"] = self.net.attach(self.rec, pid)
+        self.net.etc_files(self.rec, self.joined)
+        if any(n not in PREDEFINED for n in self.rec["NetworkSettings"]["Networks"]):
+            self.dns = self._start_dns(pid)
+
+    def _start_dns(self, pid: int):
+        from ..network import dns
+        # names it does not know go to the host's nameservers; MINIDOCKER_DNS_UPSTREAM overrides
+        # them ("" = answer only our own names: the tests use that to stay off the network)
+        override = os.environ.get("MINIDOCKER_DNS_UPSTREAM")
+        if override is not None:
+            upstreams = [x for x in override.split(",") if x]
+        else:
+            upstreams = dns.upstream_servers(fsutil.read_text("/etc/resolv.conf", "") or "")
+        return dns.EmbeddedServer(pid, lambda: self.net.dns_records(self.m.cid), upstreams)
+
+    def watch(self) -> dict:
+        return {fd: self.dns.handle for fd in self.dns.fds()} if self.dns else {}
+
+    def started(self, pid: int) -> None:
+        with self.m.containers.update(self.m.cid) as r:
+            st.set_running(r["State"], pid, time.time_ns())
+            r["NetworkSettings"] = self.rec["NetworkSettings"]
+
+    def _teardown(self) -> dict:
+        """Undo what start did outside the container: DNS socket, addresses, firewall rules."""
+        if self.dns is not None:
+            self.dns.close()
+            self.dns = None
+        try:
+            return self.net.detach(self.rec)
+        except (MinidockerError, OSError) as e:
+            print(f"minidocker-shim: network teardown of {self.m.cid}: {e}", file=sys.stderr)
+            return self.rec.get("NetworkSettings") or {}
+
+    def failed(self, code: int, message: str) -> None:
+        self._teardown()
+        self.m.record_failure(code, message)
+
+    def exited(self, code: int, oom: bool) -> None:
+        settings = self._teardown()
+        with self.m.containers.update(self.m.cid) as r:
+            st.set_exited(r["State"], code, time.time_ns(), oom=oom)
+            r["NetworkSettings"] = settings
+            auto_remove = r["HostConfig"].get("AutoRemove")
+        if auto_remove:  # --rm: the monitor removes the container (and its anonymous volumes)
+            from .remove import remove_files
+            self.m.images.driver.unmount(self.m.images.container_mount_id(self.m.cid))
+            remove_files(self.m.root, self.m.cid, self.rec)
+
+
+class Monitor:
+    def __init__(self, root: StateRoot, cid: str, status_fd: int, attach: tuple[int, int, int] | None,
+                 caller: int = -1):
+        self.root, self.cid, self.status_fd, self.attach = root, cid, status_fd, attach
+        # the attached caller's pidfd, opened before we daemonize, while the caller surely lives
+        self.caller_fd = -1
+        if caller > 0 and attach:
+            try:
+                self.caller_fd = os.pidfd_open(caller)
+            except OSError:
+                pass
+        self.containers = ContainerStore(root)
+        self.images = ImageStore(root)
+
+    def report(self, **event) -> None:
+        self.status_fd = shim.report(self.status_fd, **event)
+
+    def record_failure(self, code: int, message: str) -> None:
+        with self.containers.update(self.cid) as r:
+            st.set_start_failed(r["State"], code, message)
+
+    def fail(self, code: int, message: str) -> int:
+        self.record_failure(code, message)
+        self.report(event="error", code=code, message=message)
+        return code
+
+    def run(self) -> int:
+        shim.become_monitor()
+        lock_fd = os.open(self.containers.shim_lock_path(self.cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.report(event="error", code=125, message="container is already running")
+            return 125
+        os.ftruncate(lock_fd, 0)
+        os.write(lock_fd, str(os.getpid()).encode())
+        rec = self.containers.read(self.cid)
+        mount_id = self.images.container_mount_id(self.cid)
+        try:
+            rootfs = self.images.driver.mount(mount_id)
+        except OSError as e:
+            self.report(event="error", code=125, message=f"error mounting the container's rootfs: {e}")
+            return 125
+        try:
+            return self._run(rec, rootfs)
+        finally:
+            self.images.driver.unmount(mount_id)
+
+    def _run(self, rec: dict, rootfs: str) -> int:
+        try:
+            version = cgroups.driver().version
+            kind, join_pid, joined = Networking(self.root).join_target(rec, self.containers)
+            bundle = oci.write_bundle(rec, self.containers.dir(self.cid), rootfs, cgroup_version=version,
+                                      join_netns=f"/proc/{join_pid}/ns/net" if join_pid else None, joined=joined)
+        except MinidockerError as e:
+            return self.fail(e.exit_code if e.exit_code != 1 else 125, str(e))
+        except OSError as e:
+            return self.fail(125, str(e))
+        return shim.Shim(bundle, self.cid, self.status_fd, JsonFileLog(self.containers.log_path(self.cid)),
+                         DockerHooks(self, rec, joined), attach=self.attach, caller_fd=self.caller_fd,
+                         interactive=bool(rec["Config"].get("OpenStdin"))).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    root, cid, status_fd = argv[0], argv[1], int(argv[2])
+    attach = tuple(int(x) for x in argv[3:6]) if len(argv) >= 6 else None
+    caller = int(argv[6]) if len(argv) >= 7 else -1
+    try:
+        monitor = Monitor(StateRoot(root), cid, status_fd, attach, caller)
+    except MinidockerError as e:
+        shim.report(status_fd, event="error", code=125, message=str(e))
+        return 125
+    # Daemonize: the parent exits at once so whoever spawned us can reap it right away
+    # and never keeps a zombie; we carry on, adopted by init (or the nearest subreaper).
+    if os.fork() > 0:
+        os._exit(0)
+    try:
+        return monitor.run()
+    except MinidockerError as e:
+        monitor.report(event="error", code=125, message=str(e))
+        return 125
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""From a Docker container to an OCI runtime spec: what dockerd hands the low-level runtime.
+
+Taught in notebook 01. moby does this in daemon/oci_linux.go (createSpec): start from a
+default spec, then fill in the container's command, user, hostname, mounts, namespaces and
+limits. The result goes to containers/<id>/bundle/config.json (core/bundle.py), and
+core/runc.py (or the real runc) runs it.
+
+    Config.Entrypoint + Cmd      -> process.args          (container/runconfig.py decided them)
+    Config.Env, Hostname, Tty    -> process.env, hostname, process.terminal
+    Config.User ("daemon")       -> process.user {uid, gid, additionalGids}, looked up in the
+                                    container's own /etc/passwd and /etc/group, as dockerd does
+    Config.WorkingDir            -> process.cwd (created in the rootfs first, as dockerd does)
+    the overlay `merged` dir     -> root.path
+    Mounts, /etc/hosts & co      -> mounts (after Docker's defaults: /proc, /dev, /sys, ...)
+    HostConfig.NetworkMode       -> linux.namespaces: a new network namespace, none at all (host),
+                                    or the path of another container's (container:<name>)
+    HostConfig limits            -> linux.resources (container/hostconfig.py)
+    MaskedPaths, ReadonlyPaths   -> linux.maskedPaths, linux.readonlyPaths
+"""
+from __future__ import annotations
+
+import os
+
+from .. import fsutil
+from ..container import hostconfig, runconfig
+from ..core import bundle, cgroups, security
+from ..errors import MinidockerError
+
+# moby oci/defaults.go DefaultLinuxSpec: the mounts every container gets, in this order
+DEFAULT_MOUNTS = [
+    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+]
+ETC_FILES = (("/etc/resolv.conf", "ResolvConfPath"), ("/etc/hostname", "HostnamePath"), ("/etc/hosts", "HostsPath"))
+
+
+def bundle_dir(container_dir: str) -> str:
+    return os.path.join(container_dir, "bundle")
+
+
+def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int], str]:
+    """`-u name[:group]` against the container's own /etc/passwd and /etc/group (never the
+    host's: names differ between images), read through the rootfs with symlinks kept inside it."""
+    def read(path: str) -> str:
+        return fsutil.read_text(fsutil.scoped_path(rootfs, path), "") or ""
+    return runconfig.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
+
+
+def make_workdir(rootfs: str, cwd: str) -> None:
+    """dockerd creates a missing WORKDIR (owned by root) before the start."""
+    os.makedirs(fsutil.scoped_path(rootfs, cwd), mode=0o755, exist_ok=True)
+
+
+def capabilities(cgroup_version: int) -> list[str]:
+    caps = list(security.DEFAULT_CAPS)
+    if cgroup_version == 2:
+        # Docker guards device access on v2 with an eBPF program; minidocker has none, so the
+        # container's root must not create device nodes at all.
+        caps.remove("MKNOD")
+    return [f"CAP_{c}" for c in caps]
+
+
+def depth(path: str) -> int:
+    return len([p for p in path.split("/") if p])
+
+
+def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_version: int,
+          cgroup_parent: str = cgroups.PARENT, join_netns: str | None = None, joined: dict | None = None) -> dict:
+    """The config.json of container record `rec`, whose root filesystem is mounted at `rootfs`.
+    `join_netns`: /proc/<pid>/ns/net of the container whose network this one shares
+    (`joined`: that container's record: its hostname and /etc files are used)."""
+    cfg, host = rec["Config"], rec["HostConfig"]
+    network_mode = host.get("NetworkMode") or "default"
+    hostname = (joined or rec)["Config"].get("Hostname") or rec["Id"][:12]
+    tty = bool(cfg.get("Tty"))
+    uid, gid, groups = user
+    caps = capabilities(cgroup_version)
+    namespaces = [{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "cgroup"}]
+    if join_netns:
+        namespaces.append({"type": "network", "path": join_netns})
+    elif network_mode != "host":
+        namespaces.append({"type": "network"})
+    files = joined or rec
+    shm = {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+           "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={host.get('ShmSize') or hostconfig.SHM_SIZE}"]}
+    from .. import volumes
+    user_mounts = [volumes.oci_mount(m) for m in rec.get("Mounts") or []]
+    user_mounts += [volumes.oci_mount({"Type": "tmpfs", "Destination": t, "Mode": o})
+                    for t, o in (host.get("Tmpfs") or {}).items()]
+    user_mounts += [{"destination": dest, "type": "bind", "source": files[key], "options": ["rbind", "rprivate"]}
+                    for dest, key in ETC_FILES if files.get(key)]
+    user_mounts.sort(key=lambda m: depth(m["destination"]))  # parents before children (moby sorts too)
+    spec = {
+        "ociVersion": bundle.OCI_VERSION,
+        "process": {
+            "terminal": tty,
+            "user": {"uid": uid, "gid": gid, "additionalGids": [g for g in groups if g != gid]},
+            "args": [rec["Path"]] + list(rec["Args"]),
+            "env": runconfig.process_env(cfg.get("Env") or [], hostname, tty),
+            "cwd": cfg.get("WorkingDir") or "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": False,
+        },
+        "root": {"path": rootfs, "readonly": bool(host.get("ReadonlyRootfs"))},
+        "hostname": hostname,
+        "mounts": DEFAULT_MOUNTS + [shm] + user_mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": f"/{cgroup_parent}/{rec['Id']}",
+            "resources": hostconfig.oci_resources(host),
+            "maskedPaths": list(host.get("MaskedPaths") or security.MASKED_PATHS),
+            "readonlyPaths": list(host.get("ReadonlyPaths") or security.READONLY_PATHS),
+        },
+    }
+    return bundle.check(spec)
+
+
+def write_bundle(rec: dict, container_dir: str, rootfs: str, *, cgroup_version: int,
+                 join_netns: str | None = None, joined: dict | None = None) -> str:
+    """Resolve the user, create the working directory, write config.json; return the bundle dir."""
+    try:
+        uid, gid, groups, _home = resolve_user(rootfs, rec["Config"].get("User") or "")
+    except MinidockerError as e:  # docker checks the user before starting: exit 125
+        raise MinidockerError(str(e), exit_code=125) from None
+    make_workdir(rootfs, rec["Config"].get("WorkingDir") or "/")
+    spec = build(rec, rootfs, (uid, gid, groups), cgroup_version=cgroup_version,
+                 join_netns=join_netns, joined=joined)
+    d = bundle_dir(container_dir)
+    bundle.write(d, spec)
+    return d

@@ -1,0 +1,70 @@
+"""`docker rm` and `docker container prune`: a container and everything that is only its.
+
+Taught in notebook 05 (its writable layer goes with it). Removed: the `-init` and writable
+overlay layers, containers/<id>/ (record, logs, /etc files, bundle), and with -v (or --rm)
+its anonymous volumes. Named volumes stay: they outlive containers on purpose.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from .. import fsutil
+from ..container import state as st
+from ..container.store import ContainerStore
+from ..errors import MinidockerError
+from ..images.store import ImageStore
+from ..paths import StateRoot
+from .reconcile import reconcile
+from .stop import send, wait_not_running
+
+
+def remove_anonymous_volumes(root: StateRoot, rec: dict) -> None:
+    from .. import volumes as volmod
+    vs = volmod.VolumeStore(root)
+    for m in rec.get("Mounts") or []:
+        if m.get("Type") == "volume" and vs.anonymous(m["Name"]):
+            try:
+                vs.remove(m["Name"], [])
+            except MinidockerError:
+                pass
+
+
+def remove_files(root: StateRoot, cid: str, rec: dict | None = None) -> None:
+    """Delete a stopped container's layers and directory; with `rec`, its anonymous volumes too."""
+    ImageStore(root).remove_container_layers(cid)
+    ContainerStore(root).delete(cid)
+    if rec is not None:
+        remove_anonymous_volumes(root, rec)
+
+
+def remove(rt, ref: str, force: bool = False, volumes: bool = False) -> str:
+    cid = rt.resolve(ref)
+    rec = reconcile(rt, rt.containers.read(cid))
+    st.check_remove(rec["State"], rec["Name"].lstrip("/"), force)
+    if rec["State"]["Running"]:
+        send(rt, rec, signal.SIGKILL)
+        wait_not_running(rt, cid, None)
+    elif rt.containers.shim_alive(cid):
+        wait_not_running(rt, cid, 5)  # a monitor still finishing up (writing state)
+    with rt.containers.update(cid) as r:
+        r["State"]["Status"] = st.REMOVING
+    remove_files(rt.root, cid, rec if volumes else None)  # -v: anonymous volumes go too
+    return cid
+
+
+def prune(rt) -> tuple[list[str], int]:
+    """Remove every stopped container; return (ids, bytes reclaimed)."""
+    removed, space = [], 0
+    for rec in rt.list(all=True):
+        if rec["State"]["Running"]:
+            continue
+        upper = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        size = fsutil.dir_size(upper) if upper and os.path.isdir(upper) else 0
+        try:
+            remove(rt, rec["Id"])
+        except MinidockerError:
+            continue
+        removed.append(rec["Id"])
+        space += size
+    return removed, space

@@ -1,0 +1,54 @@
+"""The cgroup verbs: `docker pause`, `unpause`, `update`, and the numbers behind `docker stats`.
+
+Taught in notebook 04 (cgroups). A running container's limits are files in its cgroup
+(core/cgroups): `update` rewrites them on the fly; `pause` freezes every process in it.
+"""
+from __future__ import annotations
+
+from ..container import hostconfig
+from ..container import state as st
+from ..core import cgroups
+from ..errors import InvalidState
+from .reconcile import reconcile
+
+
+def pause(rt, ref: str) -> str:
+    """Freeze every process of the container (cgroup freezer): they stay in memory, get no
+    CPU time, and cannot even see signals until unpaused."""
+    cid = rt.resolve(ref)
+    reconcile(rt, rt.containers.read(cid))  # (takes the record's lock itself)
+    with rt.containers.update(cid) as rec:
+        st.check_pause(rec["State"], cid)
+        cgroups.driver().freeze(cid)
+        rec["State"].update(Paused=True, Status=st.PAUSED)
+    return cid
+
+
+def unpause(rt, ref: str) -> str:
+    cid = rt.resolve(ref)
+    with rt.containers.update(cid) as rec:
+        st.check_unpause(rec["State"], cid)
+        cgroups.driver().thaw(cid)
+        rec["State"].update(Paused=False, Status=st.RUNNING)
+    return cid
+
+
+def update(rt, ref: str, resources: dict) -> str:
+    """Change limits (HostConfig keys) now if running, and for every later start."""
+    cid = rt.resolve(ref)
+    with rt.containers.update(cid) as rec:
+        new = hostconfig.check_update(rec["HostConfig"], resources)
+        if rec["State"]["Running"]:
+            cgroups.driver().apply(cid, hostconfig.oci_resources(new))
+        rec["HostConfig"].update(new)
+    return cid
+
+
+def stats_sample(rt, ref: str) -> dict:
+    """One raw measurement (cgroup counters + machine CPU clock) of a running container."""
+    from ..core.cgroups import stats
+    cid = rt.resolve(ref)
+    rec = reconcile(rt, rt.containers.read(cid))
+    if not rec["State"]["Running"]:
+        raise InvalidState(f"Container {cid} is not running")
+    return stats.sample(cgroups.driver(), cid, rec["State"]["Pid"])

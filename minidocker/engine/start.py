@@ -1,0 +1,109 @@
+"""`docker start`: hand the container to a monitor process of its own, and wait until its
+program runs (or could not be started).
+
+Taught in notebook 01. The monitor (engine/monitor.py, then core/shim.py) is a fresh Python
+process, never a fork of the caller: a Jupyter kernel is multi-threaded, and fork() of a
+threaded process can deadlock the child. It reports back on a status pipe, one JSON event
+per line: {"event": "started", "pid": ...}, {"event": "error", "code": 127, "message": ...},
+later {"event": "exited", "code": ...} for a caller that stays attached.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from ..container import state as st
+from ..errors import MinidockerError, RuntimeFailure
+from .reconcile import reconcile
+
+# The directory that holds the `minidocker` package: it goes first on the monitor's path
+# (an editable install is found through a .pth hook that `python -S` skips).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def helper_env() -> dict:
+    """The environment of a helper process (monitor, exec): our own import path, carried over."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PACKAGE_PARENT] + [p for p in sys.path if p]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # let Python cache compiled modules
+    return env
+
+
+class StatusPipe:
+    """The read end of the monitor's status pipe."""
+
+    def __init__(self, fd: int):
+        self.f = os.fdopen(fd, "rb", buffering=0)
+        self.buf = b""
+
+    def next_event(self) -> dict | None:
+        while b"\n" not in self.buf:
+            chunk = self.f.read(4096)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class StartedContainer:
+    """What `start` returns: the PID of the container's init, and a way to wait for its exit."""
+
+    def __init__(self, pid: int, status: StatusPipe | None = None):
+        self.pid = pid
+        self._status = status
+
+    def wait_exit(self) -> int | None:
+        """Block until the monitor reports the exit code (None if it died without saying)."""
+        if self._status is None:
+            return None
+        ev = self._status.next_event()
+        self._status.close()
+        self._status = None
+        return ev.get("code") if ev and ev.get("event") == "exited" else None
+
+
+def start(rt, ref: str, attach: tuple[int, int, int] | None = None) -> StartedContainer | None:
+    """Start the container; return None if it was already running.
+
+    `attach` = (stdin, stdout, stderr) fds of a caller that wants the output live
+    (`run` without -d, `start -a`); use -1 for "not attached"."""
+    cid = rt.resolve(ref)
+    rec = reconcile(rt, rt.containers.read(cid))
+    if not st.check_start(rec["State"], cid):
+        return None
+    r, w = os.pipe()
+    # The caller's stdio is passed under new numbers: the monitor's own 0/1/2 are /dev/null
+    # and its error log, so that a detached monitor holds no terminal.
+    attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
+    # -S skips site-packages' .pth processing (tens of ms at every start)
+    argv = [sys.executable, "-S", "-m", "minidocker.engine.monitor", rt.root.root, cid, str(w)]
+    if attach_fds:
+        argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
+    log = os.path.join(rt.containers.dir(cid), "shim.log")
+    try:
+        with open(log, "ab") as errlog:
+            proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0],
+                                    start_new_session=True, stdin=subprocess.DEVNULL, env=helper_env(),
+                                    stdout=subprocess.DEVNULL, stderr=errlog, close_fds=True)
+    finally:
+        os.close(w)
+        for fd in attach_fds:
+            if fd >= 0:
+                os.close(fd)
+    proc.wait()  # the monitor daemonizes at once: this only reaps its short-lived parent
+    status = StatusPipe(r)
+    ev = status.next_event()
+    if ev is None or ev.get("event") != "started":
+        status.close()
+        if ev is None:
+            raise RuntimeFailure(f"the container monitor died while starting; see {log}")
+        raise MinidockerError(ev.get("message", "failed to start"), exit_code=ev.get("code", 125))
+    if attach:
+        return StartedContainer(ev["pid"], status)
+    status.close()
+    return StartedContainer(ev["pid"])

@@ -1,0 +1,105 @@
+"""Signals to a container: `docker kill`, `stop`, `restart`, `wait`.
+
+Taught in notebook 01. `stop` sends the StopSignal (SIGTERM unless the image or --stop-signal
+says otherwise), waits up to -t seconds (10 by default), then SIGKILL. A PID 1 without a
+handler for SIGTERM ignores it -- the kernel protects a namespace's init -- which is why
+`docker stop` of such a container takes the full 10 seconds and exits 137.
+"""
+from __future__ import annotations
+
+import os
+import signal as signalmod
+import time
+
+from ..container import runconfig
+from ..container import state as st
+from ..errors import NotFound
+from .reconcile import reconcile, thaw_quietly
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def send(rt, rec: dict, sig: int) -> None:
+    """Signal the container's PID 1, through a pidfd: the signal reaches this very process even
+    if its PID had been reused. A frozen (paused) process cannot act on any signal, SIGKILL
+    included: kill, then thaw."""
+    pid = rec["State"]["Pid"]
+    if pid <= 0:
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if rt.containers.shim_alive(rec["Id"]):
+            signalmod.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(fd)
+    if rec["State"].get("Paused") and sig == signalmod.SIGKILL:
+        thaw_quietly(rec["Id"])
+
+
+def wait_not_running(rt, cid: str, timeout: float | None) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            rec = reconcile(rt, rt.containers.read(cid))
+        except NotFound:
+            return True  # --rm containers are gone once stopped
+        if not rec["State"]["Running"] and not rt.containers.shim_alive(cid):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def kill(rt, ref: str, sig: str | int = "KILL") -> str:
+    signo = runconfig.parse_signal(sig)
+    try:
+        cid = rt.resolve(ref)
+    except NotFound as e:
+        raise NotFound(f"Cannot kill container: {ref}: {e}") from None
+    rec = reconcile(rt, rt.containers.read(cid))
+    st.check_kill(rec["State"], cid, ref)
+    send(rt, rec, signo)
+    if signo == signalmod.SIGKILL:
+        wait_not_running(rt, cid, None)
+    return cid
+
+
+def stop(rt, ref: str, timeout: int | None = None) -> str:
+    cid = rt.resolve(ref)
+    rec = reconcile(rt, rt.containers.read(cid))
+    if not rec["State"]["Running"]:
+        return cid  # docker: stopping a stopped container is not an error
+    if timeout is None:
+        timeout = rec["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
+    send(rt, rec, runconfig.parse_signal(rec["Config"].get("StopSignal") or "SIGTERM"))
+    if timeout < 0 or not wait_not_running(rt, cid, timeout):
+        send(rt, rt.containers.read(cid), signalmod.SIGKILL)
+        wait_not_running(rt, cid, None)
+    return cid
+
+
+def restart(rt, ref: str, timeout: int | None = None) -> str:
+    from .start import start
+    cid = stop(rt, ref, timeout)
+    start(rt, cid)
+    return cid
+
+
+def wait(rt, ref: str) -> int:
+    """Block until the container stops; return its exit code (docker wait)."""
+    cid = rt.resolve(ref)
+    while True:
+        try:
+            rec = reconcile(rt, rt.containers.read(cid))
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+        s = rec["State"]
+        # docker waits for "not running": a created container returns at once
+        if not s["Running"] and not rt.containers.shim_alive(cid):
+            return s["ExitCode"]
+        time.sleep(0.02)
