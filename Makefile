@@ -20,6 +20,7 @@ lab:
 
 test:
 	EXTRAS=test,lab ./scripts/setup.sh
+	$(PY) -m ruff check minidocker tests benchmarks
 	MINIDOCKER_STRICT=1 $(PY) -m pytest -ra $(PYTEST_ARGS)
 
 bench:

@@ -39,18 +39,6 @@ class InvalidArgument(MinidockerError):
     exit_code = 125
 
 
-class CommandNotFound(MinidockerError):
-    """The container's command does not exist (docker exits 127)."""
-
-    exit_code = 127
-
-
-class CommandNotExecutable(MinidockerError):
-    """The container's command exists but cannot be executed (docker exits 126)."""
-
-    exit_code = 126
-
-
 class RuntimeFailure(MinidockerError):
     """The runtime failed while setting up the container (docker exits 125)."""
 

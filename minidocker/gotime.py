@@ -6,7 +6,6 @@ carry timestamps in this form. Pure functions; tested without root.
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's time.Time{}: "never" (e.g. FinishedAt of a running container)

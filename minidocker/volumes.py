@@ -15,7 +15,6 @@ Parsing is pure (unit-tested); VolumeStore keeps volumes on disk like Docker.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -201,7 +200,3 @@ def copy_image_content(src: str, dest: str) -> None:
     st = os.stat(src)
     os.chmod(dest, st.st_mode & 0o7777)
     os.chown(dest, st.st_uid, st.st_gid)
-
-
-def mounts_json(mounts: list[dict]) -> str:
-    return json.dumps(mounts)

@@ -18,7 +18,8 @@ from typing import Callable
 
 import pytest
 
-from minidocker.storage.archive import ArchiveError, UnsafeArchiveError, apply_layer, export_dir, export_layer_with_digest, layer_digest
+from minidocker.storage.archive import (ArchiveError, UnsafeArchiveError, apply_layer, export_dir,
+                                        export_layer_with_digest, layer_digest)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, chown, xattrs)")
 

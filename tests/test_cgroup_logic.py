@@ -67,7 +67,7 @@ def test_docker_stats_formulas():
     assert stats.memory_percent(s) == pytest.approx(6 / 64 * 100)
     s["memory_limit"] = -1
     assert stats.memory_limit(s) == 1 << 34
-    assert stats.system_cpu_ns(f"cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2\n") == \
+    assert stats.system_cpu_ns("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2\n") == \
         1000 * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 

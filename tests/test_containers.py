@@ -51,7 +51,8 @@ def test_no_host_mounts_visible(md):
 
 
 def test_network_none_has_only_loopback(md):
-    out = md.ok("run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-up")
+    out = md.ok("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                "ls /sys/class/net; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-up")
     assert out.split() == ["lo", "lo-up"]
 
 
@@ -98,7 +99,8 @@ def test_image_unchanged_after_container_writes(md):
     img = store.resolve("busybox")
     diff = store.driver.diff(store.layer_cache_id(img.top_chain_id))
     before = sorted(os.listdir(os.path.join(diff, "bin")))
-    md.ok("run", "--name", "writer", "busybox", "sh", "-c", "rm /bin/vi; echo x >> /etc/passwd; mkdir /data; echo hi > /data/f")
+    md.ok("run", "--name", "writer", "busybox", "sh", "-c",
+          "rm /bin/vi; echo x >> /etc/passwd; mkdir /data; echo hi > /data/f")
     upper = inspect(md, "writer")["GraphDriver"]["Data"]["UpperDir"]
     st = os.lstat(os.path.join(upper, "bin", "vi"))
     assert (st.st_mode & 0o170000, st.st_rdev) == (0o020000, 0)  # whiteout
@@ -333,7 +335,8 @@ def test_bad_input_never_tracebacks(md):
     cases = [
         ["run", "--name", "a b", "busybox"], ["run", "-w", "relative", "busybox", "true"],
         ["run", "nosuchimage:latest", "true"], ["run", "Bad/Name", "true"], ["inspect", "-f", "{{.Nope", "x"],
-        ["logs", "--tail", "x", "nosuch"], ["stop", "-t", "x", "nosuch"], ["run", "--env-file", "/nonexistent", "busybox"],
+        ["logs", "--tail", "x", "nosuch"], ["stop", "-t", "x", "nosuch"],
+        ["run", "--env-file", "/nonexistent", "busybox"],
         ["run", "--entrypoint", "", "busybox"], ["start"], ["wait", "nosuch"],
     ]
     for args in cases:
@@ -363,7 +366,8 @@ def test_images_and_image_inspect(md):
     img = json.loads(md.ok("image", "inspect", "busybox"))[0]
     assert img["RepoTags"] == ["busybox:latest"] and img["Config"]["Cmd"] == ["sh"]
     assert img["Id"].split(":")[1][:12] in md.ok("images", "-q").split()
-    assert md.ok("inspect", "--type", "image", "-f", "{{.Os}}/{{.Architecture}}", "busybox").strip().startswith("linux/")
+    platform = md.ok("inspect", "--type", "image", "-f", "{{.Os}}/{{.Architecture}}", "busybox")
+    assert platform.strip().startswith("linux/")
     r = md("run", "nosuchimage", "true")
     assert r.returncode == 125 and "Unable to find image 'nosuchimage:latest' locally" in r.stderr
 
@@ -387,7 +391,7 @@ def test_system_prune_cleans_crash_leftovers(md):
 
 
 def test_exec_joins_the_running_container(md, state_root):
-    cid = md.ok("run", "-d", "-h", "box", "--name", "execd", "-m", "64m", "busybox", "sleep", "300").strip()
+    md.ok("run", "-d", "-h", "box", "--name", "execd", "-m", "64m", "busybox", "sleep", "300")
     try:
         out = md.ok("exec", "execd", "sh", "-c", "hostname; ps -o pid,comm; cat /proc/self/cgroup | grep -c ':/$'")
         lines = out.splitlines()

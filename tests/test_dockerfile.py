@@ -9,7 +9,10 @@ import json
 
 import pytest
 
-from minidocker.compat.build.dockerfile import DEFAULT_SHELL, Dockerfile, DockerfileError, Instruction, cmd_shell_form, expand, expand_instruction, expand_words, instruction_argv, parse, parse_duration, parse_instruction, parse_ports, platform_args, resolve_arg, resolve_stage_ref, stage_for_target
+from minidocker.compat.build.dockerfile import (
+    DEFAULT_SHELL, Dockerfile, DockerfileError, Instruction, cmd_shell_form, expand, expand_instruction, expand_words,
+    instruction_argv, parse, parse_duration, parse_instruction, parse_ports, platform_args, resolve_arg,
+    resolve_stage_ref, stage_for_target)
 from minidocker.errors import MinidockerError
 
 SEED = """\

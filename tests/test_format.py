@@ -37,7 +37,8 @@ def test_ps_row():
     s["StartedAt"] = gotime.rfc3339nano(int((NOW - 4) * 1e9))
     rec = {"Id": "f" * 64, "Path": "sh", "Args": ["-c", "echo hello world; sleep 1"],
            "Created": gotime.rfc3339nano(int((NOW - 65) * 1e9)), "State": s, "Name": "/web",
-           "Config": {"Image": "busybox", "Labels": {"b": "2", "a": "1"}}, "NetworkSettings": {"Networks": {"none": {}}}}
+           "Config": {"Image": "busybox", "Labels": {"b": "2", "a": "1"}},
+           "NetworkSettings": {"Networks": {"none": {}}}}
     row = ps_row(rec, trunc=True, now=NOW)
     assert row["ID"] == "f" * 12
     assert row["Command"] == '"sh -c \'echo hello w…"'

@@ -389,9 +389,22 @@ def test_parse_errors_come_before_execution():
 
 
 def test_nil_slices_and_maps_of_typed_structs():
-    from minidocker.compat.cli.containers import as_typed
+    from minidocker.compat.cli.common import as_typed
     from minidocker.compat.gotemplate import render
     data = as_typed({"Config": {"Entrypoint": None, "Labels": None, "Healthcheck": None}})
     assert render("{{.Config.Entrypoint}} {{.Config.Labels}} {{.Config.Healthcheck}}", data) == "[] map[] <nil>"
     assert render("{{json .Config.Entrypoint}} {{json .Config.Labels}}", data) == "null null"
     assert render("{{if .Config.Entrypoint}}x{{else}}empty{{end}}{{len .Config.Entrypoint}}", data) == "empty0"
+
+
+def test_sets_print_their_empty_structs_as_go_does():
+    """docker inspect -f '{{.Config.ExposedPorts}}' prints map[8080/tcp:{}] (Go's struct{}{}), not map[]."""
+    from minidocker.compat.cli.common import as_typed
+    from minidocker.compat.gotemplate import render
+    data = as_typed({"Config": {"ExposedPorts": {"8080/tcp": {}, "53/udp": {}}, "Volumes": {"/data": {}},
+                                "Labels": {"a": "1"}}})
+    assert render("{{.Config.ExposedPorts}}", data) == "map[53/udp:{} 8080/tcp:{}]"
+    assert render("{{.Config.Volumes}} {{printf \"%v\" .Config.Volumes}}", data) == "map[/data:{}] map[/data:{}]"
+    assert render("{{json .Config.ExposedPorts}}", data) == '{"8080/tcp":{},"53/udp":{}}'
+    assert render("{{range $p, $v := .Config.ExposedPorts}}{{$p}}={{$v}} {{end}}", data) == "53/udp={} 8080/tcp={} "
+    assert render("{{.Config.Labels}}", data) == "map[a:1]"

@@ -63,7 +63,8 @@ def test_commit_diff_history_and_run(md):
                                         "rm -rf /home; mkdir /home; touch /home/h"]
         hist = md.ok("history", "committed:v1").splitlines()
         assert hist[0].split()[:2] == ["IMAGE", "CREATED"] and "note" in hist[1]
-        out = md.ok("run", "--rm", "committed:v1", "sh", "-c", "cat /newfile; ls /bin/vi 2>&1; tail -1 /etc/passwd; ls /home")
+        out = md.ok("run", "--rm", "committed:v1", "sh", "-c",
+                    "cat /newfile; ls /bin/vi 2>&1; tail -1 /etc/passwd; ls /home")
         assert out.splitlines() == ["new", "ls: /bin/vi: No such file or directory", "x", "h"]
         r = md("rmi", "committed:v1")
         assert r.returncode == 0 and "Untagged: committed:v1" in r.stdout and f"Deleted: {image_id}" in r.stdout
@@ -79,7 +80,8 @@ def test_export_then_import(md, tmp_path):
         with tarfile.open(tar) as tf:
             names = tf.getnames()
         assert "marker" in names and "bin/busybox" in names and not any(".wh." in n for n in names)
-        image_id = md.ok("import", "-c", 'CMD ["cat", "/marker"]', "-c", "ENV MODE=imported", str(tar), "imported:1").strip()
+        image_id = md.ok("import", "-c", 'CMD ["cat", "/marker"]', "-c", "ENV MODE=imported", str(tar),
+                         "imported:1").strip()
         img = inspect(md, "imported:1", "image")
         assert img["Id"] == image_id and img["Config"]["Cmd"] == ["cat", "/marker"]
         assert "MODE=imported" in img["Config"]["Env"]

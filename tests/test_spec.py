@@ -75,7 +75,8 @@ def test_env_file():
         spec.parse_env_file("=1\n", {})
 
 
-PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
+PASSWD = ("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+          "nobody:x:65534:65534:nobody:/home:/bin/false\n")
 GROUP = "root:x:0:\ndaemon:x:1:\nwheel:x:10:root\nstaff:x:50:daemon,other\nnogroup:x:65534:\n"
 
 

@@ -68,7 +68,8 @@ def test_bind_mount_and_symlink_tricks(md, tmp_path):
     missing = tmp_path / "created-by-v"
     md.ok("run", "--rm", "--network", "none", "-v", f"{missing}:/x", "busybox", "true")
     assert missing.is_dir()  # -v creates a missing host directory, as docker does
-    r = md("run", "--rm", "--network", "none", "--mount", f"type=bind,source={tmp_path}/nope,target=/x", "busybox", "true")
+    r = md("run", "--rm", "--network", "none", "--mount", f"type=bind,source={tmp_path}/nope,target=/x",
+           "busybox", "true")
     assert r.returncode == 125 and "bind source path does not exist" in r.stderr
     # an image whose /data is a symlink to /etc: the volume must land inside the container
     md.ok("run", "--name", "linker", "--network", "none", "busybox", "ln", "-s", "/etc", "/data")

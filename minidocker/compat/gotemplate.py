@@ -26,7 +26,7 @@ import urllib.parse
 from decimal import Decimal
 from typing import NamedTuple
 
-__all__ = ["TemplateError", "Template", "parse", "render", "NilSlice", "NilMap"]
+__all__ = ["TemplateError", "Template", "parse", "render", "NilSlice", "NilMap", "EmptyStruct"]
 
 
 class TemplateError(Exception):
@@ -535,6 +535,8 @@ def _fmt_v(v) -> str:
         return _go_float(v)
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(map(_fmt_v, v)) + "]"
+    if isinstance(v, EmptyStruct):
+        return "{}"
     if isinstance(v, dict):
         return "map[" + " ".join(f"{_fmt_v(k)}:{_fmt_v(v[k])}" for k in sorted(v)) + "]"
     return str(v)
@@ -584,6 +586,8 @@ def _sprintf(fmt: str, args: list) -> str:
 def _fmt_one(verb: str, v, flags: str, width: int, prec: int | None) -> str:
     if isinstance(v, (list, tuple)):            # fmt applies the verb to each element
         return "[" + " ".join(_fmt_one(verb, e, flags, width, prec) for e in v) + "]"
+    if isinstance(v, EmptyStruct):
+        return "{}"
     if isinstance(v, dict):
         return "map[" + " ".join(_fmt_one(verb, k, flags, width, prec) + ":" +
                                  _fmt_one(verb, v[k], flags, width, prec) for k in sorted(v)) + "]"
@@ -786,6 +790,11 @@ class NilSlice(tuple):
 
 class NilMap(dict):
     """A nil map of a typed Go struct: prints `map[]`, encodes as JSON null."""
+
+
+class EmptyStruct(dict):
+    """Go's struct{}{}, the value type of a set such as ExposedPorts (map[string]struct{}):
+    prints `{}` (a map would print `map[]`), encodes as JSON {}."""
 
 
 def _json_encode(v) -> str:

@@ -16,7 +16,7 @@ import time
 from ..errors import Conflict, InvalidState
 from ..gotime import ZERO_TIME, human_duration, parse_rfc3339, rfc3339nano
 
-CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
+STATES = CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
     "created", "running", "paused", "restarting", "removing", "exited", "dead")
 
 
@@ -83,7 +83,7 @@ def check_start(state: dict, cid: str) -> bool:
     if state.get("Paused"):
         raise Conflict("cannot start a paused container, try unpause instead")
     if state.get("Status") == REMOVING:
-        raise Conflict(f"container is marked for removal and cannot be started")
+        raise Conflict("container is marked for removal and cannot be started")
     if state.get("Dead"):
         raise Conflict(f"container {cid} is marked as dead and cannot be started")
     return not state.get("Running")

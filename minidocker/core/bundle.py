@@ -24,6 +24,7 @@ silently ignored):
                 defaults, only the standard nodes; uid/gid mappings, sysctl, seccomp: refused)
 
 Pure functions: reading, checking and writing the file; option parsing. Tested without root.
+Taught in notebook 01 (a container is a process: its config.json, run by the real runc too).
 """
 from __future__ import annotations
 
@@ -108,10 +109,6 @@ def namespaces(spec: dict) -> tuple[int, dict[str, str]]:
         else:
             new |= NAMESPACES[kind]
     return new, join
-
-
-def has_namespace(spec: dict, kind: str) -> bool:
-    return any(ns.get("type") == kind for ns in (spec.get("linux") or {}).get("namespaces") or [])
 
 
 def check(spec: dict) -> dict:

@@ -122,7 +122,7 @@ def set_user(user: dict, caps: dict) -> None:
         if not keep >> cap & 1:
             sc.capbset_drop(cap)
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    os.setgroups(sorted({gid, *map(int, user.get("additionalGids") or [])}))
+    os.setgroups([int(g) for g in user.get("additionalGids") or []])
     os.setgid(gid)
     os.setuid(uid)  # a non-root uid loses all remaining capabilities here
     if uid == 0:

@@ -131,8 +131,8 @@ def _child(req: dict, err_fd: int) -> None:
     except initmod.StartError as e:
         # docker exec reports every start failure with 126 (runc exec's "exec failed"),
         # worded as docker's CLI prints runc's failure (": unknown" is the gRPC status it ends with)
-        os.write(err_fd, json.dumps({"code": 126, "message": f"OCI runtime exec failed: exec failed: "
-                                                             f"unable to start container process: {e}: unknown"}).encode())
+        message = f"OCI runtime exec failed: exec failed: unable to start container process: {e}: unknown"
+        os.write(err_fd, json.dumps({"code": 126, "message": message}).encode())
         os._exit(126)
     except BaseException as e:  # noqa: BLE001
         os.write(err_fd, json.dumps({"code": 126, "message": f"{type(e).__name__}: {e}"}).encode())

@@ -15,7 +15,7 @@ Why the short ids? mount(2) takes its options in one page (4096 bytes). Sixty la
 A container gets two layers on top of its image: `<id>-init` (the files Docker always
 provides: /etc/hosts, /etc/resolv.conf, /dev mount points, ...) and `<id>` (its writable
 layer, the overlay "upperdir"). Image layers are only ever lowerdirs, so no container can
-change them.
+change them. Taught in notebook 05 (overlay2).
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ defences keep it from owning the host:
    and secrets (/proc/kcore is the kernel's memory). Docker hides some and makes others
    read-only.
 
-Pure data plus small helpers; rootfs.py applies them inside the container.
+Pure data plus small helpers; rootfs.py and init.py apply them inside the container.
+Taught in notebooks 01 (capabilities) and 02 (masked paths).
 """
 from __future__ import annotations
 

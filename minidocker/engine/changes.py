@@ -19,7 +19,6 @@ import time
 from ..errors import MinidockerError
 from ..images import reference as refmod
 from ..core.overlay2 import is_opaque, is_whiteout, visible_in_layers
-from ..images.store import chain_ids
 from .. import gotime
 
 

@@ -16,9 +16,7 @@ import time
 from .. import fsutil
 from ..core import cgroups
 from ..core.linux import procfs
-from ..core.linux import syscalls as sc
 from ..errors import MinidockerError
-from ..network.modes import Networking
 
 TMP_GRACE = 300  # seconds: younger temporary files may belong to a pull or build in progress
 

@@ -31,7 +31,7 @@ def exec_process(rt, rec: dict, argv: list[str], user: str | None, workdir: str 
     hostname = cfg.get("Hostname") or rec["Id"][:12]
     return {
         "terminal": tty,
-        "user": {"uid": uid, "gid": gid, "additionalGids": [g for g in groups if g != gid]},
+        "user": {"uid": uid, "gid": gid, "additionalGids": list(groups)},
         "args": list(argv),
         "env": runconfig.process_env(runconfig.replace_or_append(cfg.get("Env") or [], env or []), hostname, tty),
         "cwd": workdir or cfg.get("WorkingDir") or "/",

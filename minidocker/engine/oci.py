@@ -34,7 +34,8 @@ DEFAULT_MOUNTS = [
     {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
      "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
     {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+     "options": ["ro", "nosuid", "noexec", "nodev"]},
     {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
 ]
 ETC_FILES = (("/etc/resolv.conf", "ResolvConfPath"), ("/etc/hostname", "HostnamePath"), ("/etc/hosts", "HostsPath"))
@@ -100,7 +101,7 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
         "ociVersion": bundle.OCI_VERSION,
         "process": {
             "terminal": tty,
-            "user": {"uid": uid, "gid": gid, "additionalGids": [g for g in groups if g != gid]},
+            "user": {"uid": uid, "gid": gid, "additionalGids": list(groups)},
             "args": [rec["Path"]] + list(rec["Args"]),
             "env": runconfig.process_env(cfg.get("Env") or [], hostname, tty),
             "cwd": cfg.get("WorkingDir") or "/",

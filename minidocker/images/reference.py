@@ -78,9 +78,6 @@ class Reference:
             s += "@" + self.digest
         return s
 
-    def with_tag(self, tag: str) -> "Reference":
-        return Reference(self.domain, self.path, tag, None)
-
 
 def _split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")

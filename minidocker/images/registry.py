@@ -261,7 +261,7 @@ class Client:
                              data=f, scope=scope).close()
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
-                raise RegistryError(f"denied: requested access to the resource is denied") from None
+                raise RegistryError("denied: requested access to the resource is denied") from None
             raise RegistryError(f"blob upload failed: {e.code} {e.reason}") from None
 
     def put_manifest(self, repo: str, tag: str, media_type: str, body: bytes) -> None:

@@ -310,7 +310,7 @@ class ImageStore:
         with self.lock():
             self.driver.create(init_id, parent=parent_cache)
             try:
-                self._fill_init_layer(init_id, has_lower=parent_cache is not None)
+                self._fill_init_layer(init_id)
                 self.driver.create(mount_id, parent=init_id)
                 d = os.path.join(self.root.mountsdb, container_id)
                 os.makedirs(d, exist_ok=True)
@@ -325,7 +325,7 @@ class ImageStore:
                 raise
         return mount_id, init_id
 
-    def _fill_init_layer(self, init_id: str, has_lower: bool) -> None:
+    def _fill_init_layer(self, init_id: str) -> None:
         """Create the init layer's files, only those the image does not already have.
 
         moby mounts the init layer to look; we look through the lower layers' diff dirs

@@ -38,10 +38,6 @@ class Entry:
     target: str = ""     # a symlink's target
     opaque: bool = False  # a directory that hides the same directory in the layers below
 
-    @property
-    def deletes(self) -> bool:
-        return self.kind == WHITEOUT
-
 
 def classify(mode: int, rdev: int = 0) -> str:
     """The kind of a directory entry from its st_mode (and st_rdev)."""

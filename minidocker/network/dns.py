@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-TYPE_A, TYPE_AAAA, CLASS_IN = 1, 28, 1
+TYPE_A, CLASS_IN = 1, 1
 RCODE_OK, RCODE_FORMERR, RCODE_SERVFAIL, RCODE_NXDOMAIN = 0, 1, 2, 3
 EMBEDDED_DNS = "127.0.0.11"
 

@@ -181,7 +181,7 @@ class NetworkStore:
                 for r in recs:
                     for c in r["IPAM"]["Config"]:
                         if c.get("Subnet") and net.overlaps(ipaddress.ip_network(c["Subnet"])):
-                            raise Conflict(f"Pool overlaps with other one on this address space")
+                            raise Conflict("Pool overlaps with other one on this address space")
             else:
                 if gateway:
                     raise InvalidArgument("cannot specify a gateway without a subnet")

@@ -30,17 +30,6 @@ from ...errors import MinidockerError
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_ESCAPE = "\\"
 
-# Docker's HEALTHCHECK defaults, in nanoseconds: a 0 (unset) value in the image
-# config means "use the default" at run time.
-HEALTHCHECK_DEFAULTS = {
-    "Interval": 30_000_000_000,
-    "Timeout": 30_000_000_000,
-    "StartPeriod": 0,
-    "StartInterval": 5_000_000_000,
-    "Retries": 3,
-}
-
-
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def cmd_build(args) -> int:
 def register(sub, management: bool = False) -> None:
     p = sub.add_parser("build", help="Build an image from a Dockerfile")
     p.set_defaults(func=cmd_build)
-    p.add_argument("-t", "--tag", action="append", default=[], help="Name and optionally a tag in the 'name:tag' format")
+    p.add_argument("-t", "--tag", action="append", default=[],
+                   help="Name and optionally a tag in the 'name:tag' format")
     p.add_argument("-f", "--file", default=None, help="Name of the Dockerfile (Default is 'PATH/Dockerfile')")
     p.add_argument("--build-arg", action="append", default=[], help="Set build-time variables")
     p.add_argument("--target", default=None, help="Set the target build stage to build")

@@ -2,44 +2,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import time
 
 from ...container import hostconfig, logs as logsmod
-from ...container import runconfig as spec
+from ...container import runconfig
 from ...container import state as st
 from ... import gotime
 from ...engine.runtime import Runtime
 from ...errors import InvalidArgument, MinidockerError
 from . import format as fmt
+from .common import (confirm, each, err, parse_format, print_inspect, print_section, render_table,
+                     unescape_format)
 
 
 def _runtime() -> Runtime:
     return Runtime()
-
-
-def _err(msg: str) -> None:
-    print(f"Error: {msg}" if not msg.startswith("Error") else msg, file=sys.stderr)
-
-
-def _each(args_list: list[str], action, ignore_missing: bool = False) -> int:
-    """Apply `action` to each container argument; print each failure, exit 1 if any failed
-    (docker keeps going after an error, e.g. `docker rm a missing b`)."""
-    from ...errors import NotFound
-    failed = 0
-    for ref in args_list:
-        try:
-            out = action(ref)
-            if out is not None:
-                print(out, flush=True)
-        except MinidockerError as e:
-            _err(str(e))
-            if not (ignore_missing and isinstance(e, NotFound)):
-                failed = 1
-    return failed
 
 
 # ---------------------------------------------------------------------------- run / create
@@ -56,7 +36,8 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     _add_resource_flags(p)
     p.add_argument("--network", "--net", default="default", help="Connect a container to a network")
-    p.add_argument("--network-alias", "--net-alias", action="append", default=[], help="Add network-scoped alias for the container")
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[],
+                   help="Add network-scoped alias for the container")
     p.add_argument("--ip", default=None, help="IPv4 address (e.g., 172.30.100.104)")
     p.add_argument("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
     p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
@@ -73,7 +54,8 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_resource_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--memory", default=None, help="Memory limit")
-    p.add_argument("--memory-swap", default=None, help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    p.add_argument("--memory-swap", default=None,
+                   help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
     p.add_argument("--cpus", default=None, help="Number of CPUs")
     p.add_argument("-c", "--cpu-shares", type=int, default=None, help="CPU shares (relative weight)")
     p.add_argument("--pids-limit", type=int, default=None, help="Tune container pids limit (set -1 for unlimited)")
@@ -94,7 +76,7 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         try:
             with open(path, encoding="utf-8") as f:
                 try:
-                    env += spec.parse_env_file(f.read(), host_env, path)
+                    env += runconfig.parse_env_file(f.read(), host_env, path)
                 except InvalidArgument as e:
                     raise InvalidArgument(f"poorly formatted environment: {e}") from None
         except FileNotFoundError:
@@ -102,7 +84,7 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         except UnicodeDecodeError:
             raise InvalidArgument(f"env file {path} contains invalid utf8 bytes") from None
     for e in args.env:
-        kv = spec.parse_env_opt(e, host_env)
+        kv = runconfig.parse_env_opt(e, host_env)
         if kv is not None:
             env.append(kv)
     labels = {}
@@ -236,54 +218,37 @@ def cmd_start(args) -> int:
             failed.append(ref)
             raise
         return ref
-    _each(args.containers, start)
+    each(args.containers, start)
     if failed:
-        _err("failed to start containers: " + ", ".join(failed))
+        err("failed to start containers: " + ", ".join(failed))
     return 1 if failed else 0
 
 
 def cmd_stop(args) -> int:
     rt = _runtime()
-    return _each(args.containers, lambda ref: (rt.stop(ref, args.time), ref)[1])
+    return each(args.containers, lambda ref: (rt.stop(ref, args.time), ref)[1])
 
 
 def cmd_restart(args) -> int:
     rt = _runtime()
-    return _each(args.containers, lambda ref: (rt.restart(ref, args.time), ref)[1])
+    return each(args.containers, lambda ref: (rt.restart(ref, args.time), ref)[1])
 
 
 def cmd_kill(args) -> int:
     rt = _runtime()
-    spec.parse_signal(args.signal)  # a bad signal fails before touching any container
-    return _each(args.containers, lambda ref: (rt.kill(ref, args.signal), ref)[1])
+    runconfig.parse_signal(args.signal)  # a bad signal fails before touching any container
+    return each(args.containers, lambda ref: (rt.kill(ref, args.signal), ref)[1])
 
 
 def cmd_rm(args) -> int:
     rt = _runtime()
-    failed = _each(args.containers, lambda ref: (rt.remove(ref, force=args.force, volumes=args.volumes), ref)[1],
+    failed = each(args.containers, lambda ref: (rt.remove(ref, force=args.force, volumes=args.volumes), ref)[1],
                    ignore_missing=args.force)
     return failed
 
 
-def _confirm(prompt: str, force: bool) -> bool:
-    if force:
-        return True
-    print(prompt + "\nAre you sure you want to continue? [y/N] ", end="", flush=True)
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
-def print_section(title: str, items: list[str]) -> None:
-    """Docker's prune report: a title, one line per item, a blank line (nothing if empty)."""
-    if items:
-        print(title)
-        for item in items:
-            print(item)
-        print()
-
-
 def cmd_container_prune(args) -> int:
-    if not _confirm("WARNING! This will remove all stopped containers.", args.force):
+    if not confirm("WARNING! This will remove all stopped containers.", args.force):
         return 0
     removed, space = _runtime().prune()
     print_section("Deleted Containers:", removed)
@@ -293,7 +258,7 @@ def cmd_container_prune(args) -> int:
 
 def cmd_wait(args) -> int:
     rt = _runtime()
-    return _each(args.containers, lambda ref: rt.wait(ref))
+    return each(args.containers, lambda ref: rt.wait(ref))
 
 
 # ---------------------------------------------------------------------------- exec
@@ -305,8 +270,8 @@ def cmd_exec(args) -> int:
     env = []
     for path in args.env_file:
         with open(path, encoding="utf-8") as f:
-            env += spec.parse_env_file(f.read(), host_env, path)
-    env += [kv for kv in (spec.parse_env_opt(e, host_env) for e in args.env) if kv]
+            env += runconfig.parse_env_file(f.read(), host_env, path)
+    env += [kv for kv in (runconfig.parse_env_opt(e, host_env) for e in args.env) if kv]
     sys.stdout.flush()
     with _TerminalRaw(0, args.tty and args.interactive):
         try:
@@ -369,12 +334,12 @@ def cmd_top(args) -> int:
 # ---------------------------------------------------------------------------- pause/update/stats
 def cmd_pause(args) -> int:
     rt = _runtime()
-    return _each(args.containers, lambda ref: (rt.pause(ref), ref)[1])
+    return each(args.containers, lambda ref: (rt.pause(ref), ref)[1])
 
 
 def cmd_unpause(args) -> int:
     rt = _runtime()
-    return _each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
+    return each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
 
 
 def cmd_update(args) -> int:
@@ -382,7 +347,7 @@ def cmd_update(args) -> int:
     resources = _resources_from_args(args, for_update=True)
     if not resources:
         raise InvalidArgument("you must provide one or more flags when using this command", exit_code=1)
-    return _each(args.containers, lambda ref: (rt.update(ref, resources), ref)[1])
+    return each(args.containers, lambda ref: (rt.update(ref, resources), ref)[1])
 
 
 STATS_HEADERS = {"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
@@ -416,7 +381,7 @@ def cmd_stats(args) -> int:
             rt.resolve(ref)  # fail early: "No such container"
     else:
         refs = [r["Id"] for r in rt.list(all=args.all)]
-    template = _unescape_format(args.format) if args.format else _unescape_format(STATS_DEFAULT)
+    template = unescape_format(args.format) if args.format else unescape_format(STATS_DEFAULT)
     prev: dict[str, dict] = {}
 
     def take() -> list[dict]:
@@ -482,29 +447,6 @@ def ps_row(rec: dict, trunc: bool, now: float | None = None) -> dict:
     }
 
 
-def render_table(template: str, rows: list[dict], headers: dict) -> str:
-    """docker's formatter: a `table` template prints a header row (the template rendered
-    over the header names) and aligns the columns with tabwriter."""
-    table = template.startswith("table")
-    if table:
-        template = template[len("table"):].lstrip()
-    from .. import gotemplate
-    try:
-        t = gotemplate.parse(template)
-        lines = [t.execute(r) for r in rows]
-    except gotemplate.TemplateError as e:
-        raise MinidockerError(f"template parsing error: {e}") from None
-    if not table:
-        return "".join(line + "\n" for line in lines)
-    head = t.execute(headers)
-    return fmt.tabwrite([line.split("\t") for line in [head] + lines])
-
-
-def _unescape_format(f: str) -> str:
-    # docker accepts literal "\t" typed in a shell as a tab
-    return f.replace("\\t", "\t").replace("\\n", "\n")
-
-
 def cmd_ps(args) -> int:
     rt = _runtime()
     recs = rt.list(all=args.all or args.latest or args.last is not None)
@@ -517,7 +459,7 @@ def cmd_ps(args) -> int:
         for r in recs:
             print(r["Id"] if args.no_trunc else r["Id"][:12])
         return 0
-    template = _unescape_format(args.format) if args.format else PS_DEFAULT
+    template = unescape_format(args.format) if args.format else PS_DEFAULT
     rows = [ps_row(r, trunc=not args.no_trunc) for r in recs]
     sys.stdout.write(render_table(template, rows, PS_HEADERS))
     return 0
@@ -527,7 +469,7 @@ def _ps_filter(rec: dict, filters: list[str]) -> bool:
     for f in filters or []:
         key, _, value = f.partition("=")
         if key == "status":
-            if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+            if value not in st.STATES:
                 raise InvalidArgument(f"Invalid filter 'status={value}'", exit_code=1)
             if rec["State"]["Status"] != value:
                 return False
@@ -545,18 +487,6 @@ def _ps_filter(rec: dict, filters: list[str]) -> bool:
         if key not in ("status", "name", "id", "label", "exited"):
             raise InvalidArgument(f"Invalid filter '{key}'", exit_code=1)
     return True
-
-
-# ---------------------------------------------------------------------------- inspect
-def parse_format(template: str | None):
-    """Parse a --format template up front: a bad template is an error before any lookup."""
-    if not template:
-        return None
-    from .. import gotemplate
-    try:
-        return gotemplate.parse(_unescape_format(template))
-    except gotemplate.TemplateError as e:
-        raise MinidockerError(f"template parsing error: {e}") from None
 
 
 def cmd_inspect(args) -> int:
@@ -578,52 +508,11 @@ def cmd_inspect(args) -> int:
             except MinidockerError:
                 obj = None
         if obj is None:
-            _err(f"No such {'object' if args.type is None else args.type}: {ref}")
+            err(f"No such {'object' if args.type is None else args.type}: {ref}")
             failed = 1
             continue
         results.append(obj)
-    return _print_inspect(results, template) or failed
-
-
-# Fields that are slices / maps in Docker's Go structs: a null there prints `[]` / `map[]`
-# in `inspect -f`, not `<nil>` (docker runs the template on the typed struct).
-TYPED_SLICES = {"Args", "Cmd", "Entrypoint", "Env", "OnBuild", "ExecIDs", "Mounts", "Binds", "CapAdd",
-                "CapDrop", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "Links", "VolumesFrom",
-                "SecurityOpt", "GroupAdd", "Devices", "MaskedPaths", "ReadonlyPaths", "Aliases",
-                "DeviceCgroupRules", "RepoTags", "RepoDigests", "Layers"}
-TYPED_MAPS = {"Labels", "Volumes", "ExposedPorts", "PortBindings", "Ports", "Networks", "Data",
-              "DriverOpts", "Options", "StorageOpt", "Sysctls", "Tmpfs"}
-
-
-def as_typed(obj):
-    """Replace JSON nulls by NilSlice/NilMap where Docker's structs have slices/maps (pure)."""
-    from ..gotemplate import NilMap, NilSlice
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if v is None and k in TYPED_SLICES:
-                out[k] = NilSlice()
-            elif v is None and k in TYPED_MAPS:
-                out[k] = NilMap()
-            else:
-                out[k] = as_typed(v)
-        return out
-    if isinstance(obj, list):
-        return [as_typed(x) for x in obj]
-    return obj
-
-
-def _print_inspect(results: list[dict], template) -> int:
-    if template is not None:
-        from .. import gotemplate
-        for obj in results:
-            try:
-                print(template.execute(as_typed(obj), missingkey="error"))
-            except gotemplate.TemplateError as e:
-                raise MinidockerError(f"template parsing error: {e}") from None
-        return 0
-    print(fmt.json_indent(results))
-    return 0
+    return print_inspect(results, template) or failed
 
 
 # ---------------------------------------------------------------------------- logs
@@ -743,7 +632,8 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("-n", "--last", type=int, default=None, help="Show n last created containers")
     p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
-    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output (status=, name=, id=, label=, exited=)")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="Filter output (status=, name=, id=, label=, exited=)")
     p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
 
@@ -758,7 +648,8 @@ def register(sub, management: bool = False) -> None:
 
     p = add("logs", cmd_logs, "Fetch the logs of a container")
     p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
-    p.add_argument("-n", "--tail", default="all", help='Number of lines to show from the end of the logs (default "all")')
+    p.add_argument("-n", "--tail", default="all",
+                   help='Number of lines to show from the end of the logs (default "all")')
     p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
     p.add_argument("--since", default=None, help="Show logs since timestamp or relative (e.g. 42m)")
     p.add_argument("--until", default=None, help="Show logs before a timestamp or relative (e.g. 42m)")

@@ -97,7 +97,7 @@ def _graph_data(store: ImageStore, img) -> dict:
 
 
 def cmd_images(args) -> int:
-    from .containers import _unescape_format, render_table
+    from .common import unescape_format, render_table
     store = _store()
     rows = image_rows(store, trunc=not args.no_trunc, all_images=args.all)
     if args.repository:
@@ -111,13 +111,13 @@ def cmd_images(args) -> int:
                 seen.append(r["ID"])
         print("\n".join(seen) + ("\n" if seen else ""), end="")
         return 0
-    template = _unescape_format(args.format) if args.format else IMAGES_DEFAULT
+    template = unescape_format(args.format) if args.format else IMAGES_DEFAULT
     sys.stdout.write(render_table(template, rows, IMAGES_HEADERS))
     return 0
 
 
 def cmd_image_inspect(args) -> int:
-    from .containers import _err, _print_inspect, parse_format
+    from .common import err, print_inspect, parse_format
     template = parse_format(args.format)
     store = _store()
     results, failed = [], 0
@@ -125,9 +125,9 @@ def cmd_image_inspect(args) -> int:
         try:
             results.append(image_inspect_obj(store, ref))
         except MinidockerError as e:
-            _err(str(e))
+            err(str(e))
             failed = 1
-    return _print_inspect(results, template) or failed
+    return print_inspect(results, template) or failed
 
 
 def register(sub, management: bool = False) -> None:
@@ -166,14 +166,14 @@ def cmd_tag(args) -> int:
 
 def cmd_rmi(args) -> int:
     from ...images import manage
-    from .containers import _each
+    from .common import each
     rt = _runtime()
-    return _each(args.images, lambda ref: "\n".join(manage.remove(rt, ref, force=args.force)))
+    return each(args.images, lambda ref: "\n".join(manage.remove(rt, ref, force=args.force)))
 
 
 def cmd_history(args) -> int:
     from ...images import manage
-    from .containers import _unescape_format, render_table
+    from .common import unescape_format, render_table
     rows = []
     for r in manage.history(_store(), args.image):
         created = parse_rfc3339(r["created"])
@@ -186,7 +186,7 @@ def cmd_history(args) -> int:
         return 0
     headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
-    template = _unescape_format(args.format) if args.format else \
+    template = unescape_format(args.format) if args.format else \
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     sys.stdout.write(render_table(template, rows, headers))
     return 0
@@ -194,12 +194,12 @@ def cmd_history(args) -> int:
 
 def cmd_image_prune(args) -> int:
     from ...images import manage
-    from .containers import _confirm
+    from .common import confirm
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if args.all else "WARNING! This will remove all dangling images.")
-    if not _confirm(warning, args.force):
+    if not confirm(warning, args.force):
         return 0
-    from .containers import print_section
+    from .common import print_section
     lines, space = manage.prune(_runtime(), all_images=args.all)
     print_section("Deleted Images:", lines)
     print(f"Total reclaimed space: {fmt.human_size(space, 4)}")

@@ -9,43 +9,11 @@ Errors print one line and exit with docker's code: 125 for usage and runtime err
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from ...errors import MinidockerError
-
-
-class UsageError(MinidockerError):
-    exit_code = 125
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with docker's conventions: `-h` is free for --hostname, errors exit 125."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("add_help", False)
-        super().__init__(*args, **kwargs)
-        self.add_argument("--help", action="help", help="Print usage")
-
-    def error(self, message: str):
-        if message.startswith("the following arguments are required"):
-            # docker (cobra) exits 1 here, unlike other usage errors
-            raise UsageError(f'"{self.prog}" requires at least 1 argument. '
-                             f"See '{self.prog} --help'.", exit_code=1)
-        raise UsageError(f"{message}. See '{self.prog} --help'.")
-
-    def parse_args(self, args=None, namespace=None):
-        # Unknown flags are only noticed by the top-level parser; name the subcommand
-        # in the message as docker does ("See 'docker run --help'.").
-        ns, extra = self.parse_known_args(args, namespace)
-        if extra:
-            prog = " ".join([self.prog] + [w for w in (getattr(ns, "command", None),
-                                                       getattr(ns, "subcommand", None)) if w])
-            flags = [e for e in extra if e.startswith("-")]
-            what = f"unknown flag: {flags[0]}" if flags else f"unexpected arguments: {' '.join(extra)}"
-            raise UsageError(f"{what}. See '{prog} --help'.")
-        return ns
+from .common import Parser, UsageError
 
 
 def build_parser() -> Parser:

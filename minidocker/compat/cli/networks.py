@@ -8,7 +8,6 @@ from ...errors import MinidockerError, NotFound
 from ...network import ports as portsmod
 from ...network.store import PREDEFINED
 from ...network.modes import Networking
-from . import format as fmt
 
 NET_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
@@ -28,7 +27,7 @@ def cmd_network_create(args) -> int:
 
 
 def cmd_network_ls(args) -> int:
-    from .containers import _unescape_format, render_table
+    from .common import unescape_format, render_table
     nets = sorted(_net().store.all(), key=lambda n: n["Name"])
     if args.filter:
         for f in args.filter:
@@ -49,13 +48,13 @@ def cmd_network_ls(args) -> int:
              "Scope": n["Scope"], "IPv6": str(n["EnableIPv6"]).lower(), "Internal": str(n["Internal"]).lower(),
              "Labels": ",".join(f"{k}={v}" for k, v in sorted(n["Labels"].items())),
              "CreatedAt": n["Created"]} for n in nets]
-    template = _unescape_format(args.format) if args.format else NET_DEFAULT
+    template = unescape_format(args.format) if args.format else NET_DEFAULT
     sys.stdout.write(render_table(template, rows, NET_HEADERS))
     return 0
 
 
 def cmd_network_inspect(args) -> int:
-    from .containers import _err, _print_inspect, parse_format
+    from .common import err, print_inspect, parse_format
     template = parse_format(args.format)
     store = _net().store
     results, failed = [], 0
@@ -63,15 +62,15 @@ def cmd_network_inspect(args) -> int:
         try:
             results.append(store.get(ref))
         except NotFound:
-            _err(f"network {ref} not found")
+            err(f"network {ref} not found")
             failed = 1
-    return _print_inspect(results, template) or failed
+    return print_inspect(results, template) or failed
 
 
 def cmd_network_rm(args) -> int:
-    from .containers import _each
+    from .common import each
     net = _net()
-    return _each(args.networks, lambda ref: (net.remove_network(ref), ref)[1])
+    return each(args.networks, lambda ref: (net.remove_network(ref), ref)[1])
 
 
 def cmd_network_connect(args) -> int:
@@ -85,8 +84,8 @@ def cmd_network_disconnect(args) -> int:
 
 
 def cmd_network_prune(args) -> int:
-    from .containers import _confirm
-    if not _confirm("WARNING! This will remove all custom networks not used by at least one container.",
+    from .common import confirm
+    if not confirm("WARNING! This will remove all custom networks not used by at least one container.",
                     args.force):
         return 0
     net = _net()
@@ -98,7 +97,7 @@ def cmd_network_prune(args) -> int:
             continue
         net.remove_network(n["Id"])
         removed.append(n["Name"])
-    from .containers import print_section
+    from .common import print_section
     print_section("Deleted Networks:", removed)
     return 0
 
@@ -118,7 +117,7 @@ def cmd_port(args) -> int:
 
 
 def register(sub, management: bool = False) -> None:
-    from .main import Parser
+    from .common import Parser
     if management:
         return
     p = sub.add_parser("port", help="List port mappings or a specific mapping for the container")

@@ -13,8 +13,8 @@ PRUNE_WARNING = """WARNING! This will remove:
 
 
 def cmd_system_prune(args) -> int:
-    from .containers import _confirm, print_section
-    if not _confirm(PRUNE_WARNING, args.force):
+    from .common import confirm, print_section
+    if not confirm(PRUNE_WARNING, args.force):
         return 0
     rt = Runtime()
     from ...images import manage
@@ -34,7 +34,7 @@ def cmd_system_prune(args) -> int:
 
 
 def register(sub, management: bool = False) -> None:
-    from .main import Parser
+    from .common import Parser
     if management:
         return
     gp = sub.add_parser("system", help="Manage minidocker")

@@ -34,30 +34,30 @@ def cmd_volume_create(args) -> int:
 
 
 def cmd_volume_ls(args) -> int:
-    from .containers import _unescape_format, render_table
+    from .common import unescape_format, render_table
     vs = VolumeStore(Runtime().root)
     names = vs.names()
     if args.quiet:
         print("\n".join(names) + ("\n" if names else ""), end="")
         return 0
     rows = [{"Driver": "local", "Name": n, "Mountpoint": vs.path(n), "Scope": "local"} for n in names]
-    template = _unescape_format(args.format) if args.format else "table {{.Driver}}\t{{.Name}}"
+    template = unescape_format(args.format) if args.format else "table {{.Driver}}\t{{.Name}}"
     sys.stdout.write(render_table(template, rows, {"Driver": "DRIVER", "Name": "VOLUME NAME",
                                                    "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE"}))
     return 0
 
 
 def cmd_volume_inspect(args) -> int:
-    from .containers import _each, _print_inspect, parse_format
+    from .common import each, print_inspect, parse_format
     template = parse_format(args.format)
     vs = VolumeStore(Runtime().root)
     results = []
-    failed = _each(args.volumes, lambda n: results.append(vs.get(n)))
-    return _print_inspect(results, template) or failed
+    failed = each(args.volumes, lambda n: results.append(vs.get(n)))
+    return print_inspect(results, template) or failed
 
 
 def cmd_volume_rm(args) -> int:
-    from .containers import _each
+    from .common import each
     rt = Runtime()
     vs = VolumeStore(rt.root)
 
@@ -67,12 +67,12 @@ def cmd_volume_rm(args) -> int:
             users = [u for u in users if rt.inspect(u)["State"]["Running"]]
         vs.remove(name, users)
         return name
-    return _each(args.volumes, rm)
+    return each(args.volumes, rm)
 
 
 def cmd_volume_prune(args) -> int:
-    from .containers import _confirm, print_section
-    if not _confirm("WARNING! This will remove all local volumes not used by at least one container.", args.force):
+    from .common import confirm, print_section
+    if not confirm("WARNING! This will remove all local volumes not used by at least one container.", args.force):
         return 0
     removed, space = prune_volumes(Runtime(), named_too=args.all)
     print_section("Deleted Volumes:", removed)
@@ -81,7 +81,7 @@ def cmd_volume_prune(args) -> int:
 
 
 def register(sub, management: bool = False) -> None:
-    from .main import Parser
+    from .common import Parser
     if management:
         return
     gp = sub.add_parser("volume", help="Manage volumes")

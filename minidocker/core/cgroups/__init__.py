@@ -10,17 +10,16 @@ Two generations of that filesystem exist, and learners meet three layouts:
 
 One interface (`driver()`), two drivers (v1.py, v2.py) picked from /proc/self/mountinfo.
 Like Docker's cgroupfs driver, each container gets `<tree>/minidocker/<container-id>`
-(Docker: `<tree>/docker/<id>`).
+(Docker: `<tree>/docker/<id>`). Taught in notebook 04 (cgroups).
 """
 from __future__ import annotations
 
 import os
 
-from ...errors import MinidockerError
 from ..linux.procfs import parse_mountinfo, read_mountinfo
+from .base import V1_CONTROLLERS, V2_CONTROLLERS, CgroupError  # noqa: F401 (the package's names)
 
 PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")
-V1_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio", "devices"]
 
 # The same knobs under their two names (what the v1.py and v2.py drivers write and read).
 FILES = [  # (what, docker flag, cgroup v1 file, cgroup v2 file)
@@ -36,11 +35,6 @@ FILES = [  # (what, docker flag, cgroup v1 file, cgroup v2 file)
     ("freeze", "pause", "freezer/freezer.state = FROZEN", "cgroup.freeze = 1 (cgroup.events: frozen 1)"),
     ("device access", "(always)", "devices/devices.allow, devices.deny", "an eBPF program (not in minidocker)"),
 ]
-V2_CONTROLLERS = ["cpu", "memory", "pids", "io"]
-
-
-class CgroupError(MinidockerError):
-    exit_code = 125
 
 
 def v1_hierarchies(mountinfo: str) -> dict[str, str]:

@@ -1,11 +1,19 @@
-"""What both cgroup drivers share: reading and writing cgroup files with clear errors."""
+"""What both cgroup drivers share: the controllers they use, reading and writing cgroup files
+with clear errors. Taught in notebook 04 (cgroups)."""
 from __future__ import annotations
 
 import errno
 import os
 import time
 
-from . import CgroupError
+from ...errors import MinidockerError
+
+V1_CONTROLLERS = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio", "devices"]
+V2_CONTROLLERS = ["cpu", "memory", "pids", "io"]
+
+
+class CgroupError(MinidockerError):
+    exit_code = 125
 
 
 def read(path: str, default: str | None = None) -> str:

@@ -9,6 +9,7 @@
     pids.limit                           pids.max                       pids.max
 
 Absent means unlimited: the drivers write the kernel's "no limit" for it. Pure functions.
+Taught in notebook 04 (cgroups).
 """
 from __future__ import annotations
 

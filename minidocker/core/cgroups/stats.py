@@ -7,6 +7,7 @@
     MEM %     = MEM USAGE / limit x 100   (the limit is the host's RAM when there is none)
 
 The formulas are pure functions (unit-tested without root); `sample()` reads the files.
+Taught in notebook 04 (cgroups: the live CPU plot).
 """
 from __future__ import annotations
 

@@ -12,14 +12,14 @@ A process joins by writing its PID into `cgroup.procs` of *every* one of those t
 Used on pure v1 hosts and on hybrid hosts (v1 controllers + an empty v2 tree), as Docker does.
 
 The devices controller matters for security: the container's root may create device
-nodes (CAP_MKNOD), but may only *open* the harmless ones allowed here.
+nodes (CAP_MKNOD), but may only *open* the harmless ones allowed here. Taught in notebook 04.
 """
 from __future__ import annotations
 
 import os
 
-from . import V1_CONTROLLERS, CgroupError, limits
-from .base import procs, read, read_int, read_keyed, rmdir, wait_until, write
+from . import limits
+from .base import V1_CONTROLLERS, CgroupError, procs, read, read_int, read_keyed, rmdir, wait_until, write
 
 # Docker's default device rules (moby oci/defaults.go): mknod anything, open only these.
 DEVICE_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",

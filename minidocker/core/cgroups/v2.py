@@ -17,13 +17,14 @@ Two rules trip people up, and the errors here name them:
   * "no internal processes": a cgroup (other than the root) that enables controllers for
     its children may not have processes of its own, so minidocker/ stays empty.
 `root` is a parameter so the file logic is tested on a fake tree without root.
+Taught in notebook 04 (cgroups).
 """
 from __future__ import annotations
 
 import os
 
-from . import V2_CONTROLLERS, CgroupError, limits
-from .base import procs, read, read_int, read_keyed, rmdir, wait_until, write
+from . import limits
+from .base import V2_CONTROLLERS, CgroupError, procs, read, read_int, read_keyed, rmdir, wait_until, write
 
 
 class V2Driver:

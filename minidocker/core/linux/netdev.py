@@ -4,6 +4,7 @@ A new network namespace starts with only `lo`, and even that one is down: `ping
 127.0.0.1` says "Network is unreachable". Setting the IFF_UP flag is one ioctl on any
 socket in the namespace (what `ip link set lo up` does through netlink). Everything else
 about networking happens outside, through netlink (pyroute2), in minidocker/network/.
+Taught in notebook 03 (namespaces: a new network namespace).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@
         spaces and parentheses, so it is split at the *last* ")".
 
 Pure parsers take the text (tests feed them samples); the readers open the real files.
+Taught in notebooks 02 and 05 (mountinfo).
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def mounts_under(prefix: str, mounts: list[dict] | None = None) -> list[str]:
 
 
 # /proc/<pid>/stat fields we use, numbered as in proc(5) (1-based)
-STAT_STATE, STAT_PPID, STAT_TTY_NR, STAT_UTIME, STAT_STIME, STAT_STARTTIME = 3, 4, 7, 14, 15, 22
+STAT_PPID, STAT_TTY_NR, STAT_UTIME, STAT_STIME, STAT_STARTTIME = 4, 7, 14, 15, 22
 
 
 def parse_stat(text: str) -> dict:

@@ -11,6 +11,7 @@ learner can read in one file which system calls a container runtime really needs
 
 Each wrapper turns a -1 return into an OSError carrying errno, the call's name and its
 arguments, e.g. ``OSError(22, 'pivot_root(".", "."): Invalid argument')``.
+Taught in notebooks 02 (mount, pivot_root) and 03 (unshare, setns).
 """
 from __future__ import annotations
 
