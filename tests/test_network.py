@@ -154,7 +154,8 @@ def test_connect_and_disconnect_live(md):
         md.ok("network", "connect", "--alias", "joined", "extra", cid)
         ip = ip_of(md, cid, "extra")
         assert md.ok("exec" if False else "inspect", "-f", "{{len .NetworkSettings.Networks}}", cid).strip() == "2"
-        out = md.ok("run", "--rm", "--network", "extra", "busybox", "sh", "-c", "ping -c1 -W2 joined >/dev/null && echo ok")
+        out = md.ok("run", "--rm", "--network", "extra", "busybox", "sh", "-c",
+                    "ping -c1 -W2 joined >/dev/null && echo ok")
         assert out == "ok\n"
         pid = inspect(md, cid)["State"]["Pid"]
         assert sorted(os.listdir(f"/proc/{pid}/root/sys/class/net")) == ["eth0", "eth1", "lo"]
@@ -273,3 +274,27 @@ def test_network_prune_and_exposed_ports_from_a_build(md, tmp_path):
     finally:
         md("rm", "-f", cid)
         md("network", "rm", "kept")
+
+
+def test_publish_a_port_left_in_time_wait(md):
+    """A host server on 127.0.0.1:18181 just closed a connection (its side stays in TIME_WAIT
+    for a minute): Docker publishes the port at once, and so must we."""
+    from test_network_logic import _tcp_states, leave_time_wait
+    port = leave_time_wait(18181)
+    assert "06" in _tcp_states(port) and "0A" not in _tcp_states(port)
+    r = md("run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c", HTTPD)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        assert md.ok("port", cid, "80") == f"127.0.0.1:{port}\n"
+        assert http_get("127.0.0.1", port).startswith("hello-")
+    finally:
+        md("rm", "-f", cid)
+    # a live listener on the port is still a conflict
+    with socket.socket() as live:
+        live.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        live.bind(("127.0.0.1", port))
+        live.listen(1)
+        r = md("run", "-d", "--name", "tw-clash", "-p", f"127.0.0.1:{port}:80", "busybox", "sleep", "30")
+        assert r.returncode == 125 and "port is already allocated" in r.stderr
+        md("rm", "-f", "tw-clash")

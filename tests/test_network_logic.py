@@ -1,5 +1,4 @@
 """Networking without root: address management, -p parsing, NAT rules, the DNS wire format."""
-import ipaddress
 
 import pytest
 
@@ -71,7 +70,8 @@ def test_bindings_publish_all_and_resolution():
     exposed, bindings = ports.bindings_from_flags(["8080:80"], ["443", "53/udp"])
     assert exposed == {"443/tcp": {}, "53/udp": {}, "80/tcp": {}}
     allb = ports.publish_all(exposed, bindings)
-    free = lambda port, proto, ip: port != 32768  # something else listens on 32768
+    def free(port, proto, ip):
+        return port != 32768  # something else listens on 32768
     got = ports.resolve_bindings(allb, taken={("tcp", 32769)}, free=free)
     assert got["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8080"}]
     assert got["443/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "32770"}]
@@ -119,3 +119,60 @@ def test_dns_compression_pointer():
     msg = dns.encode_query("a.example", qid=1)
     name, _ = dns._read_name(msg + b"\x03www\xc0\x0c", len(msg))
     assert name == "www.a.example"
+
+
+def _tcp_states(port: int, ip_hex: str = "0100007F") -> list[str]:
+    """The states (/proc/net/tcp's hex codes: 0A LISTEN, 06 TIME_WAIT) of the sockets bound to ip:port."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return [r[3] for r in rows if r[1] == f"{ip_hex}:{port:04X}"]
+
+
+def leave_time_wait(port: int = 0) -> int:
+    """A server on 127.0.0.1:port that accepts one connection and closes it first (so its side
+    of the connection stays in TIME_WAIT for a minute), then stops listening. Returns the port."""
+    import socket
+    import time
+    with socket.socket() as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as any server does
+        srv.bind(("127.0.0.1", port))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            conn, _ = srv.accept()
+            conn.close()                      # the server closes first: FIN_WAIT -> TIME_WAIT
+            assert client.recv(1) == b""      # the client sees the end
+    deadline = time.monotonic() + 5           # the client's FIN arrives: the server side is TIME_WAIT
+    while "06" not in _tcp_states(port) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return port
+
+
+def test_host_port_free_ignores_time_wait_but_not_a_listener():
+    """Docker's allocator refuses only ports it allocated itself or that a socket holds
+    (docker-proxy binds with SO_REUSEADDR, which succeeds over TIME_WAIT)."""
+    import socket
+    port = leave_time_wait()
+    states = _tcp_states(port)
+    assert "06" in states and "0A" not in states, states  # TIME_WAIT, and no listener left
+    assert ports.host_port_free(port, "tcp", "127.0.0.1")
+    assert ports.host_port_free(port, "tcp", "")  # 0.0.0.0 too
+    assert ports.resolve_bindings({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}, set()) == \
+        {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    # a live listener still holds its port, for its own address and for all addresses
+    with socket.socket() as live:
+        live.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        live.bind(("127.0.0.1", port))
+        live.listen(1)
+        assert "0A" in _tcp_states(port)
+        assert not ports.host_port_free(port, "tcp", "127.0.0.1")
+        assert not ports.host_port_free(port, "tcp", "")
+        with pytest.raises(Conflict, match="port is already allocated"):
+            ports.resolve_bindings({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}, set())
+    # so does a socket bound without SO_REUSEADDR (not listening yet), and a bound UDP socket
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        assert not ports.host_port_free(bound.getsockname()[1], "tcp", "127.0.0.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        assert not ports.host_port_free(udp.getsockname()[1], "udp", "127.0.0.1")

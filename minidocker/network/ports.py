@@ -83,9 +83,16 @@ def publish_all(exposed: dict, bindings: dict) -> dict:
 
 
 def host_port_free(port: int, proto: str, host_ip: str = "") -> bool:
-    """Is anything on the host listening there already? (DNAT would steal its traffic.)"""
+    """Is anything on the host listening there already? (DNAT would steal its traffic.)
+
+    A trial bind(), with SO_REUSEADDR for TCP as docker-proxy's (Go's) listen() has: a
+    connection that just ended leaves a TIME_WAIT socket on the port for a minute, which
+    a plain bind() counts as "in use" but Docker does not. A listening socket, or one bound
+    without SO_REUSEADDR, still makes the bind fail."""
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host_ip or "0.0.0.0", port))
             return True
