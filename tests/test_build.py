@@ -262,3 +262,40 @@ def test_build_api_streams_events(state_root, tmp_path):
     text = "".join(e.get("stream", "") for e in events)
     assert "Step 2/2 : RUN echo streamed" in text and "streamed\n" in text
     assert events[-1]["aux"]["ID"] == client.images.get("api:1").id
+
+
+def test_arg_is_a_cached_step_of_its_own(md, tmp_path):
+    """In Docker's classic builder an ARG after FROM commits a config-only image of its own
+    (`/bin/sh -c #(nop)  ARG V=7` in history) and hits the cache on a rebuild; the values,
+    --build-arg ones included, are in the cache keys of the RUN steps after it."""
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nARG V=7 W\nRUN echo v=$V w=$W\n"})
+    first = build(md, ctx, "-t", "argstep:1")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    i = lines.index("Step 2/3 : ARG V=7 W")
+    assert lines[i + 1].startswith(" ---> Running in ") and lines[i + 2].startswith("Removing intermediate container ")
+    assert lines[i + 3].startswith(" ---> ") and lines[i + 4] == "Step 3/3 : RUN echo v=$V w=$W"
+    assert "v=7 w=\n" in first.stdout
+    base, arg_id = img(md, "busybox")["Id"], lines[i + 3].split()[1]
+    assert arg_id != base[7:19]  # a new image...
+    arg_img = img(md, arg_id)
+    assert arg_img["RootFS"]["Layers"] == img(md, "busybox")["RootFS"]["Layers"]  # ...without a layer
+    assert arg_img["Config"]["Env"] == img(md, "busybox")["Config"]["Env"]  # ARG is not ENV
+    hist = md.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}", "argstep:1").splitlines()
+    assert hist[:2] == ["|1 V=7 /bin/sh -c echo v=$V w=$W|0B", "/bin/sh -c #(nop)  ARG V=7 W|0B"]
+    built = img(md, "argstep:1")["Id"]
+    second = build(md, ctx, "-t", "argstep:1")
+    assert second.stdout.count(" ---> Using cache") == 2 and "Running in" not in second.stdout
+    assert f" ---> {arg_id}\n" in second.stdout and img(md, "argstep:1")["Id"] == built
+    # another value: the ARG step still hits (its text is the same), the RUN does not
+    third = build(md, ctx, "--build-arg", "V=8", "--build-arg", "W=x", "-t", "argstep:2")
+    lines = third.stdout.splitlines()
+    assert lines[lines.index("Step 2/3 : ARG V=7 W") + 1] == " ---> Using cache"
+    assert third.stdout.count("Using cache") == 1 and "v=8 w=x\n" in third.stdout
+    hist = md.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", "argstep:2").splitlines()
+    assert hist[:2] == ["|2 V=8 W=x /bin/sh -c echo v=$V w=$W", "/bin/sh -c #(nop)  ARG V=7 W"]
+    # a line is substituted as a whole with what came before it: B gets no $A from its own line
+    write(tmp_path, {"Dockerfile": "FROM busybox\nENV E=e\nARG A=1 B=${A}-$E\nRUN echo a=$A b=$B\n"})
+    r = build(md, ctx, "-t", "argstep:3")
+    assert r.returncode == 0 and "a=1 b=-e\n" in r.stdout
+    assert "/bin/sh -c #(nop)  ARG A=1 B=-e" in md.ok("history", "--no-trunc", "argstep:3")

@@ -6,7 +6,8 @@ The classic builder's loop, which every Dockerfile tutorial describes:
     RUN       start a container on the current image, run the command, commit its
               changes as a new layer -> a new image
     COPY/ADD  write the files into a new layer directly (no container needed)
-    ENV, CMD, WORKDIR, ...   change only the config -> a new image with an empty layer
+    ENV, CMD, WORKDIR, ARG, ...   change only the config -> a new image with no new layer
+              (committed through a container that is created on the parent, never started)
 
 Each step's result is kept as an (untagged) intermediate image, and a *cache* maps
 (parent image, what the step does) -> that image. Run the build again and unchanged
@@ -29,13 +30,15 @@ import tarfile
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 
 from ... import fsutil
 from ...container import runconfig as specmod
-from ...container.state import rfc3339nano
+from ...gotime import rfc3339nano
 from ...errors import MinidockerError
 from ...images import reference as refmod
-from ...images.store import Image, chain_ids
+from ...images.platform import host_architecture
+from ...images.store import Image
 from . import dockerfile as dfmod
 from .ignore import DockerIgnore
 
@@ -117,6 +120,8 @@ def nop_created_by(ins, shell: list[str]) -> str:
         return f"{' '.join(shell)} #(nop)  {kw} [{' '.join(json.dumps(a) for a in argv)}]"
     if kw in ("ENV", "LABEL"):
         return f"{' '.join(shell)} #(nop)  {kw} " + " ".join(f"{k}={v}" for k, v in ins.pairs)
+    if kw == "ARG":  # the defaults as written (substituted), never a --build-arg: `ARG A B=2`
+        return f"{' '.join(shell)} #(nop)  ARG " + " ".join(k if v is None else f"{k}={v}" for k, v in ins.pairs)
     return f"{' '.join(shell)} #(nop) {kw} {body}".rstrip()
 
 
@@ -166,10 +171,11 @@ class Context:
             dirnames.sort()
             for name in sorted(dirnames + filenames):
                 rel = os.path.relpath(os.path.join(dirpath, name), self.root)
-                if fnmatch.fnmatchcase(rel, pat) and self.included(rel) and "/" not in rel[len(os.path.dirname(pat)):].lstrip("/"):
+                if (fnmatch.fnmatchcase(rel, pat) and self.included(rel)
+                        and "/" not in rel[len(os.path.dirname(pat)):].lstrip("/")):
                     found.append(rel)
         if not found:
-            raise BuildError(f"COPY failed: no source files were specified")
+            raise BuildError("COPY failed: no source files were specified")
         return found
 
 
@@ -220,7 +226,6 @@ class Builder:
         self.total = total
         for ins in self.df.meta_args:
             self._begin(ins.original)
-            self.say(f" ---> (global) ARG\n") if False else None
         for stage in self.df.stages[:last + 1]:
             self.stage_images[stage.index] = self._build_stage(stage)
         final = self.stage_images[last]
@@ -265,7 +270,7 @@ class Builder:
         if stage.is_scratch:
             # "scratch" is no image at all: an empty config, never stored (same id every time,
             # so the first step after it can hit the cache)
-            raw = json.dumps({"architecture": _arch(), "os": "linux", "config": {},
+            raw = json.dumps({"architecture": host_architecture(), "os": "linux", "config": {},
                               "rootfs": {"type": "layers", "diff_ids": []}}, separators=(",", ":")).encode()
             return Image("sha256:" + hashlib.sha256(raw).hexdigest(), json.loads(raw), raw)
         if self.pull:
@@ -284,17 +289,7 @@ class Builder:
     def _dispatch(self, img: Image, ins, env_args: dict, state: dict, trigger: bool) -> Image:
         try:
             if ins.cmd == "ARG":
-                for name, default in ins.pairs:
-                    value = dfmod.resolve_arg(name, default, self.build_args, self.df.global_arg_values,
-                                              self._env(img, env_args), ins.escape)
-                    if name in self.build_args:
-                        self.used_args.add(name)
-                    if value is not None:
-                        env_args[name] = value
-                    else:
-                        env_args.pop(name, None)
-                return self._commit_config(img, lambda cfg: None, ins.original, cache_only=True,
-                                           key=f"ARG {json.dumps(sorted(env_args.items()))}")
+                return self._arg(img, ins, env_args, state)
             x = dfmod.expand_instruction(ins, self._env(img, env_args), self.filename)
             if x.cmd in CONFIG_ONLY:
                 shell = state.get("shell") or (img.config.get("config") or {}).get("Shell") or DEFAULT_SHELL
@@ -302,7 +297,7 @@ class Builder:
                 def change(cfg):
                     apply_config_instruction(cfg, x, env_args, state)
                 return self._commit_config(img, change, nop_created_by(x, shell),
-                                           author=state.get("author"))
+                                           author=state.get("author"), step=True)
             if x.cmd == "RUN":
                 return self._run(img, x, env_args, state)
             if x.cmd in ("COPY", "ADD"):
@@ -366,19 +361,52 @@ class Builder:
         cfg.pop("container_config", None)
         return cfg
 
-    def _commit_config(self, img: Image, change, created_by: str | None, cache_only: bool = False,
-                       key: str | None = None, author: str | None = None) -> Image:
+    def _commit_config(self, img: Image, change, created_by: str | None, key: str | None = None,
+                       author: str | None = None, step: bool = False) -> Image:
+        """A new image with the same layers and a changed config (`step`: a Dockerfile
+        instruction's, which prints what Docker's classic builder prints for it)."""
         key = key or f"CONFIG {created_by}"
         hit = self._cached(img, key)
         if hit:
             return hit
-        if cache_only:
-            return img  # ARG: no image of its own, but later cache keys include its value
-        cfg = self._new_config(img, created_by, None, change, author)
-        new = self.store.put_image(json.dumps(cfg, separators=(",", ":")).encode())
+        cid = None
+        if step:
+            # Docker's classic builder commits a config-only step through a container it
+            # creates (never starts) on the parent image and then removes; so do we, so that
+            # the build says what really happened, line for line as Docker does.
+            cid = self.rt.create(img.id, ["/bin/sh", "-c", created_by or ""], entrypoint="", network="none")
+            self.say(f" ---> Running in {cid[:12]}\n")
+        try:
+            cfg = self._new_config(img, created_by, None, change, author)
+            new = self.store.put_image(json.dumps(cfg, separators=(",", ":")).encode())
+        finally:
+            if cid:
+                self.say(f"Removing intermediate container {cid[:12]}\n")
+                self.rt.remove(cid, force=True, volumes=True)
         if created_by:
             self._remember(img, key, new)
         return new
+
+    def _arg(self, img: Image, ins, env_args: dict, state: dict) -> Image:
+        """ARG in a stage: declare the names (a --build-arg wins over a default), and commit
+        a config-only image, as Docker's classic builder does: `/bin/sh -c #(nop)  ARG V=1`.
+        Its cache key is that text, so a different --build-arg still hits the cache here;
+        the later RUN steps' keys hold the values (`|1 V=2 /bin/sh -c ...`)."""
+        env = self._env(img, env_args)  # the whole line is substituted first: `ARG A=1 B=$A`
+        shown = []                      # gives B the $A from *before* this line, as in Docker
+        for name, default in ins.pairs:
+            value = dfmod.resolve_arg(name, default, self.build_args, self.df.global_arg_values,
+                                      env, ins.escape)
+            if name in self.build_args:
+                self.used_args.add(name)
+            if value is not None:
+                env_args[name] = value
+            else:
+                env_args.pop(name, None)
+            shown.append((name, None if default is None else dfmod.expand(default, env, ins.escape)))
+        shell = state.get("shell") or (img.config.get("config") or {}).get("Shell") or DEFAULT_SHELL
+        return self._commit_config(img, lambda cfg: None, nop_created_by(replace(ins, pairs=shown), shell),
+                                   author=state.get("author"), step=True)
 
     def _run(self, img: Image, x, env_args: dict, state: dict) -> Image:
         shell = state.get("shell") or (img.config.get("config") or {}).get("Shell") or DEFAULT_SHELL
@@ -408,7 +436,7 @@ class Builder:
             chain = self._layer_from_dir(upper, img)
         finally:
             self.say(f"Removing intermediate container {cid[:12]}\n")
-            self.rt.remove(cid, force=True)
+            self.rt.remove(cid, force=True, volumes=True)  # (Docker removes its anonymous volumes too)
         new_cfg = self._new_config(img, created_by, self.store.layer_diff_id(chain))
         new = self.store.put_image(json.dumps(new_cfg, separators=(",", ":")).encode())
         self._remember(img, "RUN " + created_by, new)
@@ -481,7 +509,8 @@ class Builder:
                 chain = self.store.register_layer(tar, img.top_chain_id)
             finally:
                 os.unlink(tar)
-        kind = "dir" if len(items) > 1 or any(k == "PATH" and os.path.isdir(os.path.join(root, r)) for k, r in items) else "file"
+        copies_dir = len(items) > 1 or any(k == "PATH" and os.path.isdir(os.path.join(root, r)) for k, r in items)
+        kind = "dir" if copies_dir else "file"
         created_by = f"/bin/sh -c #(nop) {x.cmd} {kind}:{checksum} in {dest} "
         new_cfg = self._new_config(img, created_by, self.store.layer_diff_id(chain))
         new = self.store.put_image(json.dumps(new_cfg, separators=(",", ":")).encode())
@@ -546,8 +575,8 @@ class Builder:
                                      not os.path.islink(os.path.join(root, rel)) for kind, rel in items)
         dest_is_dir = dest.endswith("/") or len(items) > 1
         if len(items) > 1 and not dest.endswith("/"):
-            raise BuildError(f"When using COPY with more than one source file, the destination must "
-                             f"be a directory and end with a /")
+            raise BuildError("When using COPY with more than one source file, the destination must "
+                             "be a directory and end with a /")
         dest = dest.rstrip("/") or "/"
         mode_override = int(chmod, 8) if chmod else None
         made_dirs: set[str] = set()
@@ -583,7 +612,8 @@ class Builder:
                 base = dest
                 parent_dirs(base + "/x")
                 if base.strip("/"):
-                    entries.append(_dir_entry(base.strip("/"), mode_override or stat.S_IMODE(st_.st_mode), uid, gid, None))
+                    dir_mode = mode_override or stat.S_IMODE(st_.st_mode)
+                    entries.append(_dir_entry(base.strip("/"), dir_mode, uid, gid, None))
                     made_dirs.add(base.strip("/"))
                 for dirpath, dirnames, filenames in os.walk(src):
                     dirnames.sort()
@@ -616,11 +646,6 @@ class Builder:
             h.update(f"F {rel} {m:o} {st_.st_size} {file_digest(path)}\n".encode())
             return _disk_file_entry(target, path, m, uid, gid, int(st_.st_mtime))
         raise BuildError(f"cannot copy {rel}: not a regular file, directory or symlink")
-
-
-def _arch() -> str:
-    import platform
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 def _dir_entry(name: str, mode: int, uid: int, gid: int, mtime):
