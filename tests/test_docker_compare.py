@@ -82,10 +82,12 @@ def test_bad_input_exit_codes_match(both, args):
     "echo $$",                                     # PID 1
     "id", "pwd", "ls /", "ls -a /", "ls /dev", "ls /dev/pts", "ls -ld /tmp /root /proc /sys | cut -c1-10",
     "cat /etc/hosts", "cat /etc/passwd /etc/group", "grep Cap /proc/self/status",
-    "env | cut -d= -f1", "ulimit -n; umask", "ls /sys/class/net", "cat /proc/self/cgroup | wc -l | grep -q . && echo ok",
+    "env | cut -d= -f1", "ulimit -n; umask", "ls /sys/class/net",
+    "cat /proc/self/cgroup | wc -l | grep -q . && echo ok",
     "ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty | cut -c1-10,35-44",
     "touch /x && echo writable", "readlink /etc/mtab",
-    "cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo works", "cat /proc/1/cmdline | tr '\\0' ' '",
+    "cat /sys/class/net/lo/operstate; ping -c1 -W2 127.0.0.1 >/dev/null && echo lo works",
+    "cat /proc/1/cmdline | tr '\\0' ' '",
 ])
 def test_same_view_from_inside(both, script):
     m, d = both.run("run", "--rm", "busybox", "sh", "-c", script)
@@ -295,3 +297,43 @@ def test_exec_matches(both):
         assert m.returncode == d.returncode == 1
     finally:
         both.run("rm", "-f", "cmp-exec")
+
+
+def test_arg_step_lines_match_the_classic_builder(md, docker, tmp_path, monkeypatch):
+    """`ARG V=1` after FROM is a step of its own in Docker's classic builder: a container
+    that is never started, a config-only image, `Using cache` on a rebuild."""
+    import re
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")  # the 20.10 client's classic builder, whatever the host says
+    ctx = tmp_path / "argctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nARG V=1\nRUN echo $V\n")
+
+    def steps(out: str) -> list[str]:
+        return [re.sub(r"\b[0-9a-f]{12}\b", "<id>", line) for line in out.splitlines()
+                if line.startswith(("Step ", " ---> ", "Removing intermediate container "))]
+    for round_ in ("first", "cached"):
+        d = docker.docker("build", "--network", "none", "-t", "argcmp:1", str(ctx), check=False)
+        m = md("build", "--network", "none", "-t", "argcmp:1", str(ctx), timeout=120)
+        assert d.returncode == m.returncode == 0, (d.stderr, m.stderr)
+        assert steps(m.stdout) == steps(d.stdout), round_
+        assert ("Using cache" in d.stdout) == (round_ == "cached")
+    assert steps(d.stdout) == ["Step 1/3 : FROM busybox", " ---> <id>",
+                               "Step 2/3 : ARG V=1", " ---> Using cache", " ---> <id>",
+                               "Step 3/3 : RUN echo $V", " ---> Using cache", " ---> <id>"]
+    fmt = ["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}", "argcmp:1"]
+    theirs = docker.docker(*fmt).stdout.splitlines()
+    assert md.ok(*fmt).splitlines()[:2] == theirs[:2] == ["|1 V=1 /bin/sh -c echo $V|0B",
+                                                           "/bin/sh -c #(nop)  ARG V=1|0B"]
+
+
+def test_inspect_templates_print_like_go(both):
+    """Sets (map[string]struct{}) print their empty structs as {}: map[8080/tcp:{}]."""
+    fmt = "{{.Config.ExposedPorts}} {{json .Config.ExposedPorts}} {{.Config.Volumes}} {{.HostConfig.Binds}}"
+    both.run("create", "--name", "cmp-tpl", "--expose", "8080", "--expose", "53/udp", "-v", "/data",
+             "busybox", "true")
+    try:
+        m, d = both.run("inspect", "-f", fmt, "cmp-tpl")
+        assert (m.returncode, m.stdout) == (d.returncode, d.stdout), (m.stdout, d.stdout)
+        assert m.stdout.startswith("map[53/udp:{} 8080/tcp:{}]")
+    finally:
+        both.run("rm", "-v", "cmp-tpl")

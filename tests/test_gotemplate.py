@@ -405,6 +405,6 @@ def test_sets_print_their_empty_structs_as_go_does():
                                 "Labels": {"a": "1"}}})
     assert render("{{.Config.ExposedPorts}}", data) == "map[53/udp:{} 8080/tcp:{}]"
     assert render("{{.Config.Volumes}} {{printf \"%v\" .Config.Volumes}}", data) == "map[/data:{}] map[/data:{}]"
-    assert render("{{json .Config.ExposedPorts}}", data) == '{"8080/tcp":{},"53/udp":{}}'
+    assert render("{{json .Config.ExposedPorts}}", data) == '{"53/udp":{},"8080/tcp":{}}'  # a Go map: sorted
     assert render("{{range $p, $v := .Config.ExposedPorts}}{{$p}}={{$v}} {{end}}", data) == "53/udp={} 8080/tcp={} "
     assert render("{{.Config.Labels}}", data) == "map[a:1]"

@@ -26,7 +26,7 @@ import urllib.parse
 from decimal import Decimal
 from typing import NamedTuple
 
-__all__ = ["TemplateError", "Template", "parse", "render", "NilSlice", "NilMap", "EmptyStruct"]
+__all__ = ["TemplateError", "Template", "parse", "render", "NilSlice", "NilMap", "EmptyStruct", "GoMap"]
 
 
 class TemplateError(Exception):
@@ -797,9 +797,14 @@ class EmptyStruct(dict):
     prints `{}` (a map would print `map[]`), encodes as JSON {}."""
 
 
+class GoMap(dict):
+    """A Go map (not a struct) in Docker's types: encoding/json writes its keys sorted."""
+
+
 def _json_encode(v) -> str:
     """encoding/json as docker's `json` sets it up: compact, and SetEscapeHTML(false), so
-    <, > and & stay as they are. Dict keys keep their order: docker encodes structs."""
+    <, > and & stay as they are. Dict keys keep their order (docker encodes structs), but
+    a GoMap's are sorted, as Go sorts a map's keys."""
     if isinstance(v, (NilSlice, NilMap)):
         return "null"
     if (v := _nil(v)) is None or isinstance(v, (bool, int)):
@@ -813,7 +818,8 @@ def _json_encode(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(map(_json_encode, v)) + "]"
     if isinstance(v, dict):
-        return "{" + ",".join(f"{_json_encode(str(k))}:{_json_encode(x)}" for k, x in v.items()) + "}"
+        items = sorted(v.items()) if isinstance(v, GoMap) else v.items()
+        return "{" + ",".join(f"{_json_encode(str(k))}:{_json_encode(x)}" for k, x in items) + "}"
     raise ValueError(f"json: unsupported type: {type(v).__name__}")
 
 

@@ -94,15 +94,18 @@ def wanted_mounts(image_config: dict, volumes: list[str], mounts: list[str], tmp
 
 def container_config(image: str, icfg: dict, *, hostname: str, user: str | None, env: list[str], cmd, ep,
                      workdir: str | None, tty: bool, stdin_open: bool, attach: bool, labels: dict,
-                     exposed: dict, stop_signal: str | None, stop_timeout: int | None) -> dict:
-    """`Config` as `docker inspect` shows it: the image's settings with the run flags over them."""
+                     exposed: dict, stop_signal: str | None, stop_timeout: int | None,
+                     anonymous: list[str] = ()) -> dict:
+    """`Config` as `docker inspect` shows it: the image's settings with the run flags over them.
+    `anonymous`: the targets of `-v /path` (Docker lists them in Config.Volumes, not in Binds)."""
+    volumes = {**(icfg.get("Volumes") or {}), **{t: {} for t in anonymous}} or None
     config = {
         "Hostname": hostname, "Domainname": "",
         "User": user if user is not None else icfg.get("User", ""),
         "AttachStdin": attach and stdin_open, "AttachStdout": attach, "AttachStderr": attach,
         "Tty": tty, "OpenStdin": stdin_open, "StdinOnce": attach and stdin_open,
         "Env": runconfig.container_env(icfg.get("Env") or [], env),
-        "Cmd": cmd, "Image": image, "Volumes": icfg.get("Volumes"),
+        "Cmd": cmd, "Image": image, "Volumes": volumes,
         "WorkingDir": workdir if workdir is not None else icfg.get("WorkingDir", ""),
         "Entrypoint": ep, "OnBuild": icfg.get("OnBuild"),
         "Labels": {**(icfg.get("Labels") or {}), **labels},
@@ -224,9 +227,11 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     config = container_config(image, icfg, hostname=hostname or runconfig.default_hostname(cid), user=user,
                               env=list(env or []), cmd=cmd, ep=ep, workdir=workdir, tty=tty,
                               stdin_open=stdin_open, attach=attach, labels=dict(labels or {}), exposed=exposed,
-                              stop_signal=stop_signal, stop_timeout=stop_timeout)
+                              stop_signal=stop_signal, stop_timeout=stop_timeout,
+                              anonymous=[v for v in volumes or [] if ":" not in v])
+    binds = [v for v in volumes or [] if ":" in v]  # `-v src:dst`; `-v /dst` alone is in Config.Volumes
     host = hostconfig.host_config(network_mode=network, port_bindings=bindings, publish_all=publish_all,
-                                  auto_remove=auto_remove, limits=resources, binds=volumes, tmpfs=tmpfs,
+                                  auto_remove=auto_remove, limits=resources, binds=binds, tmpfs=tmpfs,
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
     rec = new_record(rt, cid, name or names.random_name(), argv, img, config, host, settings)
     make_files(rt, rec, img, wanted)

@@ -134,7 +134,7 @@ TYPED_SETS = {"ExposedPorts", "Volumes"}
 def as_typed(obj):
     """Give JSON data the Go types of Docker's structs (pure): nulls where Docker has slices or
     maps become NilSlice/NilMap; the empty values of sets (ExposedPorts) become EmptyStruct."""
-    from ..gotemplate import EmptyStruct, NilMap, NilSlice
+    from ..gotemplate import EmptyStruct, GoMap, NilMap, NilSlice
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
@@ -143,7 +143,9 @@ def as_typed(obj):
             elif v is None and k in TYPED_MAPS:
                 out[k] = NilMap()
             elif k in TYPED_SETS and isinstance(v, dict):
-                out[k] = {key: EmptyStruct() if val == {} else as_typed(val) for key, val in v.items()}
+                out[k] = GoMap({key: EmptyStruct() if val == {} else as_typed(val) for key, val in v.items()})
+            elif k in TYPED_MAPS and isinstance(v, dict):
+                out[k] = GoMap(as_typed(v))
             else:
                 out[k] = as_typed(v)
         return out
