@@ -4,7 +4,10 @@
 All three run the same root filesystem (our offline busybox layer) in the same session,
 so the ratios mean something on any machine. Needs root, docker.io and runc.
 
-    sudo .venv/bin/python benchmarks/run_bench.py [-n 20]
+    sudo .venv/bin/python benchmarks/run_bench.py [-n 20] [--against GITREF]
+
+--against GITREF also times minidocker as it was at GITREF (a temporary git worktree), runs
+interleaved with today's, so a change's cost or saving is measured, not guessed.
 """
 from __future__ import annotations
 
@@ -52,9 +55,31 @@ def runc_bundle(rootfs_tar: str, where: str) -> str:
     return bundle
 
 
+def against(ref: str, work: str, n: int, md: list[str], env: dict) -> dict[str, list[float]]:
+    """minidocker at `ref` and today's, in alternation (both see the same machine state)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tree = os.path.join(work, "against")
+    subprocess.run(["git", "-C", repo, "worktree", "add", "--detach", tree, ref], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        old_env = dict(env, MINIDOCKER_ROOT=os.path.join(work, "root-against"), PYTHONPATH=tree)
+        timed(md, 2, old_env, cwd=tree)
+        old, new = [], []
+        for _ in range(n):
+            old += timed(md, 1, old_env, cwd=tree)
+            new += timed(md, 1, env)
+        subprocess.run([sys.executable, "-m", "minidocker", "system", "prune", "-f"], env=old_env, cwd=tree,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return {f"minidocker at {ref} (none)": old, "minidocker now (none), paired": new}
+    finally:
+        subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", tree], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=15, help="runs per tool (default 15)")
+    ap.add_argument("--against", metavar="GITREF", help="also time minidocker at this git revision")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("run me as root", file=sys.stderr)
@@ -80,6 +105,9 @@ def main() -> int:
         mdb = [sys.executable, "-m", "minidocker", "run", "--rm", "busybox", "true"]
         timed(mdb, 1, env)
         results["minidocker run --rm (bridge+veth)"] = timed(mdb, args.n, env)
+
+        if args.against:
+            results.update(against(args.against, work, args.n, md, env))
 
         if shutil.which("runc"):
             bundle = runc_bundle(tar, work)

@@ -1,7 +1,7 @@
 """Where minidocker keeps its state: the same tree Docker keeps under /var/lib/docker.
 
     <root>/
-      overlay2/<cache-id>/{diff,link,lower,work,merged}   layers (storage/overlay2.py)
+      overlay2/<cache-id>/{diff,link,lower,work,merged}   layers (core/overlay2.py)
       overlay2/l/<short-id> -> ../<cache-id>/diff          short names for mount options
       image/overlay2/imagedb/content/sha256/<image-id>     image config JSON
       image/overlay2/layerdb/sha256/<chain-id>/            layer metadata (diff, size, cache-id, parent)
@@ -9,6 +9,7 @@
       image/overlay2/repositories.json                     tags -> image ids
       containers/<id>/config.v2.json, hostconfig.json      container record and its settings
       containers/<id>/<id>-json.log                        its stdout/stderr (json-file log driver)
+      containers/<id>/bundle/config.json                   the OCI bundle its monitor runs (engine/oci.py)
       tmp/                                                 scratch space on the same filesystem
 
 The root defaults to /var/lib/minidocker; MINIDOCKER_ROOT or `minidocker --root DIR`

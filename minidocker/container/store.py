@@ -4,6 +4,7 @@
     containers/<id>/hostconfig.json  how to run it (AutoRemove, NetworkMode, limits, ...)
     containers/<id>/<id>-json.log    its output (logs.py)
     containers/<id>/hostname, hosts, resolv.conf   bind-mounted over the container's /etc files
+    containers/<id>/bundle/config.json  the OCI runtime spec of its last start (engine/oci.py)
     containers/<id>/.lock            held while the record is being changed
     containers/<id>/shim.lock        held by the container's monitor for as long as it lives
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..errors import MinidockerError
 from .linux import syscalls as sc
 
 OCI_VERSION = "1.0.2"
@@ -76,8 +77,10 @@ KNOWN = {
 }
 
 
-class BundleError(ValueError):
+class BundleError(MinidockerError, ValueError):
     """A config.json this runtime cannot run (the message names the field)."""
+
+    exit_code = 125
 
 
 def parse_mount_options(options: list[str]) -> tuple[int, int, str]:

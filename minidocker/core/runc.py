@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..errors import MinidockerError
 from . import bundle, cgroups
 from . import init as initmod
 from .linux import syscalls as sc
@@ -63,11 +64,15 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
     child makes a pty and sends its master over `console_sock`). `on_created(pid)` runs while
     the child waits in its namespaces, inside its cgroup. Raises StartFailed (the child is
     reaped and its cgroup removed) if the program could not be started."""
-    spec = spec or bundle.load(bundle_dir)
-    root = bundle.root_path(bundle_dir, spec)
-    parent, name = cgroup_of(spec, container_id)
-    cg = cgroups.driver(parent)
-    new, join = bundle.namespaces(spec)
+    try:
+        spec = spec or bundle.load(bundle_dir)
+        root = bundle.root_path(bundle_dir, spec)
+        parent, name = cgroup_of(spec, container_id)
+        cg = cgroups.driver(parent)
+        cgroup_mounts = cg.container_mounts()
+        new, join = bundle.namespaces(spec)
+    except (MinidockerError, OSError) as e:
+        raise StartFailed(125, str(e)) from e
     sync_parent_r, sync_child_w = os.pipe()
     sync_child_r, sync_parent_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -78,7 +83,6 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
         os.close(fd)
     elif new & sc.CLONE_NEWPID:             # ...or PID 1 of a new one
         sc.unshare(sc.CLONE_NEWPID)
-    cgroup_mounts = cg.container_mounts()
     pid = os.fork()
     if pid == 0:  # ---- child: becomes the container
         try:

@@ -88,8 +88,16 @@ class Shim:
             setattr(self, fd_attr, -1)
 
     # --- the main sequence ---
+    def fail(self, code: int, message: str) -> int:
+        self.hooks.failed(code, message)
+        self.report(event="error", code=code, message=message)
+        return code
+
     def run(self) -> int:
-        spec = bundle.load(self.bundle_dir)
+        try:
+            spec = bundle.load(self.bundle_dir)
+        except bundle.BundleError as e:
+            return self.fail(e.exit_code, str(e))
         tty = bool(spec["process"].get("terminal"))
         io = self._stdio(tty)
         try:
@@ -101,9 +109,7 @@ class Shim:
             for fd in (io["out_r"], io["err_r"], io["keep_open_w"]):
                 if fd >= 0:
                     os.close(fd)
-            self.hooks.failed(e.code, str(e))
-            self.report(event="error", code=e.code, message=str(e))
-            return e.code
+            return self.fail(e.code, str(e))
         self._close_child_ends(io)
         master = self._receive_terminal(io)
         self.hooks.started(pid)

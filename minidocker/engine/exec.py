@@ -61,6 +61,8 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
                               exit_code=1)
     try:
         process = exec_process(rt, rec, argv, user, workdir, env, tty)
+    except bundle.BundleError as e:  # e.g. started by a minidocker that wrote no bundle
+        raise MinidockerError(f"{e}: restart the container", exit_code=126) from None
     except MinidockerError as e:
         raise MinidockerError(str(e), exit_code=126) from None
     req = {"cid": cid, "pid": s["Pid"], "cgroup_parent": cgroups.PARENT, "process": process,

@@ -3,7 +3,7 @@
     minidocker [--root DIR] COMMAND [OPTIONS] ...
 
 Parsing lives here; each command is a small function in containers.py, images.py or
-system.py that calls the runtime (container/lifecycle.py) and prints like docker does.
+system.py that calls the engine (engine/runtime.py) and prints like docker does.
 Errors print one line and exit with docker's code: 125 for usage and runtime errors,
 126/127 when the container's command cannot be run, 1 for a failed command.
 """

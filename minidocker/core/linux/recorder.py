@@ -92,6 +92,8 @@ class Recorder(Linux):
                            + (f", {arg(data)})" if data else ")"))
             elif name == "umount2":
                 out.append(f"umount2({arg(args[0])}, {flag_names(args[1], 'MNT_')})")
+            elif name == "umask":
+                out.append(f"umask({args[0]:#05o})")
             elif name == "mknod":
                 import os
                 out.append(f"mknod({arg(args[0])}, {oct(args[1] & 0o7777)}, {os.major(args[2])}:{os.minor(args[2])})")
