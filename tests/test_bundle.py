@@ -114,7 +114,29 @@ def test_runc_spec_default_bundle_is_accepted(tmp_path):
 
 def test_mount_options_as_runc_reads_them():
     assert bundle.parse_mount_options(["nosuid", "strictatime", "mode=755", "size=65536k"]) == (
-        sc.MS_NOSUID | sc.MS_STRICTATIME, 0, "mode=755,size=65536k")
+        sc.MS_NOSUID | sc.MS_STRICTATIME, [], "mode=755,size=65536k")
     assert bundle.parse_mount_options(["rbind", "ro", "rprivate"]) == (
-        sc.MS_BIND | sc.MS_REC | sc.MS_RDONLY, sc.MS_PRIVATE | sc.MS_REC, "")
+        sc.MS_BIND | sc.MS_REC | sc.MS_RDONLY, [sc.MS_PRIVATE | sc.MS_REC], "")
     assert bundle.parse_mount_options(["ro", "rw"])[0] == 0  # later words win
+
+
+def test_bundle_refuses_what_it_would_silently_ignore():
+    spec = oci.build(REC, "/r", (0, 0, []), cgroup_version=1)
+    lx, proc = spec["linux"], spec["process"]
+    no_mnt = [ns for ns in lx["namespaces"] if ns["type"] != "mount"]
+    cases = [
+        (dict(spec, linux=dict(lx, namespaces=no_mnt)), "new mount namespace"),
+        (dict(spec, linux=dict(lx, namespaces=no_mnt + [{"type": "mount", "path": "/proc/1/ns/mnt"}])), "mount"),
+        (dict(spec, hooks={"prestart": [{"path": "/bin/true"}]}), "hooks"),
+        (dict(spec, linux=dict(lx, resources={"blockIO": {"weight": 10}})), "blockIO"),
+        (dict(spec, linux=dict(lx, resources={"cpu": {"cpus": "0"}})), "cpu"),
+        (dict(spec, mounts=spec["mounts"] + [{"destination": "/x", "type": "bind", "source": "/y",
+                                                "options": ["rbind", "nosymfollow"]}]), "nosymfollow"),
+        (dict(spec, mounts=spec["mounts"] + [{"destination": "/../x", "type": "tmpfs", "source": "tmpfs"}]), r"\.\."),
+        (dict(spec, process=dict(proc, user={"uid": 1000, "gid": 1000},
+                                 capabilities=dict(proc["capabilities"], ambient=["CAP_KILL"]))), "ambient"),
+    ]
+    for bad, why in cases:
+        with pytest.raises(bundle.BundleError, match=why):
+            bundle.check(bad)
+    bundle.check(dict(spec, process=dict(proc, oomScoreAdj=100)))  # applied by core/init.py

@@ -420,6 +420,21 @@ def test_exec_joins_the_running_container(md, state_root):
         md("rm", "-f", "execd")
 
 
+def test_exec_gives_the_command_no_host_fd(md):
+    """Only stdin, stdout and stderr reach an exec'd command (and the container's PID 1): no pipe
+    to the CLI, no host directory (CVE-2024-21626). So `exec -d` returns at once."""
+    md.ok("run", "-d", "--name", "fds", "--network", "none", "busybox", "sleep", "300")
+    try:
+        # `ls` opens /proc/self/fd itself: one more fd than the command was given
+        assert md.ok("exec", "fds", "ls", "/proc/self/fd").split() == ["0", "1", "2", "3"]
+        assert md.ok("exec", "fds", "ls", "/proc/1/fd").split() == ["0", "1", "2"]
+        t = time.monotonic()
+        md.ok("exec", "-d", "fds", "sleep", "20")
+        assert time.monotonic() - t < 10
+    finally:
+        md("rm", "-f", "fds")
+
+
 def test_top_lists_the_containers_processes(md):
     cid = md.ok("run", "-d", "--network", "none", "busybox", "sh", "-c", "sleep 100 & exec sleep 200").strip()
     try:

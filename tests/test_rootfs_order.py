@@ -84,3 +84,22 @@ def test_an_image_symlink_cannot_move_proc_or_a_volume_out(tmp_path):
     rootfs.setup(str(root), spec, CGROUP_V2, linux=rec)
     assert ("unlink", f"{root}/proc") in rec.calls       # replaced by a directory, never mounted through
     assert any(c[:3] == ("mount", "/host", f"{root}/etc") for c in rec.calls)  # the container's /etc
+
+
+def test_an_image_dev_symlink_cannot_send_device_nodes_to_the_host(tmp_path):
+    root = tmp_path / "merged"
+    (root / "etc").mkdir(parents=True)
+    os.symlink("/etc", root / "dev")   # an image's /dev -> /etc: before pivot_root that is the host's /etc
+    rec, _ = Recorder(), None
+    spec = oci.build(REC, str(root), (0, 0, [0]), cgroup_version=2)
+    rootfs.setup(str(root), spec, CGROUP_V2, linux=rec)
+    assert ("unlink", f"{root}/dev") in rec.calls
+    mknods = [c[1] for c in rec.calls if c[0] == "mknod"]
+    assert mknods and all(p.startswith(f"{root}/dev/") for p in mknods)
+    assert ("mount", "tmpfs", f"{root}/dev", "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k") \
+        in rec.calls
+
+
+def test_no_device_nodes_into_a_dev_bound_from_the_host(tmp_path):
+    rec, root = record(tmp_path, Mounts=[{"Type": "bind", "Source": "/dev", "Destination": "/dev", "RW": True}])
+    assert "mknod" not in rec.names()

@@ -37,7 +37,7 @@ def test_parse_mount_and_tmpfs():
     from minidocker.core.bundle import parse_mount_options
     from minidocker.core.linux import syscalls as sc
     assert parse_mount_options(volmod.tmpfs_options("ro,size=1m")) == (
-        sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_RDONLY, 0, "size=1m")
+        sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_RDONLY, [], "size=1m")
     assert volmod.oci_mount({"Type": "volume", "Source": "/v/_data", "Destination": "/d", "RW": False}) == {
         "destination": "/d", "type": "bind", "source": "/v/_data", "options": ["rbind", "ro", "rprivate"]}
 
@@ -122,3 +122,10 @@ def test_volume_prune_and_system_prune_volumes(tmp_path):
     md.ok("rm", "-f", cid)
     md.ok("volume", "rm", "used")
     md.ok("system", "prune", "-f")
+
+
+def test_workdir_under_a_volume_is_made_inside(md):
+    out = md.ok("run", "--rm", "--network", "none", "-v", "wdvol:/data", "-w", "/data/sub/dir", "busybox", "pwd")
+    assert out == "/data/sub/dir\n"
+    assert md.ok("run", "--rm", "--network", "none", "-v", "wdvol:/data", "busybox", "ls", "/data/sub") == "dir\n"
+    md.ok("volume", "rm", "wdvol")

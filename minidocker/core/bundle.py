@@ -14,14 +14,16 @@ What minidocker implements of the spec (anything else in a config.json is refuse
 silently ignored):
 
     process     args env cwd terminal user{uid gid additionalGids} capabilities{bounding
-                effective permitted inheritable ambient} noNewPrivileges rlimits oomScoreAdj
+                effective permitted inheritable, ambient for root} noNewPrivileges rlimits oomScoreAdj
     root        path readonly
     hostname
     mounts      destination type source options (flags like runc's parseMountOptions)
-    linux       namespaces (type, path) cgroupsPath resources{memory cpu pids}
+    linux       namespaces (type, path; a new mount namespace is required) cgroupsPath
+                resources{memory{limit swap} cpu{shares quota period} pids{limit}}
                 maskedPaths readonlyPaths rootfsPropagation
                 (linux.resources.devices is accepted: the cgroup device rules are always Docker's
-                defaults, only the standard nodes; uid/gid mappings, sysctl, seccomp: refused)
+                defaults, only the standard nodes; hooks, user namespaces, sysctl, seccomp,
+                AppArmor/SELinux labels: refused)
 
 Pure functions: reading, checking and writing the file; option parsing. Tested without root.
 Taught in notebook 01 (a container is a process: its config.json, run by the real runc too).
@@ -68,13 +70,17 @@ RLIMITS = {f"RLIMIT_{n}": i for i, n in enumerate(
     ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
      "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"])}
 
-KNOWN = {
+KNOWN = {  # what may appear; what is listed but not honoured is refused in check() when set
     "": {"ociVersion", "process", "root", "hostname", "mounts", "linux", "annotations", "hooks", "domainname"},
     "process": {"terminal", "user", "args", "env", "cwd", "capabilities", "noNewPrivileges", "rlimits",
                 "oomScoreAdj", "consoleSize", "apparmorProfile", "selinuxLabel"},
     "linux": {"namespaces", "cgroupsPath", "resources", "maskedPaths", "readonlyPaths", "rootfsPropagation",
               "devices", "uidMappings", "gidMappings", "sysctl", "seccomp", "mountLabel"},
 }
+NOT_YET = {"": ["hooks", "domainname"], "process": ["apparmorProfile", "selinuxLabel"],
+           "linux": ["uidMappings", "gidMappings", "sysctl", "seccomp", "mountLabel", "devices"]}
+RESOURCES = {"memory": {"limit", "swap"}, "cpu": {"shares", "quota", "period"}, "pids": {"limit"},
+             "devices": None}  # devices: the cgroup rules are always Docker's defaults
 
 
 class BundleError(MinidockerError, ValueError):
@@ -83,18 +89,19 @@ class BundleError(MinidockerError, ValueError):
     exit_code = 125
 
 
-def parse_mount_options(options: list[str]) -> tuple[int, int, str]:
-    """["nosuid", "rbind", "ro", "rprivate", "size=64k"] -> (mount flags, propagation flags, data).
+def parse_mount_options(options: list[str]) -> tuple[int, list[int], str]:
+    """["nosuid", "rbind", "ro", "rprivate", "size=64k"] -> (mount flags, propagation changes, data).
 
-    Words runc knows become flags; the rest (size=, mode=, gid=, newinstance, ...) is the
-    filesystem's own data string, passed to mount(2) as is."""
-    flags, propagation, data = 0, 0, []
+    Words runc knows become flags; propagation words become changes made after the mount, in
+    order; the rest (size=, mode=, gid=, newinstance, ...) is the filesystem's own data string,
+    passed to mount(2) as is."""
+    flags, propagation, data = 0, [], []
     for o in options or []:
         if o in MOUNT_FLAGS:
             set_, clear = MOUNT_FLAGS[o]
             flags = (flags | set_) & ~clear
         elif o in PROPAGATION:
-            propagation = PROPAGATION[o]
+            propagation.append(PROPAGATION[o])
         else:
             data.append(o)
     return flags, propagation, ",".join(data)
@@ -128,18 +135,34 @@ def check(spec: dict) -> dict:
     if not (spec.get("root") or {}).get("path"):
         raise BundleError("config.json: root.path is required")
     linux = spec.get("linux") or {}
-    for key in ("uidMappings", "gidMappings", "sysctl", "seccomp"):
-        if linux.get(key):
-            raise BundleError(f"config.json: linux.{key} is not supported by minidocker yet")
-    if linux.get("devices"):
-        raise BundleError("config.json: linux.devices (extra device nodes) is not supported by minidocker yet")
+    for where, keys in NOT_YET.items():
+        section = spec if not where else spec.get(where) or {}
+        for key in keys:
+            if section.get(key):
+                name = f"{where}.{key}" if where else key
+                raise BundleError(f"config.json: {name} is not supported by minidocker yet")
+    for kind, value in (linux.get("resources") or {}).items():
+        if kind not in RESOURCES or (RESOURCES[kind] is not None and set(value or {}) - RESOURCES[kind]):
+            raise BundleError(f"config.json: linux.resources.{kind}: only "
+                              f"{', '.join(f'{k}.{f}' for k, fs in RESOURCES.items() if fs for f in sorted(fs))} "
+                              "are supported by minidocker")
     for r in proc.get("rlimits") or []:
         if r.get("type") not in RLIMITS:
             raise BundleError(f"config.json: process.rlimits: unknown type {r.get('type')!r}")
+    caps = proc.get("capabilities") or {}
+    if caps.get("ambient") and int((proc.get("user") or {}).get("uid", 0)) != 0:
+        raise BundleError("config.json: ambient capabilities for a non-root user are not supported by minidocker")
     for m in spec.get("mounts") or []:
-        if not str(m.get("destination", "")).startswith("/"):
-            raise BundleError(f"config.json: mount destination {m.get('destination')!r} must be absolute")
-    namespaces(spec)
+        dest = str(m.get("destination", ""))
+        if not dest.startswith("/") or ".." in dest.split("/"):
+            raise BundleError(f"config.json: mount destination {dest!r} must be absolute, without ..")
+        is_bind = m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or [])
+        unknown = [o for o in m.get("options") or [] if o not in MOUNT_FLAGS and o not in PROPAGATION]
+        if is_bind and unknown:  # a bind mount has no data string: these would vanish silently
+            raise BundleError(f"config.json: mount {dest}: option {unknown[0]!r} is not supported by minidocker")
+    new, join = namespaces(spec)
+    if not new & sc.CLONE_NEWNS:  # rootfs.setup would pivot the host's own root
+        raise BundleError("config.json: linux.namespaces must have a new mount namespace (no path)")
     return spec
 
 

@@ -133,10 +133,12 @@ def set_user(user: dict, caps: dict) -> None:
 
 
 def finalize(process: dict) -> tuple[str, list[str], dict]:
-    """From a privileged helper to the user's process: everything but the execve itself.
-    Returns (program path, argv, environment) for execve."""
-    for r in process.get("rlimits") or []:
-        resource.setrlimit(bundle.RLIMITS[r["type"]], (int(r["soft"]), int(r["hard"])))
+    """From a privileged helper to the user's process: rlimits, user, capabilities, cwd,
+    no_new_privs, the program's path; everything but the execve itself (the caller has closed
+    every fd the program must not get). Returns (program path, argv, environment) for execve."""
+    for r in process.get("rlimits") or []:  # (2**64-1 in the spec is RLIM_INFINITY)
+        soft, hard = (resource.RLIM_INFINITY if int(v) >= 2**63 else int(v) for v in (r["soft"], r["hard"]))
+        resource.setrlimit(bundle.RLIMITS[r["type"]], (soft, hard))
     user = process.get("user") or {}
     env = list(process.get("env") or [])
     if not any(e.startswith("HOME=") for e in env):
@@ -193,6 +195,9 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
     """Never returns: execve()s the user's command or exits with the error code."""
     try:
         reset_signals()
+        if "oomScoreAdj" in spec["process"]:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(int(spec["process"]["oomScoreAdj"])))
         new, join = bundle.namespaces(spec)
         for kind, path in join.items():
             if kind != "pid":  # (the PID namespace was entered before the fork)
@@ -215,10 +220,12 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
         if spec.get("hostname") and new & sc.CLONE_NEWUTS:
             sc.sethostname(spec["hostname"])
         process = spec["process"]
+        # a missing working directory is made now, inside (as runc does: under the volumes too)
+        os.makedirs(process.get("cwd") or "/", mode=0o755, exist_ok=True)
         if process.get("terminal"):
             make_terminal(console_sock)
-        exe, argv, env = finalize(process)
         close_fds({err_fd})
+        exe, argv, env = finalize(process)
         execve(exe, argv, env)
     except StartError as e:
         report(err_fd, e.code, f"unable to start container process: {e}")

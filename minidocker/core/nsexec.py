@@ -47,8 +47,9 @@ def run(req: dict, err_fd: int) -> int:
 
     pid = req["pid"]
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    os.set_inheritable(err_fd, False)  # the command must never get the pipe to our caller
     try:
-        fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY) for kind in NS_ORDER}
+        fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in NS_ORDER}
     except FileNotFoundError:
         return fail(1, f"Container {req['cid']} is not running")
     try:
@@ -56,7 +57,9 @@ def run(req: dict, err_fd: int) -> int:
     except Exception as e:  # the container may have no cgroup (a v2 host without controllers)
         print(f"minidocker exec: not joining the container's cgroup: {e}", file=sys.stderr)
     for kind in NS_ORDER:
-        sc.setns(fds.pop(kind), 0)
+        fd = fds.pop(kind)
+        sc.setns(fd, 0)
+        os.close(fd)
     master = slave = -1
     if req.get("tty"):
         master, slave = os.openpty()  # the terminal of the exec'd command
@@ -126,6 +129,7 @@ def _relay(master: int, interactive: bool) -> None:
 def _child(req: dict, err_fd: int) -> None:
     try:
         initmod.reset_signals()
+        initmod.close_fds({err_fd})  # stdio only, as in the container's own init
         exe, argv, env = initmod.finalize(req["process"])
         initmod.execve(exe, argv, env)
     except initmod.StartError as e:

@@ -40,15 +40,13 @@ DEV_SYMLINKS = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
 NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
-KERNEL_FILESYSTEMS = ("proc", "sysfs", "devpts", "mqueue", "cgroup")
-
-
 def target(rootfs: str, destination: str, kind: str = "bind", linux=LINUX) -> str:
     """Where `destination` is on the host: resolved as if rootfs were "/", so a symlink the
     image planted (/data -> /etc) leads to the container's /etc, never the host's (runc's
-    securejoin). A kernel filesystem is never mounted through a symlink (an image's /proc ->
-    /etc): runc refuses such an image; we replace the link by a directory."""
-    if kind not in KERNEL_FILESYSTEMS:
+    securejoin). Only a bind mount follows a symlink in the last place; a new filesystem
+    (proc, /dev's tmpfs, ...) replaces it by a directory (an image's /dev -> /etc would
+    otherwise get /dev's device nodes)."""
+    if kind == "bind":
         return scoped_path(rootfs, destination)
     parent, name = os.path.split(destination.rstrip("/") or "/")
     path = os.path.join(scoped_path(rootfs, parent), name) if name else rootfs
@@ -59,17 +57,19 @@ def target(rootfs: str, destination: str, kind: str = "bind", linux=LINUX) -> st
 
 def make_mounts_private(propagation: str = "rslave", linux=LINUX) -> None:
     """Step 1: / and everything below it becomes a slave (or private) mount in *this* namespace."""
-    linux.mount(None, "/", None, parse_mount_options([propagation])[1] or sc.MS_SLAVE | sc.MS_REC)
+    linux.mount(None, "/", None, (parse_mount_options([propagation])[1] or [sc.MS_SLAVE | sc.MS_REC])[0])
 
 
 def mount_entry(rootfs: str, m: dict, cgroup_mounts: list[tuple], linux=LINUX) -> None:
     """One entry of config.json's `mounts`."""
     flags, propagation, data = parse_mount_options(m.get("options") or [])
     kind, source = m.get("type") or "", m.get("source") or ""
+    if flags & sc.MS_BIND:
+        kind = "bind"
     dest = target(rootfs, m["destination"], kind, linux)
     if kind == "cgroup":
         mount_cgroups(rootfs, dest, flags, cgroup_mounts, linux)
-    elif kind == "bind" or flags & sc.MS_BIND:
+    elif kind == "bind":
         if os.path.isdir(source):
             linux.mkdir_p(dest)
         elif not os.path.exists(dest):
@@ -77,13 +77,14 @@ def mount_entry(rootfs: str, m: dict, cgroup_mounts: list[tuple], linux=LINUX) -
             linux.touch(dest)
         linux.mount(source, dest, None, sc.MS_BIND | (flags & sc.MS_REC))
         extra = flags & ~(sc.MS_BIND | sc.MS_REC)
-        if extra:  # a bind mount ignores ro, nosuid, ... at first: a second, remount call sets them
+        if extra:  # a bind mount ignores ro, nosuid, ... at first: a second, remount call sets
+            # them (on this mount only: MS_REC does nothing here, submounts stay as they were)
             linux.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | (flags & sc.MS_REC) | extra)
     else:
         linux.mkdir_p(dest)
         linux.mount(source or kind, dest, kind, flags, data or None)
-    if propagation:
-        linux.mount(None, dest, None, propagation)
+    for change in propagation:
+        linux.mount(None, dest, None, change)
 
 
 def mount_cgroups(rootfs: str, dest: str, flags: int, mounts: list[tuple], linux=LINUX) -> None:
@@ -98,8 +99,9 @@ def mount_cgroups(rootfs: str, dest: str, flags: int, mounts: list[tuple], linux
 
 
 def create_devices(rootfs: str, linux=LINUX) -> None:
-    """Step 4: the device nodes (mode 0666, whatever the umask) and the /dev symlinks."""
-    dev = os.path.join(rootfs, "dev")
+    """Step 4: the device nodes (mode 0666, whatever the umask) and the /dev symlinks, in the
+    container's /dev (resolved inside the rootfs: never through a symlink out of it)."""
+    dev = target(rootfs, "/dev", "tmpfs", linux)
     old = linux.umask(0)
     try:
         for name, major, minor in DEVICES:
@@ -108,6 +110,12 @@ def create_devices(rootfs: str, linux=LINUX) -> None:
         linux.umask(old)
     for tgt, name in DEV_SYMLINKS:
         linux.symlink(tgt, os.path.join(dev, name))
+
+
+def dev_is_bound(spec: dict) -> bool:
+    return any(m.get("destination") == "/dev" and
+               (m.get("type") == "bind" or parse_mount_options(m.get("options") or [])[0] & sc.MS_BIND)
+               for m in spec.get("mounts") or [])
 
 
 def pivot_root(rootfs: str, linux=LINUX) -> None:
@@ -156,7 +164,8 @@ def setup(rootfs: str, spec: dict, cgroup_mounts: list[tuple] = (), linux=LINUX)
     linux.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     for m in spec.get("mounts") or []:
         mount_entry(rootfs, m, list(cgroup_mounts), linux)
-    create_devices(rootfs, linux)
+    if not dev_is_bound(spec):
+        create_devices(rootfs, linux)  # (never into a /dev bound from the host: runc's needsSetupDev)
     pivot_root(rootfs, linux)
     readonly_paths(lx.get("readonlyPaths") or [], linux)
     mask_paths(lx.get("maskedPaths") or [], linux)

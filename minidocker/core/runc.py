@@ -102,7 +102,9 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
     try:
         try:
             if os.read(sync_parent_r, 1) != b"R":
-                raise StartFailed(125, "the container's init died while starting")
+                why = os.read(err_r, 65536)  # it may have said why (e.g. a namespace to join is gone)
+                err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
+                raise StartFailed(err["code"], err["message"])
             cg.create(name)
             cg.apply(name, (spec.get("linux") or {}).get("resources") or {})
             cg.add_process(name, pid)

@@ -106,6 +106,8 @@ class Shim:
                              on_created=self.hooks.created)
         except runc.StartFailed as e:
             self._close_child_ends(io)
+            if io["console_parent"]:
+                io["console_parent"].close()
             for fd in (io["out_r"], io["err_r"], io["keep_open_w"]):
                 if fd >= 0:
                     os.close(fd)

@@ -14,19 +14,18 @@ import subprocess
 import sys
 
 from ..container import runconfig
-from ..core import bundle, cgroups
+from ..core import bundle, runc
 from ..errors import InvalidArgument, InvalidState, MinidockerError
 from . import oci
 from .reconcile import reconcile
 from .start import helper_env
 
 
-def exec_process(rt, rec: dict, argv: list[str], user: str | None, workdir: str | None,
+def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str | None, workdir: str | None,
                  env: list[str] | None, tty: bool) -> dict:
-    """The OCI process of `docker exec` (what `runc exec --process process.json` reads)."""
+    """The OCI process of `docker exec` (what `runc exec --process process.json` reads), from
+    the container's own config.json (`spec`) and its mounted root filesystem."""
     cfg = rec["Config"]
-    spec = bundle.load(oci.bundle_dir(rt.containers.dir(rec["Id"])))
-    rootfs = bundle.root_path(oci.bundle_dir(rt.containers.dir(rec["Id"])), spec)
     uid, gid, groups, _ = oci.resolve_user(rootfs, user if user is not None else cfg.get("User") or "")
     hostname = cfg.get("Hostname") or rec["Id"][:12]
     return {
@@ -59,13 +58,16 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
     if workdir and not workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path",
                               exit_code=1)
+    bundle_dir = oci.bundle_dir(rt.containers.dir(cid))
     try:
-        process = exec_process(rt, rec, argv, user, workdir, env, tty)
+        spec = bundle.load(bundle_dir)
+        process = exec_process(spec, bundle.root_path(bundle_dir, spec), rec, argv, user, workdir, env, tty)
     except bundle.BundleError as e:  # e.g. started by a minidocker that wrote no bundle
         raise MinidockerError(f"{e}: restart the container", exit_code=126) from None
     except MinidockerError as e:
         raise MinidockerError(str(e), exit_code=126) from None
-    req = {"cid": cid, "pid": s["Pid"], "cgroup_parent": cgroups.PARENT, "process": process,
+    parent, name = runc.cgroup_of(spec, cid)
+    req = {"cid": name, "pid": s["Pid"], "cgroup_parent": parent, "process": process,
            "tty": tty, "interactive": interactive}
     r, w = os.pipe()
     if stdio is None or detach:

@@ -9,7 +9,7 @@ core/runc.py (or the real runc) runs it.
     Config.Env, Hostname, Tty    -> process.env, hostname, process.terminal
     Config.User ("daemon")       -> process.user {uid, gid, additionalGids}, looked up in the
                                     container's own /etc/passwd and /etc/group, as dockerd does
-    Config.WorkingDir            -> process.cwd (created in the rootfs first, as dockerd does)
+    Config.WorkingDir            -> process.cwd (made inside if missing, as runc does)
     the overlay `merged` dir     -> root.path
     Mounts, /etc/hosts & co      -> mounts (after Docker's defaults: /proc, /dev, /sys, ...)
     HostConfig.NetworkMode       -> linux.namespaces: a new network namespace, none at all (host),
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from .. import fsutil
+from .. import fsutil, volumes
 from ..container import hostconfig, runconfig
 from ..core import bundle, cgroups, security
 from ..errors import MinidockerError
@@ -51,11 +51,6 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int], str]:
     def read(path: str) -> str:
         return fsutil.read_text(fsutil.scoped_path(rootfs, path), "") or ""
     return runconfig.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
-
-
-def make_workdir(rootfs: str, cwd: str) -> None:
-    """dockerd creates a missing WORKDIR (owned by root) before the start."""
-    os.makedirs(fsutil.scoped_path(rootfs, cwd), mode=0o755, exist_ok=True)
 
 
 def capabilities(cgroup_version: int) -> list[str]:
@@ -90,7 +85,6 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
     files = joined or rec
     shm = {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={host.get('ShmSize') or hostconfig.SHM_SIZE}"]}
-    from .. import volumes
     user_mounts = [volumes.oci_mount(m) for m in rec.get("Mounts") or []]
     user_mounts += [volumes.oci_mount({"Type": "tmpfs", "Destination": t, "Mode": o})
                     for t, o in (host.get("Tmpfs") or {}).items()]
@@ -124,12 +118,12 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
 
 def write_bundle(rec: dict, container_dir: str, rootfs: str, *, cgroup_version: int,
                  join_netns: str | None = None, joined: dict | None = None) -> str:
-    """Resolve the user, create the working directory, write config.json; return the bundle dir."""
+    """Resolve the user, write config.json; return the bundle dir. (A missing working directory
+    is made by the runtime, inside the container: core/init.py.)"""
     try:
         uid, gid, groups, _home = resolve_user(rootfs, rec["Config"].get("User") or "")
     except MinidockerError as e:  # docker checks the user before starting: exit 125
         raise MinidockerError(str(e), exit_code=125) from None
-    make_workdir(rootfs, rec["Config"].get("WorkingDir") or "/")
     spec = build(rec, rootfs, (uid, gid, groups), cgroup_version=cgroup_version,
                  join_netns=join_netns, joined=joined)
     d = bundle_dir(container_dir)
