@@ -34,6 +34,7 @@ from . import cgroups
 from . import init as initmod
 from .linux import syscalls as sc
 from .runc import exit_status
+from .stdio import StdinFeeder
 
 NS_ORDER = ["ipc", "uts", "net", "cgroup", "pid", "mnt"]  # mnt last: it changes our root
 
@@ -61,9 +62,14 @@ def run(req: dict, err_fd: int) -> int:
         sc.setns(fd, 0)
         os.close(fd)
     master = slave = -1
+    pipes: dict[str, tuple[int, int]] = {}
     if req.get("tty"):
-        master, slave = os.openpty()  # the terminal of the exec'd command
+        master, slave = os.openpty()  # the terminal of the exec'd command (on the container's devpts)
         _copy_winsize(0, master)
+    else:  # pipes, never our caller's own terminal (core/stdio.py)
+        if req.get("interactive"):
+            pipes["in"] = os.pipe()
+        pipes["out"], pipes["err"] = os.pipe(), os.pipe()
     r, w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
@@ -75,12 +81,19 @@ def run(req: dict, err_fd: int) -> int:
                 fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
                 for fd in (0, 1, 2):
                     os.dup2(slave, fd)
+            else:
+                devnull = os.open("/dev/null", os.O_RDWR)
+                os.dup2(pipes["in"][0] if "in" in pipes else devnull, 0)
+                os.dup2(pipes["out"][1], 1)
+                os.dup2(pipes["err"][1], 2)
             _child(req, w)
         finally:
             os._exit(126)
     os.close(w)
     if slave >= 0:
         os.close(slave)
+    for name, (pr, pw) in pipes.items():
+        os.close(pr if name == "in" else pw)  # keep our ends: the write end of "in", the read ends
     failure = os.read(r, 65536)
     os.close(r)
     if failure:
@@ -92,8 +105,40 @@ def run(req: dict, err_fd: int) -> int:
         signal.signal(s, lambda signo, frame: os.kill(child, signo))
     if master >= 0:
         _relay(master, req.get("interactive", False))
+    else:
+        _copy_pipes(pipes)
     _, status = os.waitpid(child, 0)
     return exit_status(status)
+
+
+def _copy_pipes(pipes: dict[str, tuple[int, int]]) -> None:
+    """Our stdin into the command's stdin pipe (with -i), its stdout and stderr pipes to ours."""
+    sel = selectors.PollSelector()  # (poll: our stdin may be a regular file)
+    feeder = None
+    if "in" in pipes:
+        feeder = StdinFeeder(0, pipes["in"][1])
+        feeder.register(sel)
+    outputs = {pipes["out"][0]: 1, pipes["err"][0]: 2}
+    for fd in outputs:
+        sel.register(fd, selectors.EVENT_READ, ("out", None))
+    while outputs:
+        for key, _ in sel.select():
+            kind, obj = key.data
+            if kind == "stdin-feed":
+                obj.handle(key.fd)
+                continue
+            data = os.read(key.fd, 65536)
+            if not data:
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                del outputs[key.fd]
+                continue
+            try:
+                os.write(outputs[key.fd], data)
+            except OSError:
+                pass  # our caller stopped reading; the command runs on
+    if feeder is not None:
+        feeder.close()
 
 
 def _copy_winsize(src: int, dst: int) -> None:

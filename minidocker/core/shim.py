@@ -35,6 +35,7 @@ import socket
 import sys
 
 from . import bundle, cgroups, runc
+from .stdio import StdinFeeder
 from .linux import syscalls as sc
 
 
@@ -117,7 +118,10 @@ class Shim:
         self.hooks.started(pid)
         self.report(event="started", pid=pid)
 
-        self._pump(io["out_r"], io["err_r"], master, tty)
+        feeder = None
+        if io["keep_open_w"] >= 0 and self.attach_in >= 0:  # -i, attached: copy the caller's input
+            feeder, io["keep_open_w"] = StdinFeeder(self.attach_in, io["keep_open_w"]), -1
+        self._pump(io["out_r"], io["err_r"], master, tty, feeder)
         code = self._reap(pid)
         if io["keep_open_w"] >= 0:
             os.close(io["keep_open_w"])
@@ -136,14 +140,13 @@ class Shim:
 
     def _stdio(self, tty: bool) -> dict:
         """The container's stdin/stdout/stderr: pipes we read (or, with a terminal, one the
-        container makes itself); stdin is the caller's (-i attached), a pipe held open
-        (-d -i), or /dev/null."""
+        container makes itself). Its stdin (-i) is a pipe we write what the attached caller
+        types into (or hold open, -d -i), never the caller's own terminal (core/stdio.py);
+        without -i, /dev/null."""
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         io = {"keep_open_w": -1, "out_r": -1, "out_w": devnull, "err_r": -1, "err_w": devnull,
               "console_parent": None, "console_child": None, "devnull": devnull}
-        if self.interactive and self.attach_in >= 0 and not tty:
-            io["child_in"] = self.attach_in
-        elif self.interactive and not tty:
+        if self.interactive and not tty:
             io["child_in"], io["keep_open_w"] = os.pipe()
         else:
             io["child_in"] = devnull
@@ -158,10 +161,9 @@ class Shim:
         for fd in {io["child_in"], io["out_w"], io["err_w"], io["devnull"]}:
             if fd >= 0:
                 os.close(fd)
-        if self.attach_in >= 0 and (io["child_in"] == self.attach_in or not io["console_parent"]):
-            if io["child_in"] != self.attach_in:
-                os.close(self.attach_in)
-            self.attach_in = -1  # the container has it now; we only relay stdin for a terminal
+        if self.attach_in >= 0 and not io["console_parent"] and io["keep_open_w"] < 0:
+            os.close(self.attach_in)  # no -i: the caller's input goes nowhere
+            self.attach_in = -1
         if io["console_child"]:
             io["console_child"].close()
             io["console_child"] = None
@@ -199,10 +201,13 @@ class Shim:
         except OSError:
             pass
 
-    def _pump(self, out_r: int, err_r: int, master: int, tty: bool) -> None:
-        """Copy container output to the log (and the attached caller) until it closes;
-        serve the hooks' file descriptors (Docker's embedded DNS) meanwhile."""
-        sel = selectors.DefaultSelector()
+    def _pump(self, out_r: int, err_r: int, master: int, tty: bool, feeder: StdinFeeder | None = None) -> None:
+        """Copy container output to the log (and the attached caller) until it closes, and the
+        caller's input to the container's stdin; serve the hooks' file descriptors (Docker's
+        embedded DNS) meanwhile. (poll, not epoll: a caller's stdin may be a regular file.)"""
+        sel = selectors.PollSelector()
+        if feeder is not None:
+            feeder.register(sel)
         streams = 0
         if tty:
             if master >= 0:
@@ -225,9 +230,14 @@ class Shim:
                 if stream == "hook":
                     attr(fd)
                     continue
+                if stream == "stdin-feed":
+                    attr.handle(fd)
+                    continue
                 if stream == "caller":  # the attached CLI is gone: detach from its stdio
                     sel.unregister(fd)
                     self._detach()
+                    if feeder is not None:
+                        feeder.close()  # the container sees the end of its input, as in Docker
                     if self.attach_in >= 0 and self.attach_in in sel.get_map():
                         sel.unregister(self.attach_in)
                     continue
@@ -252,6 +262,8 @@ class Shim:
                     continue
                 self._write_attached(attr, data)
                 self.log.feed(stream, data)
+        if feeder is not None:
+            feeder.close()
         self.log.close()
 
     def _reap(self, pid: int) -> int:
