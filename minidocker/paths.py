@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 DEFAULT_ROOT = "/var/lib/minidocker"
+PRIVATE_DIR = 0o710  # rwx for root, x for root's group, nothing for others (Docker's data root)
 
 
 def default_root() -> str:
@@ -91,6 +92,11 @@ class StateRoot:
     def ensure(self) -> "StateRoot":
         for d in (self.overlay2, os.path.join(self.overlay2, "l"), self.imagedb, self.layerdb,
                   self.mountsdb, self.containers, self.tmp):
-            os.makedirs(d, mode=0o700 if d == self.root else 0o755, exist_ok=True)
-        os.chmod(self.root, 0o711)
+            os.makedirs(d, mode=0o755, exist_ok=True)
+        # Containers write into overlay2/<id>/diff and volumes/<name>/_data as root: a setuid-root
+        # program one of them leaves there must not be reachable by the host's other users
+        # (CVE-2021-41091). Like Docker's /var/lib/docker: no way in for anyone but root.
+        for d in (self.root, self.overlay2, self.containers):
+            if os.stat(d).st_mode & 0o7777 != PRIVATE_DIR:
+                os.chmod(d, PRIVATE_DIR)
         return self

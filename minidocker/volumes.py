@@ -23,6 +23,7 @@ import time
 
 from . import fsutil
 from .errors import Conflict, InvalidArgument, NotFound
+from .paths import PRIVATE_DIR
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -132,7 +133,9 @@ def oci_mount(m: dict) -> dict:
 class VolumeStore:
     def __init__(self, root):
         self.dir = os.path.join(root.root, "volumes")
-        os.makedirs(self.dir, exist_ok=True)
+        os.makedirs(self.dir, mode=PRIVATE_DIR, exist_ok=True)  # (see paths.StateRoot.ensure)
+        if os.stat(self.dir).st_mode & 0o7777 != PRIVATE_DIR:
+            os.chmod(self.dir, PRIVATE_DIR)
         self.lock_path = os.path.join(self.dir, ".lock")
 
     def path(self, name: str) -> str:

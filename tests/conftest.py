@@ -37,6 +37,7 @@ TOOLS = {
     "busybox": "busybox-static",       # the offline base image
     "nft": "nftables",                 # NAT rules (minidocker uses libnftables, tests look with nft)
     "ip": "iproute2",
+    "iptables-save": "iptables",       # to prove a private dockerd leaves the host's rules alone
 }
 
 

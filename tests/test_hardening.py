@@ -69,3 +69,65 @@ def test_stdin_is_still_copied_in(md):
     finally:
         md("rm", "-f", "stdin-copy")
     assert md.ok("run", "--rm", "-i", "--network", "none", "busybox", "wc", "-c", input=big).strip() == str(len(big))
+
+
+@pytest.mark.root
+def test_a_setuid_file_a_container_leaves_is_out_of_reach_of_host_users(tmp_path):
+    """CVE-2021-41091's class: a container writes a setuid-root copy of a shell into a volume
+    (or its writable layer); the host's other users must not be able to run it."""
+    import shutil
+    import tempfile
+    from conftest import MD
+    root = tempfile.mkdtemp(prefix="mdtest-perm-", dir="/tmp")  # /tmp: every user may traverse it
+    md = MD(root)
+    try:
+        md.ok("run", "--name", "suid", "--network", "none", "-v", "loot:/data", "busybox", "sh", "-c",
+              "cp /bin/busybox /data/sh && chmod 4755 /data/sh && cp /bin/busybox /sh2 && chmod 4755 /sh2")
+        upper = md.ok("inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "suid").strip()
+        volume = md.ok("volume", "inspect", "-f", "{{.Mountpoint}}", "loot").strip()
+        for path in (os.path.join(volume, "sh"), os.path.join(upper, "sh2")):
+            assert os.stat(path).st_mode & 0o4000  # it is there, setuid root...
+            try:
+                r = subprocess.run([path, "id", "-u"], user=65534, group=65534, extra_groups=[],
+                                   capture_output=True, text=True)
+                assert False, f"nobody ran {path}: {r.stdout!r}"
+            except PermissionError:
+                pass  # ...and nobody but root can reach it
+        for d in (root, os.path.join(root, "volumes"), os.path.join(root, "overlay2"),
+                  os.path.join(root, "containers")):
+            assert os.stat(d).st_mode & 0o7 == 0, oct(os.stat(d).st_mode)
+    finally:
+        md("rm", "-f", "suid")
+        md("volume", "rm", "loot")
+        md("system", "prune", "-f")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.root
+def test_the_private_dockerd_leaves_the_hosts_docker_alone():
+    """A dockerd started with --bridge=none deletes the host's docker0 at start-up: on a
+    learner's machine with Docker, `make test` broke Docker's default network. The private
+    daemon has a bridge of its own, sets no iptables rule and no ip_forward."""
+    from conftest import require_tool
+    from minidocker.lab.realdocker import BRIDGE_PREFIX, RealDocker
+    from minidocker.network import bridge
+    require_tool("dockerd")
+    save = require_tool("iptables-save")
+    made_docker0 = "docker0" not in os.listdir("/sys/class/net")
+    if made_docker0:  # a stand-in for the host's own Docker bridge
+        bridge.ensure_bridge("docker0", "172.17.0.1", 16)
+    rules = subprocess.run([save], capture_output=True, text=True).stdout
+    forward = open("/proc/sys/net/ipv4/ip_forward").read()
+    try:
+        with RealDocker.start() as docker:
+            ours = [n for n in os.listdir("/sys/class/net") if n.startswith(BRIDGE_PREFIX)]
+            assert "docker0" in os.listdir("/sys/class/net")
+            assert docker.docker("network", "ls", "--format", "{{.Name}}").stdout.split()[:1] == ["bridge"]
+        assert "docker0" in os.listdir("/sys/class/net")
+        assert not set(ours) & set(os.listdir("/sys/class/net")), "the private bridge outlived its daemon"
+        strip = lambda text: [ln for ln in text.splitlines() if not ln.startswith(("#", ":"))]  # noqa: E731
+        assert strip(subprocess.run([save], capture_output=True, text=True).stdout) == strip(rules)
+        assert open("/proc/sys/net/ipv4/ip_forward").read() == forward
+    finally:
+        if made_docker0:
+            bridge.delete_link("docker0")

@@ -2,8 +2,9 @@
 
 Tests, benchmarks and notebooks start one with `RealDocker.start()`: Debian/Ubuntu's
 `docker.io` dockerd, with its own data root, socket and exec root under a temporary
-directory, and no networking of its own (no bridge, no iptables rules), so it changes
-nothing on the host and never needs the internet. Our offline busybox image is imported
+directory, a bridge of its own (made before and removed after it; `--bridge=none` would make
+dockerd delete the host's docker0 at start-up), no iptables rules and no ip_forward change,
+so it changes nothing on the host's own Docker and never needs the internet. Our offline busybox image is imported
 into it, so both runtimes run the very same files.
 
     with RealDocker.start() as docker:
@@ -33,6 +34,55 @@ def available() -> bool:
     return os.geteuid() == 0 and _find(DAEMON_CANDIDATES) is not None and _find(CLIENT_CANDIDATES) is not None
 
 
+BRIDGE_PREFIX = "mdrd-"  # + 6 hex: the private daemons' bridges (interface names: 15 characters)
+
+
+def make_bridge(workdir: str) -> str:
+    """A bridge for the private daemon, on a /24 no host route uses; its name is kept in
+    the work directory so that stop() (or a later start after a crash) removes it."""
+    import ipaddress
+    import secrets
+    from ..network import bridge
+    from ..network.store import read_routes
+    taken = [ipaddress.ip_network(r) for r in read_routes()]
+    subnet = next(n for n in ipaddress.ip_network("10.123.0.0/16").subnets(new_prefix=24)
+                  if not any(n.overlaps(t) for t in taken))
+    name = BRIDGE_PREFIX + secrets.token_hex(3)
+    with open(os.path.join(workdir, "bridge"), "w") as f:
+        f.write(name)
+    bridge.ensure_bridge(name, str(subnet[1]), subnet.prefixlen)
+    return name
+
+
+def remove_bridge(workdir: str) -> None:
+    from ..network import bridge
+    try:
+        with open(os.path.join(workdir, "bridge")) as f:
+            bridge.delete_link(f.read().strip())
+    except (OSError, ValueError):
+        pass
+
+
+def remove_stale_bridges() -> None:
+    """Bridges of private daemons that are gone (a killed test run): nothing uses them."""
+    import glob
+    from ..network import bridge
+    live = set()
+    for wd in glob.glob(os.path.join(tempfile.gettempdir(), "realdocker-*")):
+        try:
+            name = open(os.path.join(wd, "bridge")).read().strip()
+            if time.time() - os.stat(wd).st_mtime < 120:
+                live.add(name)  # (a daemon starting right now has no pid file yet)
+                continue
+            os.kill(int(open(os.path.join(wd, "dockerd.pid")).read()), 0)
+            live.add(name)
+        except (OSError, ValueError):
+            continue
+    for name in bridge.links((BRIDGE_PREFIX,)):
+        if name not in live:
+            bridge.delete_link(name)
+
+
 class RealDocker:
     def __init__(self, workdir: str, proc: subprocess.Popen, client: str):
         self.workdir = workdir
@@ -45,14 +95,16 @@ class RealDocker:
         daemon, client = _find(DAEMON_CANDIDATES), _find(CLIENT_CANDIDATES)
         if not daemon or not client:
             raise MinidockerError("dockerd not found: apt-get install docker.io")
+        remove_stale_bridges()
         workdir = tempfile.mkdtemp(prefix="realdocker-")
         sock = os.path.join(workdir, "docker.sock")
+        bridge = make_bridge(workdir)
         log = open(os.path.join(workdir, "dockerd.log"), "wb")
         proc = subprocess.Popen(
             [daemon, "--data-root", os.path.join(workdir, "data"),
              "--exec-root", os.path.join(workdir, "exec"), "--pidfile", os.path.join(workdir, "dockerd.pid"),
-             "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--storage-driver=overlay2", "--log-level=warn"],
+             "-H", f"unix://{sock}", f"--bridge={bridge}", "--iptables=false", "--ip-masq=false",
+             "--ip-forward=false", "--storage-driver=overlay2", "--log-level=warn"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self = cls(workdir, proc, client)
@@ -106,6 +158,7 @@ class RealDocker:
                 sc.umount2(target, sc.MNT_DETACH)
             except OSError:
                 pass
+        remove_bridge(self.workdir)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "RealDocker":

@@ -96,7 +96,7 @@ class LabSession:
         # A kernel that was killed or restarted never ran its clean-up: do it for it now.
         self.reaped = reap_stale_sessions(base)
         self.root = tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base)
-        os.chmod(self.root, 0o711)
+        os.chmod(self.root, 0o710)  # (as StateRoot.ensure makes any state root)
         fsutil.write_json(os.path.join(self.root, OWNER_FILE), _process_identity(os.getpid()))
         self._client = None
         self._children: list[subprocess.Popen] = []

@@ -54,7 +54,7 @@ def host_routes(proc_net_route: str) -> list[str]:
     return out
 
 
-def _read_routes() -> list[str]:
+def read_routes() -> list[str]:
     try:
         with open("/proc/net/route") as f:
             return host_routes(f.read())
@@ -133,7 +133,7 @@ class NetworkStore:
                 "Options": options, "Labels": labels or {}}
 
     def _taken_subnets(self, recs: list[dict]) -> list[str]:
-        taken = _read_routes()
+        taken = read_routes()
         for r in recs:
             taken += [c["Subnet"] for c in r["IPAM"]["Config"] if c.get("Subnet")]
         return taken
