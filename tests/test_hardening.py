@@ -1,5 +1,6 @@
 """What an attack on minidocker found, kept fixed (issue 13). Each test fails on the code
 before its fix."""
+import json
 import os
 import pty
 import select
@@ -131,3 +132,35 @@ def test_the_private_dockerd_leaves_the_hosts_docker_alone():
     finally:
         if made_docker0:
             bridge.delete_link("docker0")
+
+
+def test_reconcile_decisions():
+    from minidocker.engine.reconcile import last_sign_of_life, same_process
+    assert same_process("42 1000", 42, 1000)
+    assert not same_process("42 1000", 42, 2000)   # PID 42 was recycled: not ours to kill
+    assert not same_process("42 1000", 42, None) and not same_process(None, 42, 1000)
+    assert last_sign_of_life(started=100.0, log_mtime=130.0, boot=50.0, now=500.0) == 130.0
+    assert last_sign_of_life(started=100.0, log_mtime=None, boot=50.0, now=500.0) == 100.0
+    assert last_sign_of_life(started=10.0, log_mtime=30.0, boot=50.0, now=500.0) == 50.0  # died with the machine
+
+
+@pytest.mark.root
+def test_a_container_whose_monitor_died_records_when_it_died(md):
+    """Not when someone looked: `ps -a` a while later says `Exited (255) N seconds ago`."""
+    import signal
+    from conftest import shim_processes
+    before = set(shim_processes(md.root))
+    cid = md.ok("run", "-d", "--network", "none", "busybox", "sh", "-c", "echo up; sleep 300").strip()
+    time.sleep(0.5)
+    pid = int(md.ok("inspect", "-f", "{{.State.Pid}}", cid))
+    monitor = (set(shim_processes(md.root)) - before).pop()
+    os.kill(monitor, signal.SIGKILL)   # the monitor first, so nobody records the exit...
+    os.kill(pid, signal.SIGKILL)       # ...then the container
+    died = time.time()
+    time.sleep(3)
+    state = json.loads(md.ok("inspect", "-f", "{{json .State}}", cid))
+    from minidocker import gotime
+    assert (state["Status"], state["ExitCode"]) == ("exited", 255)
+    assert gotime.parse_rfc3339(state["FinishedAt"]) <= died + 0.5
+    assert "second" in md.ok("ps", "-a", "--filter", f"id={cid}", "--format", "{{.Status}}")
+    md.ok("rm", cid)

@@ -42,6 +42,10 @@ class ContainerStore:
     def shim_lock_path(self, cid: str) -> str:
         return self.path(cid, "shim.lock")
 
+    def init_identity_path(self, cid: str) -> str:
+        """"<pid> <start time>" of the running container's PID 1, written by its monitor."""
+        return self.path(cid, "init.pid")
+
     # --- listing and lookup ---
     def ids(self) -> list[str]:
         try:

@@ -61,6 +61,9 @@ class DockerHooks(shim.Hooks):
         return {fd: self.dns.handle for fd in self.dns.fds()} if self.dns else {}
 
     def started(self, pid: int) -> None:
+        from ..core.linux import procfs
+        fsutil.write_atomic(self.m.containers.init_identity_path(self.m.cid),
+                            f"{pid} {procfs.start_time(pid)}", durable=False)
         with self.m.containers.update(self.m.cid) as r:
             st.set_running(r["State"], pid, time.time_ns())
             r["NetworkSettings"] = self.rec["NetworkSettings"]

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+from .. import fsutil, gotime
 from ..container import state as st
 from ..core.linux import procfs
 from ..errors import MinidockerError
@@ -33,6 +34,28 @@ def thaw_quietly(cid: str) -> None:
         pass
 
 
+def same_process(recorded: str | None, pid: int, start_time: int | None) -> bool:
+    """Is `pid` (now started at `start_time`) still the process the monitor recorded as
+    "<pid> <start time>"? PIDs are recycled; a PID plus its start time is not. (Pure.)"""
+    if start_time is None or not recorded:
+        return False
+    try:
+        rpid, rstart = (int(x) for x in recorded.split())
+    except ValueError:
+        return False
+    return rpid == pid and rstart == start_time
+
+
+def last_sign_of_life(started: float | None, log_mtime: float | None, boot: float, now: float) -> float:
+    """When did a container whose monitor died (and whose process is gone) stop? Not when we
+    noticed: no later than the machine's boot if it started before it, else the last thing
+    it did that left a trace (its last log line), at the earliest its start. (Pure.)"""
+    started = started or now
+    if started < boot:
+        return boot
+    return max(started, min(log_mtime or started, now))
+
+
 def reconcile(rt, rec: dict) -> dict:
     """The record as it truly is now (repaired on disk if its monitor is gone)."""
     if not rec["State"]["Running"] or rt.containers.shim_alive(rec["Id"]):
@@ -41,13 +64,21 @@ def reconcile(rt, rec: dict) -> dict:
         s = r["State"]
         if s["Running"] and not rt.containers.shim_alive(r["Id"]):
             pid = s["Pid"]
-            if pid > 0 and procfs.start_time(pid) is not None and in_other_pidns(pid):
+            recorded = fsutil.read_text(rt.containers.init_identity_path(r["Id"]))
+            died = None
+            if pid > 0 and same_process(recorded, pid, procfs.start_time(pid)) and in_other_pidns(pid):
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)  # still running without its monitor: it ends now
                 except ProcessLookupError:
                     pass
                 if s.get("Paused"):
                     thaw_quietly(r["Id"])
+                died = time.time()
+            else:
+                log = r.get("LogPath") or ""
+                died = last_sign_of_life(gotime.parse_rfc3339(s.get("StartedAt", "")),
+                                         os.stat(log).st_mtime if os.path.exists(log) else None,
+                                         procfs.boot_time(), time.time())
             try:
                 from ..core import cgroups
                 cgroups.driver().remove(r["Id"])
@@ -56,6 +87,6 @@ def reconcile(rt, rec: dict) -> dict:
             mount_id = rt.images.container_mount_id(r["Id"])
             if mount_id:
                 rt.images.driver.unmount(mount_id)
-            st.set_exited(s, 255, time.time_ns(), error="the container's monitor died")
+            st.set_exited(s, 255, int(died * 1e9), error="the container's monitor died")
         rec = r
     return rec

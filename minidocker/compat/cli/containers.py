@@ -323,10 +323,9 @@ def cmd_top(args) -> int:
     if not rec["State"]["Running"]:
         raise InvalidArgument(f"Container {rec['Id']} is not running", exit_code=1)
     from ...core import cgroups
+    from ...core.linux import procfs
     pids = cgroups.driver().processes(rec["Id"]) or [rec["State"]["Pid"]]
-    with open("/proc/stat") as f:
-        boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
-    rows = top_rows(pids, time.time(), boot, os.sysconf("SC_CLK_TCK"))
+    rows = top_rows(pids, time.time(), procfs.boot_time(), os.sysconf("SC_CLK_TCK"))
     sys.stdout.write(fmt.tabwrite([["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]] + rows, minwidth=20))
     return 0
 

@@ -81,6 +81,12 @@ def stat(pid: int | str) -> dict:
         return parse_stat(f.read())
 
 
+def boot_time() -> float:
+    """When this machine booted, in seconds since the epoch (/proc/stat's btime)."""
+    with open("/proc/stat") as f:
+        return float(next(line.split()[1] for line in f if line.startswith("btime")))
+
+
 def start_time(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot; None if it does not exist. A PID plus
     its start time names one process for good: PIDs are recycled, start times are not."""
