@@ -43,6 +43,16 @@ class StateRoot:
     def __hash__(self) -> int:
         return hash(self.root)
 
+    @property
+    def tag(self) -> str:
+        """"" for the default state root; else a short hash of its path, so that a second state
+        root (tests, a notebook, a second course) gets its own bridge, firewall table and cgroup
+        parent instead of fighting over (or pruning) the default root's."""
+        if os.path.abspath(self.root) == DEFAULT_ROOT:
+            return ""
+        import hashlib
+        return hashlib.sha256(self.root.encode()).hexdigest()[:6]
+
     @classmethod
     def from_env(cls, root: str | None = None) -> "StateRoot":
         return cls(os.path.abspath(root or default_root()))

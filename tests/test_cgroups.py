@@ -19,8 +19,9 @@ def inspect(md, ref):
 
 
 @pytest.fixture(scope="module")
-def cg():
-    return cgroups.driver()
+def cg(state_root):
+    from minidocker.engine.runtime import Runtime
+    return Runtime(state_root).cgroups()  # this state root's own cgroup parent
 
 
 def cpu_ns(cg, cid):

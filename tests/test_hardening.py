@@ -164,3 +164,27 @@ def test_a_container_whose_monitor_died_records_when_it_died(md):
     assert gotime.parse_rfc3339(state["FinishedAt"]) <= died + 0.5
     assert "second" in md.ok("ps", "-a", "--filter", f"id={cid}", "--format", "{{.Status}}")
     md.ok("rm", cid)
+
+
+@pytest.mark.root
+def test_each_state_root_has_its_own_cgroup_parent(md, tmp_path):
+    """One root's `system prune` removed the cgroup parent all roots shared."""
+    from conftest import MD
+    from minidocker.engine.runtime import Runtime
+    other = MD(str(tmp_path / "other-root"))
+    mine, theirs = Runtime(md.root), Runtime(other.root)
+    assert mine.cgroup_parent != theirs.cgroup_parent and mine.cgroup_parent.startswith("minidocker-")
+    cid = md.ok("run", "-d", "--network", "none", "busybox", "sleep", "300").strip()
+    try:
+        other.ok("run", "--rm", "--network", "none", "busybox", "true")
+        other.ok("system", "prune", "-f")
+        assert cid in mine.cgroups().ids()
+        assert os.path.isdir(mine.cgroups().path(cid))
+        md.ok("pause", cid)
+        md.ok("unpause", cid)
+        pid = int(md.ok("inspect", "-f", "{{.State.Pid}}", cid))
+        assert f"/{mine.cgroup_parent}/{cid}" in open(f"/proc/{pid}/cgroup").read()
+    finally:
+        md("rm", "-f", cid)
+    # the other root's prune removed its own (empty) parent, never ours
+    assert not os.path.exists(os.path.dirname(theirs.cgroups().path("any-id")))

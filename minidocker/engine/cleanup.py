@@ -14,7 +14,6 @@ import shutil
 import time
 
 from .. import fsutil
-from ..core import cgroups
 from ..core.linux import procfs
 from ..errors import MinidockerError
 
@@ -68,7 +67,7 @@ def cleanup_leftovers(rt) -> list[str]:
                 os.unlink(link)
                 cleaned.append(f"dangling link l/{name}")
     try:
-        cg = cgroups.driver()
+        cg = rt.cgroups()
         running = {r["Id"] for r in rt.list(all=True) if r["State"]["Running"]}
         for cid in cg.ids():
             # (a cgroup younger than 10 s may belong to a container starting right now,

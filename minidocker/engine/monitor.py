@@ -145,9 +145,11 @@ class Monitor:
 
     def _run(self, rec: dict, rootfs: str) -> int:
         try:
-            version = cgroups.driver().version
+            parent = oci.cgroup_parent(self.root)
+            version = cgroups.driver(parent).version
             kind, join_pid, joined = Networking(self.root).join_target(rec, self.containers)
             bundle = oci.write_bundle(rec, self.containers.dir(self.cid), rootfs, cgroup_version=version,
+                                      cgroup_parent=parent,
                                       join_netns=f"/proc/{join_pid}/ns/net" if join_pid else None, joined=joined)
         except MinidockerError as e:
             return self.fail(e.exit_code if e.exit_code != 1 else 125, str(e))

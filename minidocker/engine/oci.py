@@ -41,6 +41,12 @@ DEFAULT_MOUNTS = [
 ETC_FILES = (("/etc/resolv.conf", "ResolvConfPath"), ("/etc/hostname", "HostnamePath"), ("/etc/hosts", "HostsPath"))
 
 
+def cgroup_parent(root) -> str:
+    """A state root's cgroup parent: `minidocker` for the default root (Docker: `docker`),
+    `minidocker-<tag>` for any other, so that one root's prune never touches another's."""
+    return f"{cgroups.PARENT}-{root.tag}" if root.tag else cgroups.PARENT
+
+
 def bundle_dir(container_dir: str) -> str:
     return os.path.join(container_dir, "bundle")
 
@@ -117,14 +123,15 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
 
 
 def write_bundle(rec: dict, container_dir: str, rootfs: str, *, cgroup_version: int,
-                 join_netns: str | None = None, joined: dict | None = None) -> str:
+                 cgroup_parent: str = cgroups.PARENT, join_netns: str | None = None,
+                 joined: dict | None = None) -> str:
     """Resolve the user, write config.json; return the bundle dir. (A missing working directory
     is made by the runtime, inside the container: core/init.py.)"""
     try:
         uid, gid, groups, _home = resolve_user(rootfs, rec["Config"].get("User") or "")
     except MinidockerError as e:  # docker checks the user before starting: exit 125
         raise MinidockerError(str(e), exit_code=125) from None
-    spec = build(rec, rootfs, (uid, gid, groups), cgroup_version=cgroup_version,
+    spec = build(rec, rootfs, (uid, gid, groups), cgroup_version=cgroup_version, cgroup_parent=cgroup_parent,
                  join_netns=join_netns, joined=joined)
     d = bundle_dir(container_dir)
     bundle.write(d, spec)

@@ -26,10 +26,9 @@ def in_other_pidns(pid: int) -> bool:
         return False
 
 
-def thaw_quietly(cid: str) -> None:
-    from ..core import cgroups
+def thaw_quietly(rt, cid: str) -> None:
     try:
-        cgroups.driver().thaw(cid)
+        rt.cgroups().thaw(cid)
     except (MinidockerError, OSError):
         pass
 
@@ -72,7 +71,7 @@ def reconcile(rt, rec: dict) -> dict:
                 except ProcessLookupError:
                     pass
                 if s.get("Paused"):
-                    thaw_quietly(r["Id"])
+                    thaw_quietly(rt, r["Id"])
                 died = time.time()
             else:
                 log = r.get("LogPath") or ""
@@ -80,8 +79,7 @@ def reconcile(rt, rec: dict) -> dict:
                                          os.stat(log).st_mtime if os.path.exists(log) else None,
                                          procfs.boot_time(), time.time())
             try:
-                from ..core import cgroups
-                cgroups.driver().remove(r["Id"])
+                rt.cgroups().remove(r["Id"])
             except (MinidockerError, OSError):
                 pass  # still busy: system prune will retry
             mount_id = rt.images.container_mount_id(r["Id"])

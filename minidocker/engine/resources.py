@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..container import hostconfig
 from ..container import state as st
-from ..core import cgroups
 from ..errors import InvalidState
 from .reconcile import reconcile
 
@@ -19,7 +18,7 @@ def pause(rt, ref: str) -> str:
     reconcile(rt, rt.containers.read(cid))  # (takes the record's lock itself)
     with rt.containers.update(cid) as rec:
         st.check_pause(rec["State"], cid)
-        cgroups.driver().freeze(cid)
+        rt.cgroups().freeze(cid)
         rec["State"].update(Paused=True, Status=st.PAUSED)
     return cid
 
@@ -28,7 +27,7 @@ def unpause(rt, ref: str) -> str:
     cid = rt.resolve(ref)
     with rt.containers.update(cid) as rec:
         st.check_unpause(rec["State"], cid)
-        cgroups.driver().thaw(cid)
+        rt.cgroups().thaw(cid)
         rec["State"].update(Paused=False, Status=st.RUNNING)
     return cid
 
@@ -39,7 +38,7 @@ def update(rt, ref: str, resources: dict) -> str:
     with rt.containers.update(cid) as rec:
         new = hostconfig.check_update(rec["HostConfig"], resources)
         if rec["State"]["Running"]:
-            cgroups.driver().apply(cid, hostconfig.oci_resources(new))
+            rt.cgroups().apply(cid, hostconfig.oci_resources(new))
         rec["HostConfig"].update(new)
     return cid
 
@@ -51,4 +50,4 @@ def stats_sample(rt, ref: str) -> dict:
     rec = reconcile(rt, rt.containers.read(cid))
     if not rec["State"]["Running"]:
         raise InvalidState(f"Container {cid} is not running")
-    return stats.sample(cgroups.driver(), cid, rec["State"]["Pid"])
+    return stats.sample(rt.cgroups(), cid, rec["State"]["Pid"])

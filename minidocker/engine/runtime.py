@@ -21,6 +21,7 @@ from __future__ import annotations
 from ..container.store import ContainerStore
 from ..images.store import Image, ImageStore
 from ..paths import StateRoot
+from .oci import cgroup_parent
 from .reconcile import reconcile
 
 INSPECT_ORDER = ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath",
@@ -37,6 +38,17 @@ class Runtime:
         self.root = root if isinstance(root, StateRoot) else StateRoot.from_env(root)
         self.images = ImageStore(self.root)
         self.containers = ContainerStore(self.root)
+
+    @property
+    def cgroup_parent(self) -> str:
+        """This state root's cgroup parent: `minidocker` (Docker: `docker`) for the default root,
+        `minidocker-<tag>` for any other, so one root's prune never touches another's."""
+        return cgroup_parent(self.root)
+
+    def cgroups(self):
+        """The cgroup driver (v1 or v2) for this state root's containers."""
+        from ..core import cgroups
+        return cgroups.driver(self.cgroup_parent)
 
     # --- lookup ---
     def image(self, name: str, pull: bool = True) -> Image:

@@ -38,7 +38,7 @@ def send(rt, rec: dict, sig: int) -> None:
     finally:
         os.close(fd)
     if rec["State"].get("Paused") and sig == signalmod.SIGKILL:
-        thaw_quietly(rec["Id"])
+        thaw_quietly(rt, rec["Id"])
 
 
 def wait_not_running(rt, cid: str, timeout: float | None) -> bool:

@@ -11,7 +11,6 @@ taken when a container starts and given back when it stops.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from .. import fsutil
 from ..gotime import rfc3339nano
 from ..errors import Conflict, InvalidArgument, NotFound
-from ..paths import DEFAULT_ROOT, StateRoot
+from ..paths import StateRoot
 from . import ipam
 
 PREDEFINED = ("bridge", "host", "none")  # the networks every engine has; only others are "user-defined"
@@ -30,9 +29,8 @@ BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 
 
 def root_tag(root: StateRoot) -> str:
-    """"" for the default state root; else a short hash, so that a second state root (tests,
-    a second course) gets its own bridge and firewall table instead of fighting over ours."""
-    return "" if os.path.abspath(root.root) == DEFAULT_ROOT else hashlib.sha256(root.root.encode()).hexdigest()[:6]
+    """"" for the default state root; else a short hash (paths.StateRoot.tag)."""
+    return root.tag
 
 
 def default_bridge_name(tag: str) -> str:

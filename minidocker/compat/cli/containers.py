@@ -322,9 +322,8 @@ def cmd_top(args) -> int:
     rec = rt.inspect(args.container)
     if not rec["State"]["Running"]:
         raise InvalidArgument(f"Container {rec['Id']} is not running", exit_code=1)
-    from ...core import cgroups
     from ...core.linux import procfs
-    pids = cgroups.driver().processes(rec["Id"]) or [rec["State"]["Pid"]]
+    pids = rt.cgroups().processes(rec["Id"]) or [rec["State"]["Pid"]]
     rows = top_rows(pids, time.time(), procfs.boot_time(), os.sysconf("SC_CLK_TCK"))
     sys.stdout.write(fmt.tabwrite([["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]] + rows, minwidth=20))
     return 0
