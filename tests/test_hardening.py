@@ -188,3 +188,69 @@ def test_each_state_root_has_its_own_cgroup_parent(md, tmp_path):
         md("rm", "-f", cid)
     # the other root's prune removed its own (empty) parent, never ours
     assert not os.path.exists(os.path.dirname(theirs.cgroups().path("any-id")))
+
+
+LOOPBACK_PROBE = r'''
+import os, socket, struct, sys
+sys.path.insert(0, sys.argv[1])
+from minidocker.core.linux import syscalls as sc
+pid, gw_mac, port = int(sys.argv[2]), bytes.fromhex(sys.argv[3].replace(":", "")), int(sys.argv[4])
+fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+sc.setns(fd, sc.CLONE_NEWNET)               # from here on we are on the container's network
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0x0800))
+my_mac = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+payload = b"from a container"
+udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                 socket.inet_aton(sys.argv[5]), socket.inet_aton("127.0.0.1"))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s.send(gw_mac + my_mac + b"\x08\x00" + ip + udp)   # to 127.0.0.1, through the gateway's MAC
+'''
+
+
+@pytest.mark.root
+def test_a_container_cannot_reach_the_hosts_localhost_services(md):
+    """route_localnet=1 (set for publishing on 127.0.0.1) let a container send a packet to
+    127.0.0.1 through the bridge's MAC address: it reached host services bound to localhost
+    only (here a UDP socket; a TCP SYN gets as far). The guard chain drops it."""
+    import socket
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(3)
+    port = listener.getsockname()[1]
+    cid = md.ok("run", "-d", "busybox", "sleep", "300").strip()  # the default bridge
+    try:
+        rec = json.loads(md.ok("inspect", cid))[0]
+        ep = rec["NetworkSettings"]["Networks"]["bridge"]
+        from minidocker.network.store import NetworkStore
+        from minidocker.paths import StateRoot
+        store = NetworkStore(StateRoot(md.root))
+        bridge = store.bridge(store.get("bridge"))
+        gw_mac = open(f"/sys/class/net/{bridge}/address").read().strip()
+        assert open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet").read().strip() == "1"
+        subprocess.run([sys.executable, "-c", LOOPBACK_PROBE, REPO, str(rec["State"]["Pid"]), gw_mac, str(port),
+                        ep["IPAddress"]], check=True, timeout=30)
+        try:
+            data = listener.recv(100)
+        except socket.timeout:
+            data = None
+        assert data is None, f"a host service on 127.0.0.1 received {data!r} from a container"
+        # publishing on 127.0.0.1 still works (the host's own packets, not the container's)
+        web = md.ok("run", "-d", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80").strip()
+        try:
+            hostport = int(md.ok("port", web, "80").split(":")[-1])
+            with socket.create_connection(("127.0.0.1", hostport), timeout=5) as c:
+                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                assert c.recv(100).startswith(b"HTTP/1.")
+        finally:
+            md("rm", "-f", web)
+    finally:
+        md("rm", "-f", cid)
+        listener.close()

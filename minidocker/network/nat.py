@@ -12,12 +12,18 @@ did is then one command: `delete table ip minidocker`.
       chain postrouting { ip saddr 172.18.0.0/16 oifname != "minidocker0" masquerade  # going out
                           oifname "minidocker0" ip saddr 127.0.0.0/8 masquerade }     # from 127.0.0.1
       chain forward     { iifname "md-a" oifname { "md-b" } drop }        # networks isolated
+      chain guard       { raw, first of all: iifname "minidocker0" ip daddr 127.0.0.0/8 drop }
     }
 
 Why 127.0.0.1 works without a proxy process: Docker either runs docker-proxy (a userland
 copy loop per port) or sets `route_localnet=1` on the bridge, which lets the kernel route a
 packet whose source is 127.0.0.1 out of it; the masquerade rule then gives it the bridge's
 address so the container can answer. minidocker does the second: the kernel does all of it.
+But route_localnet also lets a *container* send a packet to 127.0.0.1 through the bridge and
+reach the host's services bound to localhost only (a database, a Jupyter server): the `guard`
+chain drops anything arriving from a bridge for 127.0.0.0/8 before routing (what Docker and
+kube-proxy added after the same finding). Replies to published-port traffic are unaffected:
+the masquerade gave them the bridge's address, not 127.0.0.1.
 
 Pure functions: the text is unit-tested; nft.py applies it.
 """
@@ -59,6 +65,10 @@ def render(table: str, networks: list[dict], published: list[dict]) -> str:
         lines.append(f"    oifname \"{n['bridge']}\" ip saddr 127.0.0.0/8 masquerade")
     for p in published:  # a container reaching its own published port through the host
         lines.append(f"    ip saddr {p['ip']} ip daddr {p['ip']} {p['proto']} dport {int(p['port'])} masquerade")
+    lines.append("  }")
+    lines.append("  chain guard { type filter hook prerouting priority raw; policy accept;")
+    for n in networks:
+        lines.append(f"    iifname \"{n['bridge']}\" ip daddr 127.0.0.0/8 drop")
     lines.append("  }")
     lines.append("  chain forward { type filter hook forward priority filter; policy accept;")
     bridges = [n["bridge"] for n in networks]
