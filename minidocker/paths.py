@@ -101,7 +101,7 @@ class StateRoot:
 
     def ensure(self) -> "StateRoot":
         for d in (self.overlay2, os.path.join(self.overlay2, "l"), self.imagedb, self.layerdb,
-                  self.mountsdb, self.containers, self.tmp):
+                  self.mountsdb, self.containers, os.path.join(self.containers, ".op"), self.tmp):
             os.makedirs(d, mode=0o755, exist_ok=True)
         # Containers write into overlay2/<id>/diff and volumes/<name>/_data as root: a setuid-root
         # program one of them leaves there must not be reachable by the host's other users

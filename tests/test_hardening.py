@@ -254,3 +254,62 @@ def test_a_container_cannot_reach_the_hosts_localhost_services(md):
     finally:
         md("rm", "-f", cid)
         listener.close()
+
+
+@pytest.mark.root
+def test_prune_racing_run_leaves_no_ghost(md):
+    """`container prune` while `run -d` runs: a container that runs always has its record
+    (it used to be pruned between create and start, and ran on with its layers gone)."""
+    import threading
+    from conftest import shim_processes
+    stop = threading.Event()
+
+    def pruner():
+        while not stop.is_set():
+            md("container", "prune", "-f")
+
+    t = threading.Thread(target=pruner)
+    t.start()
+    started = []
+    try:
+        for _ in range(12):
+            r = md("run", "-d", "--network", "none", "busybox", "sleep", "60")
+            if r.returncode == 0:
+                started.append(r.stdout.strip())
+            else:  # pruned before its start: a clean error, as Docker gives, never a ghost
+                assert "No such container" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    finally:
+        stop.set()
+        t.join()
+    try:
+        listed = set(md.ok("ps", "-q", "--no-trunc").split())
+        monitors = set()
+        for pid in shim_processes(md.root):
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            monitors.add(argv[argv.index(md.root.encode()) + 1].decode())
+        assert monitors <= listed, f"running without a record: {monitors - listed}"
+        assert set(started) <= listed
+        for cid in listed:
+            layers = json.loads(md.ok("inspect", cid))[0]["GraphDriver"]["Data"]
+            assert os.path.isdir(layers["UpperDir"])
+    finally:
+        if started:
+            md("rm", "-f", *started)
+
+
+@pytest.mark.root
+def test_a_killed_removal_can_be_taken_up_again(md):
+    """kill -9 of `rm` half-way left "Removal In Progress" for good: rm -f and prune refused it."""
+    import shutil
+    for verb in (["rm"], ["rm", "-f"], ["container", "prune", "-f"]):
+        cid = md.ok("create", "--network", "none", "busybox", "true").strip()
+        rec = json.loads(md.ok("inspect", cid))[0]
+        config = os.path.join(md.root, "containers", cid, "config.v2.json")
+        data = json.load(open(config))
+        data["State"]["Status"] = "removing"          # what a killed `rm` leaves behind...
+        json.dump(data, open(config, "w"))
+        shutil.rmtree(rec["GraphDriver"]["Data"]["UpperDir"])  # ...half-way through its files
+        assert "Removal In Progress" in md.ok("ps", "-a", "--filter", f"id={cid}", "--format", "{{.Status}}")
+        md.ok(*verb, *([cid] if verb[0] == "rm" else []))
+        assert cid not in md.ok("ps", "-aq", "--no-trunc")
+        assert not os.path.exists(os.path.dirname(config))

@@ -115,5 +115,3 @@ def check_remove(state: dict, name: str, force: bool) -> None:
                            "unpause and then stop the container before removing or force remove")
         raise Conflict(f'cannot remove container "{name}": container is running: '
                        "stop the container before removing or force remove")
-    if state.get("Status") == REMOVING:
-        raise Conflict(f"removal of container {name} is already in progress")

@@ -133,6 +133,26 @@ class ContainerStore:
 
     def delete(self, cid: str) -> None:
         shutil.rmtree(self.dir(cid), ignore_errors=True)
+        try:
+            os.unlink(self.op_lock_path(cid))  # last: whoever waited on it finds no record now
+        except FileNotFoundError:
+            pass
+
+    def op_lock(self, cid: str, blocking: bool = True) -> fsutil.FileLock | None:
+        """Held by `start` until the container's monitor runs, and by `rm` until the record is
+        marked for removal: never both at once, so prune cannot delete a container that is
+        being started (a ghost: running with no record), and a removal that was killed half-way
+        can be taken up again. Returns None if busy and not `blocking`."""
+        # (outside the container's directory: a lock file deleted while held would let the
+        # next one open a fresh file of the same name and "hold" it at the same time)
+        lock = fsutil.FileLock(self.op_lock_path(cid))
+        if lock.acquire(blocking=blocking):
+            return lock
+        lock.release()
+        return None
+
+    def op_lock_path(self, cid: str) -> str:
+        return os.path.join(self.root.containers, ".op", cid)
 
     # --- the monitor ---
     def shim_alive(self, cid: str) -> bool:

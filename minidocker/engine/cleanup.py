@@ -85,6 +85,12 @@ def cleanup_leftovers(rt) -> list[str]:
         cleaned += Networking(rt.root).cleanup()
     except (MinidockerError, OSError) as e:
         cleaned.append(f"(network clean-up incomplete: {e})")
+    # op locks of containers that are gone (an `rm` killed between its last two steps)
+    opdir = os.path.dirname(rt.containers.op_lock_path("x"))
+    for cid in os.listdir(opdir) if os.path.isdir(opdir) else []:
+        if not os.path.isdir(rt.containers.dir(cid)) and not fsutil.is_locked(os.path.join(opdir, cid)):
+            os.unlink(os.path.join(opdir, cid))
+            cleaned.append(f"lock of removed container {cid[:12]}")
     # temporary files: a crash's leftovers, but not what a running pull or build is
     # writing right now (those were touched recently)
     for name in os.listdir(rt.root.tmp):

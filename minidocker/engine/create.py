@@ -145,6 +145,15 @@ def make_files(rt, rec: dict, img: Image, wanted: list[dict]) -> None:
     layers, volumes and files. On any failure, remove everything: no half-made container."""
     from .remove import remove_files
     cid = rec["Id"]
+    lock = rt.containers.op_lock(cid)  # prune keeps away from a container being made
+    try:
+        _make_files(rt, rec, img, wanted, remove_files)
+    finally:
+        lock.release()
+
+
+def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> None:
+    cid = rec["Id"]
     rt.containers.create(rec)  # reserves the name; raises Conflict if taken
     try:
         rec["Mounts"] = prepare_mounts(rt, wanted, img)

@@ -40,6 +40,16 @@ def remove_files(root: StateRoot, cid: str, rec: dict | None = None) -> None:
 
 def remove(rt, ref: str, force: bool = False, volumes: bool = False) -> str:
     cid = rt.resolve(ref)
+    lock = rt.containers.op_lock(cid)  # (waits for a start under way to finish)
+    try:
+        return _remove(rt, cid, force, volumes)
+    finally:
+        lock.release()
+
+
+def _remove(rt, cid: str, force: bool, volumes: bool) -> str:
+    """With the container's op lock held: a "Removal In Progress" left by a killed `rm` is
+    simply taken up again (nobody else can be removing it now)."""
     rec = reconcile(rt, rt.containers.read(cid))
     st.check_remove(rec["State"], rec["Name"].lstrip("/"), force)
     if rec["State"]["Running"]:
@@ -62,7 +72,13 @@ def prune(rt) -> tuple[list[str], int]:
         upper = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
         size = fsutil.dir_size(upper) if upper and os.path.isdir(upper) else 0
         try:
-            remove(rt, rec["Id"])
+            lock = rt.containers.op_lock(rec["Id"], blocking=False)
+            if lock is None:
+                continue  # being started (or removed) right now: not a stopped container
+            try:
+                _remove(rt, rec["Id"], force=False, volumes=False)
+            finally:
+                lock.release()
         except MinidockerError:
             continue
         removed.append(rec["Id"])

@@ -73,7 +73,15 @@ def start(rt, ref: str, attach: tuple[int, int, int] | None = None) -> StartedCo
     `attach` = (stdin, stdout, stderr) fds of a caller that wants the output live
     (`run` without -d, `start -a`); use -1 for "not attached"."""
     cid = rt.resolve(ref)
-    rec = reconcile(rt, rt.containers.read(cid))
+    lock = rt.containers.op_lock(cid)  # no rm or prune until the monitor holds the container
+    try:
+        return _start(rt, cid, attach)
+    finally:
+        lock.release()
+
+
+def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContainer | None:
+    rec = reconcile(rt, rt.containers.read(cid))  # (NotFound if it was removed meanwhile)
     if not st.check_start(rec["State"], cid):
         return None
     r, w = os.pipe()
