@@ -120,6 +120,10 @@ def state_root(tmp_path_factory):
     tag = root_tag(StateRoot(root))
     assert default_bridge_name(tag) not in os.listdir("/sys/class/net"), "bridge left behind"
     assert f"minidocker_{tag}" not in nft.run("list tables"), "firewall table left behind"
+    from minidocker.engine.oci import cgroup_parent
+    parent = cgroup_parent(StateRoot(root))
+    left = [t for t in os.listdir("/sys/fs/cgroup") if os.path.isdir(os.path.join("/sys/fs/cgroup", t, parent))]
+    assert not left and not os.path.isdir(os.path.join("/sys/fs/cgroup", parent)), f"cgroup parent left in {left}"
 
 
 @pytest.fixture

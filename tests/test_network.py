@@ -256,6 +256,9 @@ def test_prune_cleans_up_after_a_deleted_state_root(md, tmp_path):
     assert f"bridge md{tag}0 of deleted state root" in out and f"bridge {user_bridge} of a deleted network" in out
     assert not {f"md{tag}0", user_bridge} & set(os.listdir("/sys/class/net"))
     assert not nft.table_exists("ip", f"minidocker_{tag}") and tag not in registered_roots()
+    assert f"cgroup parent minidocker-{tag} of deleted state root" in out
+    assert not any(os.path.isdir(os.path.join("/sys/fs/cgroup", t, f"minidocker-{tag}"))
+                   for t in os.listdir("/sys/fs/cgroup"))
 
 
 def test_network_prune_and_exposed_ports_from_a_build(md, tmp_path):

@@ -80,6 +80,7 @@ def cleanup_leftovers(rt) -> list[str]:
             cleaned.append(f"empty cgroup parent '{cg.parent}'")
     except (MinidockerError, OSError):
         pass
+    cleaned += cgroups_of_deleted_roots()
     try:
         from ..network.modes import Networking
         cleaned += Networking(rt.root).cleanup()
@@ -118,3 +119,24 @@ def prune_build_cache(rt, cleaned: list[str]) -> None:
             n += 1
     if n:
         cleaned.append(f"{n} build cache entries of deleted images")
+
+
+def cgroups_of_deleted_roots() -> list[str]:
+    """The cgroup parents (minidocker-<tag>) of state roots deleted while in use (rm -rf of a
+    test's or a notebook's root): whatever holds no process any more goes."""
+    from ..core import cgroups
+    from ..network.store import registered_roots
+    cleaned = []
+    for tag, path in registered_roots().items():
+        if not tag or os.path.isdir(path):
+            continue  # alive (or the default root): its own prune decides
+        try:
+            cg = cgroups.driver(f"{cgroups.PARENT}-{tag}")
+            for cid in cg.ids():
+                if not cg.processes(cid):
+                    cg.remove(cid)
+            if cg.remove_parent():
+                cleaned.append(f"cgroup parent {cg.parent} of deleted state root {path}")
+        except (MinidockerError, OSError):
+            pass
+    return cleaned

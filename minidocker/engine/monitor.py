@@ -27,7 +27,7 @@ from ..core import cgroups, shim
 from ..errors import MinidockerError
 from ..images.store import ImageStore
 from ..network.modes import Networking
-from ..network.store import PREDEFINED
+from ..network.store import PREDEFINED, register_root
 from ..paths import StateRoot
 from . import oci
 
@@ -146,6 +146,7 @@ class Monitor:
     def _run(self, rec: dict, rootfs: str) -> int:
         try:
             parent = oci.cgroup_parent(self.root)
+            register_root(self.root)  # (so that a prune elsewhere can clean up if this root is deleted)
             version = cgroups.driver(parent).version
             kind, join_pid, joined = Networking(self.root).join_target(rec, self.containers)
             bundle = oci.write_bundle(rec, self.containers.dir(self.cid), rootfs, cgroup_version=version,

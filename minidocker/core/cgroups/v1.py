@@ -163,15 +163,20 @@ class V1Driver:
                 rmdir(d)
 
     def remove_parent(self) -> bool:
-        """rmdir <tree>/minidocker in every tree, if no container cgroup is left in it."""
+        """rmdir <tree>/minidocker in every tree, if no container cgroup is left in it: in the
+        trees we use, and also in the others (cpuset, name=systemd, the hybrid host's empty v2
+        tree), where another OCI runtime running our bundles (the real runc does: it joins
+        every hierarchy) leaves the parent behind."""
+        from ..linux.procfs import mountinfo
+        trees = set(self.hierarchies.values())
+        trees |= {m["target"] for m in mountinfo() if m["fstype"] == "cgroup2"}
         removed = False
-        for c in V1_CONTROLLERS:
-            if c in self.hierarchies:
-                try:
-                    os.rmdir(os.path.join(self.hierarchies[c], self.parent))
-                    removed = True
-                except OSError:
-                    pass
+        for tree in sorted(trees):
+            try:
+                os.rmdir(os.path.join(tree, self.parent))
+                removed = True
+            except OSError:
+                pass
         return removed
 
     # --- inside the container ---
