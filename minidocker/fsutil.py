@@ -103,11 +103,68 @@ def is_locked(path: str) -> bool:
         os.close(fd)
 
 
+def walk(top: str):
+    """os.walk (top-down, symlinks not followed), without recursion: an image may hold a tree
+    thousands of directories deep, and Python 3.11's os.walk recurses once per level."""
+    stack = [top]
+    while stack:
+        dirpath = stack.pop()
+        dirnames, filenames = [], []
+        try:
+            with os.scandir(dirpath) as it:
+                for e in it:
+                    (dirnames if e.is_dir(follow_symlinks=False) else filenames).append(e.name)
+        except OSError:
+            continue
+        yield dirpath, dirnames, filenames
+        stack.extend(os.path.join(dirpath, d) for d in reversed(dirnames))  # (callers may prune dirnames)
+
+
+def rmtree(path: str, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, without recursion (a tree may be thousands of levels deep: Python 3.11's
+    rmtree recurses, and deep paths outgrow PATH_MAX) and never following a symlink: it works
+    from directory file descriptors, one level at a time."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            top = os.open(path, flags)
+        except NotADirectoryError:
+            os.unlink(path)  # a file, or a symlink (removed, never followed)
+            return
+        except OSError as e:
+            if e.errno == 40:  # ELOOP: `path` itself is a symlink
+                os.unlink(path)
+                return
+            raise
+        stack = [(top, "")]
+        while stack:
+            fd = stack[-1][0]
+            child = None
+            with os.scandir(fd) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        child = e.name
+                        break
+                    os.unlink(e.name, dir_fd=fd)
+            if child is not None:  # go down; this directory is scanned again on the way back
+                stack.append((os.open(child, flags, dir_fd=fd), child))
+                continue
+            fd, name = stack.pop()
+            os.close(fd)
+            if stack:
+                os.rmdir(name, dir_fd=stack[-1][0])
+        os.rmdir(path)
+    except OSError as e:
+        gone = isinstance(e, FileNotFoundError) and not os.path.lexists(path)  # someone was quicker
+        if not (ignore_errors or gone):
+            raise
+
+
 def dir_size(path: str) -> int:
     """Sum of file sizes under `path`, hard links counted once (moby's directory.Size)."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, dirnames, filenames in walk(path):
         for name in filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))

@@ -313,3 +313,17 @@ def test_a_killed_removal_can_be_taken_up_again(md):
         md.ok(*verb, *([cid] if verb[0] == "rm" else []))
         assert cid not in md.ok("ps", "-aq", "--no-trunc")
         assert not os.path.exists(os.path.dirname(config))
+
+
+@pytest.mark.root
+def test_a_tree_thousands_of_levels_deep_can_be_diffed_and_removed(md):
+    """Python 3.11's shutil.rmtree and os.walk recurse once per level: `diff`, `rm` and
+    `system prune` died with RecursionError and left the layer behind for ever."""
+    md.ok("run", "--name", "deep", "--network", "none", "busybox", "sh", "-c",
+          "i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done; echo x > f")
+    upper = json.loads(md.ok("inspect", "deep"))[0]["GraphDriver"]["Data"]["UpperDir"]
+    changes = md.ok("diff", "deep").splitlines()
+    assert len(changes) == 1501 and changes[-1].endswith("/d/f")
+    md.ok("rm", "deep")
+    assert not os.path.exists(upper)
+    assert "Traceback" not in md("system", "prune", "-f").stderr

@@ -14,7 +14,6 @@ read-modify-write holds the record's lock, and names are reserved under the stor
 from __future__ import annotations
 
 import os
-import shutil
 from contextlib import contextmanager
 
 from .. import fsutil
@@ -132,7 +131,7 @@ class ContainerStore:
             self.write(rec)
 
     def delete(self, cid: str) -> None:
-        shutil.rmtree(self.dir(cid), ignore_errors=True)
+        fsutil.rmtree(self.dir(cid), ignore_errors=True)
         try:
             os.unlink(self.op_lock_path(cid))  # last: whoever waited on it finds no record now
         except FileNotFoundError:

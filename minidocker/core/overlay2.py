@@ -23,11 +23,11 @@ import base64
 import errno
 import os
 import secrets
-import shutil
 import stat
 
 from .linux import syscalls as sc
-from .linux.procfs import is_mountpoint, mounts_under  # noqa: F401 (mounts_under: for callers)
+from .. import fsutil
+from .linux.procfs import is_mountpoint
 
 MAX_DEPTH = 128  # moby's limit on the number of lower layers
 
@@ -113,7 +113,7 @@ class Overlay2:
             os.unlink(os.path.join(self.home, "l", short))
         except (FileNotFoundError, OSError):
             pass
-        shutil.rmtree(d, ignore_errors=True)
+        fsutil.rmtree(d, ignore_errors=True)
 
     # --- mount / unmount ---
     def mount(self, cache_id: str) -> str:

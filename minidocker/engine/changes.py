@@ -20,6 +20,7 @@ from ..errors import MinidockerError
 from ..images import reference as refmod
 from ..core.overlay2 import is_opaque, is_whiteout, visible_in_layers
 from .. import gotime
+from .. import fsutil
 
 
 def _upper_and_lowers(runtime, cid: str) -> tuple[str, list[str]]:
@@ -36,7 +37,7 @@ def diff(runtime, ref: str) -> list[tuple[str, str]]:
     cid = runtime.resolve(ref)
     upper, lowers = _upper_and_lowers(runtime, cid)
     out = []
-    for dirpath, dirnames, filenames in os.walk(upper):
+    for dirpath, dirnames, filenames in fsutil.walk(upper):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, upper)
         for name in sorted(dirnames + filenames):

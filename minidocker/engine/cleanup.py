@@ -10,7 +10,6 @@ of deleted images.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 from .. import fsutil
@@ -49,7 +48,7 @@ def cleanup_leftovers(rt) -> list[str]:
         for chain in os.listdir(rt.root.layerdb):
             cid_file = os.path.join(rt.root.layerdb, chain, "cache-id")
             if chain.startswith(".tmp-"):
-                shutil.rmtree(os.path.join(rt.root.layerdb, chain), ignore_errors=True)
+                fsutil.rmtree(os.path.join(rt.root.layerdb, chain), ignore_errors=True)
                 cleaned.append(f"half-registered layer {chain[5:17]}")
             elif os.path.isfile(cid_file):
                 used.add(fsutil.read_text(cid_file).strip())
@@ -101,7 +100,7 @@ def cleanup_leftovers(rt) -> list[str]:
                 continue
         except FileNotFoundError:
             continue
-        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+        fsutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
         cleaned.append(f"temporary {name}")
     prune_build_cache(rt, cleaned)
     return cleaned

@@ -7,9 +7,9 @@ and tags, then every layer that no other image and no container still stands on.
 from __future__ import annotations
 
 import os
-import shutil
 
 from ..errors import Conflict, NotFound
+from .. import fsutil
 from . import reference as refmod
 from .store import Image, ImageStore, chain_ids
 
@@ -54,7 +54,7 @@ def delete_unused_layers(store: ImageStore, chains: list[str]) -> list[str]:
             if chain in needed or not store.has_layer(chain):
                 continue
             store.driver.remove(store.layer_cache_id(chain))
-            shutil.rmtree(store.layer_dir(chain), ignore_errors=True)
+            fsutil.rmtree(store.layer_dir(chain), ignore_errors=True)
             removed.append(chain)
     return removed
 
@@ -66,7 +66,7 @@ def _delete_image(store: ImageStore, img: Image, in_use: set[str] = frozenset())
         out.append(f"Untagged: {t}")
     parent = store.parent_of(img.id)
     os.unlink(os.path.join(store.root.imagedb, img.id.split(":", 1)[1]))
-    shutil.rmtree(os.path.join(store.root.image_dir, "imagedb", "metadata", "sha256", img.id.split(":", 1)[1]),
+    fsutil.rmtree(os.path.join(store.root.image_dir, "imagedb", "metadata", "sha256", img.id.split(":", 1)[1]),
                   ignore_errors=True)
     out.append(f"Deleted: {img.id}")
     out += [f"Deleted: {c}" for c in delete_unused_layers(store, chain_ids(img.diff_ids))]

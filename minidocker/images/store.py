@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from contextlib import contextmanager
 
 from .. import fsutil
@@ -143,7 +142,7 @@ class ImageStore:
                 cache = self.driver.create(parent=parent_cache)
                 staging = os.path.join(self.root.layerdb, f".tmp-{_hex(chain)}")
                 try:
-                    shutil.rmtree(staging, ignore_errors=True)
+                    fsutil.rmtree(staging, ignore_errors=True)
                     os.makedirs(staging)
                     tarsplit.record(tmp_tar, os.path.join(staging, "tar-split.json.gz"))
                     size = archive.apply_layer(tmp_tar, self.driver.diff(cache), overlay=True)
@@ -155,7 +154,7 @@ class ImageStore:
                     os.rename(staging, self.layer_dir(chain))  # the layer appears all at once
                 except BaseException:
                     self.driver.remove(cache)
-                    shutil.rmtree(staging, ignore_errors=True)
+                    fsutil.rmtree(staging, ignore_errors=True)
                     raise
             return chain
         finally:
@@ -321,7 +320,7 @@ class ImageStore:
             except BaseException:
                 self.driver.remove(mount_id)
                 self.driver.remove(init_id)
-                shutil.rmtree(os.path.join(self.root.mountsdb, container_id), ignore_errors=True)
+                fsutil.rmtree(os.path.join(self.root.mountsdb, container_id), ignore_errors=True)
                 raise
         return mount_id, init_id
 
@@ -365,7 +364,7 @@ class ImageStore:
             if mount_id:
                 self.driver.remove(mount_id)
                 self.driver.remove(f"{mount_id}-init")
-            shutil.rmtree(d, ignore_errors=True)
+            fsutil.rmtree(d, ignore_errors=True)
 
     def containers_using_layers(self) -> set[str]:
         try:
