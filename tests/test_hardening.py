@@ -121,11 +121,12 @@ def test_the_private_dockerd_leaves_the_hosts_docker_alone():
     forward = open("/proc/sys/net/ipv4/ip_forward").read()
     try:
         with RealDocker.start() as docker:
-            ours = [n for n in os.listdir("/sys/class/net") if n.startswith(BRIDGE_PREFIX)]
+            ours = open(os.path.join(docker.workdir, "bridge")).read().strip()
+            assert ours.startswith(BRIDGE_PREFIX) and ours in os.listdir("/sys/class/net")
             assert "docker0" in os.listdir("/sys/class/net")
             assert docker.docker("network", "ls", "--format", "{{.Name}}").stdout.split()[:1] == ["bridge"]
         assert "docker0" in os.listdir("/sys/class/net")
-        assert not set(ours) & set(os.listdir("/sys/class/net")), "the private bridge outlived its daemon"
+        assert ours not in os.listdir("/sys/class/net"), "the private bridge outlived its daemon"
         strip = lambda text: [ln for ln in text.splitlines() if not ln.startswith(("#", ":"))]  # noqa: E731
         assert strip(subprocess.run([save], capture_output=True, text=True).stdout) == strip(rules)
         assert open("/proc/sys/net/ipv4/ip_forward").read() == forward
