@@ -13,7 +13,9 @@ daemon/oci_linux.go). Pure functions: tested without root.
 """
 from __future__ import annotations
 
+import math
 import re
+from fractions import Fraction
 
 from ..core.cgroups.limits import CFS_PERIOD_US, cfs_quota
 from ..core.cgroups.stats import online_cpus
@@ -25,18 +27,33 @@ SHM_SIZE = 64 * 1024 * 1024      # /dev/shm: 64 MiB, Docker's default
 
 
 # ---------------------------------------------------------------- flag values -> HostConfig keys
+INT64_MAX = (1 << 63) - 1
+CPU_SHARES_MIN, CPU_SHARES_MAX = 2, 262144   # what the kernel (cgroup v1 cpu.shares) keeps
+# go-units' sizeRegex (ASCII digits only: Python's \d would take any script's digits)
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
+
+
 def ram_in_bytes(text: str) -> int:
-    """go-units RAMInBytes: "512m" -> 536870912, "1.5g", "64MB", "1024" (bytes)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)[iI]?[bB]?\s*", str(text))
+    """go-units RAMInBytes: "512m" -> 536870912, "1.5g", "64MB", "1024" (bytes).
+    Like Docker: no surrounding blanks, at most one space before the unit, and the result
+    must fit an int64 (Docker's own overflow check is missing: it wraps)."""
+    text = str(text)
+    m = _SIZE.fullmatch(text)
     if not m:
         raise InvalidArgument(f"invalid size: '{text}'")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+    try:
+        value = float(m.group(1)) * UNITS[(m.group(2) or "").lower()]
+    except ValueError:  # "1.5.5": the regex allows it, ParseFloat does not
+        raise InvalidArgument(f"invalid size: '{text}'") from None
+    if not math.isfinite(value) or value >= 2.0 ** 63:
+        raise InvalidArgument(f"invalid size: '{text}': value out of range")
+    return int(value)
 
 
 def parse_memory(text: str | None) -> int:
-    if text in (None, ""):
+    if text is None:
         return 0
-    n = ram_in_bytes(text)
+    n = ram_in_bytes(text)  # "" too is an invalid size (docker: `-m ''` is refused)
     if 0 < n < MIN_MEMORY:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
     return n
@@ -44,9 +61,9 @@ def parse_memory(text: str | None) -> int:
 
 def parse_memory_swap(text: str | None, memory: int) -> int:
     """--memory-swap: total of memory and swap. -1 unlimited, 0/unset: docker's default."""
-    if text in (None, "", "0"):
+    if text is None or str(text) == "0":
         return 0
-    if str(text).strip() == "-1":
+    if str(text) == "-1":
         return -1
     n = ram_in_bytes(text)
     if memory == 0:
@@ -56,26 +73,82 @@ def parse_memory_swap(text: str | None, memory: int) -> int:
     return n
 
 
+# Go's big.Rat.SetString, which docker's --cpus uses: a decimal (with an exponent) or a fraction
+_RATIONAL = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?|([+-]?[0-9]+)/([0-9]+)")
+
+
+def _rational(text: str) -> Fraction | None:
+    """The exact value of `text`, or None if it is no rational number (nan, inf, 1,5, " 1").
+    An exponent too large to matter is not computed: 1e999999999 is just "too large"."""
+    m = _RATIONAL.fullmatch(text)
+    if not m:
+        return None
+    try:
+        if m.group(4) is not None:
+            return None if int(m.group(5)) == 0 else Fraction(int(m.group(4)), int(m.group(5)))
+        mantissa = Fraction(m.group(1) + m.group(2))
+        exp = int(m.group(3) or 0)
+    except ValueError:  # more digits than Python converts (int_max_str_digits)
+        return None
+    if mantissa == 0 or exp == 0:
+        return mantissa
+    if abs(exp) > 1000:  # far beyond any CPU count, or far below a nanocpu
+        return mantissa * Fraction(10) ** (1000 if exp > 0 else -1000)
+    return mantissa * Fraction(10) ** exp
+
+
 def parse_cpus(text: str | None, online_cpus: int) -> int:
-    """--cpus -> NanoCpus (an integer number of billionths of a CPU)."""
+    """--cpus -> NanoCpus (an integer number of billionths of a CPU), as docker/cli's
+    ParseCPUs: any rational number ("1.5", "3/2", "15e-1"), exact to the nanocpu."""
     if text in (None, ""):
         return 0
-    try:
-        value = float(text)
-    except ValueError:
+    value = _rational(str(text))
+    if value is None:
         raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse {text} '
                               "as a rational number") from None
-    nano = int(round(value * 1e9))
+    nano = value * 1_000_000_000
+    if nano.denominator != 1:
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: value is too precise')
+    nano = int(nano)
     if nano < 0 or (nano and nano < 10_000_000) or nano > online_cpus * 1_000_000_000:
         raise InvalidArgument(f"Range of CPUs is from 0.01 to {online_cpus}.00, as there are only "
                               f"{online_cpus} CPUs available")
     return nano
 
 
+def _int64_flag(value, flag: str) -> int:
+    """An integer flag value as docker/cli's pflag reads it (strconv.ParseInt, 64 bits)."""
+    text = str(value)
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
+                              f'parsing "{text}": invalid syntax')
+    digits = text.lstrip("+-").lstrip("0")
+    n = int(text) if len(digits) <= 19 else INT64_MAX + 1  # (no 4000-digit int() needed)
+    if not -INT64_MAX - 1 <= n <= INT64_MAX:
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: '
+                              f'parsing "{text}": value out of range')
+    return n
+
+
+def parse_cpu_shares(value: int | str | None) -> int:
+    """-c/--cpu-shares: a relative weight, 0 = the default (1024). The kernel keeps 2..262144
+    (runc refuses what the kernel would clamp); negative values dockerd refuses itself."""
+    if value in (None, ""):
+        return 0
+    n = _int64_flag(value, "-c, --cpu-shares")
+    if n < 0:
+        raise InvalidArgument("shares: invalid argument", exit_code=1)
+    if 0 < n < CPU_SHARES_MIN:
+        raise InvalidArgument(f"the minimum allowed cpu-shares is {CPU_SHARES_MIN}", exit_code=1)
+    if n > CPU_SHARES_MAX:
+        raise InvalidArgument(f"the maximum allowed cpu-shares is {CPU_SHARES_MAX}", exit_code=1)
+    return n
+
+
 def parse_pids_limit(value: int | str | None) -> int | None:
     if value in (None, ""):
         return None
-    n = int(value)
+    n = _int64_flag(value, "--pids-limit")
     return None if n <= 0 else n
 
 
@@ -88,7 +161,7 @@ def resources(memory=None, memory_swap=None, cpus=None, nano_cpus=None, cpu_shar
     if memory is not None:
         out["Memory"] = parse_memory(str(memory))
     if memory_swap is not None:
-        swap = str(memory_swap).strip()
+        swap = str(memory_swap)
         if updating:
             out["MemorySwap"] = -1 if swap == "-1" else ram_in_bytes(swap)
         else:
@@ -98,7 +171,7 @@ def resources(memory=None, memory_swap=None, cpus=None, nano_cpus=None, cpu_shar
     if nano_cpus is not None:
         out["NanoCpus"] = int(nano_cpus)
     if cpu_shares is not None:
-        out["CpuShares"] = int(cpu_shares)
+        out["CpuShares"] = parse_cpu_shares(cpu_shares)
     if pids_limit is not None:
         out["PidsLimit"] = parse_pids_limit(pids_limit)
     return out

@@ -14,6 +14,7 @@ ENTRYPOINT "ignores CMD".
 """
 from __future__ import annotations
 
+import re
 import signal as _signal
 
 from ..errors import InvalidArgument, MinidockerError
@@ -95,6 +96,51 @@ def parse_env_opt(value: str, host_env: dict[str, str]) -> str | None:
     return f"{k}={host_env[k]}" if k in host_env else None
 
 
+ENV_FILE_MAX_LINE = 64 * 1024 - 1   # bufio.Scanner's token limit, which docker's reader has
+
+
+def read_env_file(path: str, host_env: dict[str, str]) -> list[str]:
+    """Read and parse an --env-file, as docker/cli does: line by line, a line longer than
+    64 KiB is refused ("bufio.Scanner: token too long"), so /dev/zero or a huge binary
+    file is one clear error, not an endless read. Errors say what docker says."""
+    import errno
+    text_lines = []
+    try:
+        with open(path, "rb") as f:
+            while True:
+                line = f.readline(ENV_FILE_MAX_LINE + 2)
+                if not line:
+                    break
+                body = line[:-1] if line.endswith(b"\n") else line
+                if len(body) > ENV_FILE_MAX_LINE:
+                    raise InvalidArgument("bufio.Scanner: token too long")
+                try:  # checked line by line, as docker does: /dev/urandom fails at once
+                    text_lines.append(body.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise InvalidArgument(f"env file {path} contains invalid utf8 bytes at line "
+                                          f"{len(text_lines) + 1}") from None
+    except OSError as e:
+        reason = {errno.ENOENT: "no such file or directory", errno.EISDIR: "is a directory",
+                  errno.EACCES: "permission denied"}.get(e.errno, (e.strerror or str(e)).lower())
+        verb = "read" if e.errno == errno.EISDIR else "open"
+        raise InvalidArgument(f"{verb} {path}: {reason}") from None
+    try:
+        return parse_env_file("\n".join(text_lines), host_env, path)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"poorly formatted environment: {e}") from None
+
+
+def parse_label(value: str) -> tuple[str, str]:
+    """`-l/--label key=value` (or `key` alone: an empty value), checked as docker/cli's
+    ValidateLabel: the key may be neither empty nor contain whitespace."""
+    key, _, val = value.partition("=")
+    if key.strip() == "":
+        raise InvalidArgument(f"invalid label '{value}': empty name")
+    if any(c in " \t" for c in key.strip()):
+        raise InvalidArgument(f"label '{key.strip()}' contains whitespaces")
+    return key, val
+
+
 def parse_env_file(text: str, host_env: dict[str, str], filename: str = "env file") -> list[str]:
     """docker's --env-file format: KEY=VAL lines, `#` comments, blank lines, bare KEY from host."""
     out = []
@@ -130,43 +176,56 @@ def _parse_table(text: str, fields: int) -> list[list[str]]:
     return rows
 
 
+def _atoi(text: str) -> int | None:
+    """Go's strconv.Atoi: an optional sign and ASCII digits, fitting an int64; else None."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text) or len(text.lstrip("+-").lstrip("0")) > 19:
+        return None
+    n = int(text)
+    return n if -(1 << 63) <= n < (1 << 63) else None
+
+
 def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int], str]:
     """`-u user[:group]` -> (uid, gid, supplementary gids, home), read from the container's
-    /etc/passwd and /etc/group (never the host's: names differ between images)."""
-    user, _, grp = (spec or "").partition(":")
+    /etc/passwd and /etc/group (never the host's: names differ between images), by the
+    rules of moby/sys/user's GetExecUser: a numeric user is always a uid, fields after the
+    group are ignored, a malformed number in the files counts as 0."""
+    parts = (spec or "").split(":")
+    user, grp = parts[0], (parts[1] if len(parts) > 1 else "")
+    uid_arg, gid_arg = _atoi(user), _atoi(grp)
+    max_id = 0x7FFFFFFF
+    range_error = MinidockerError(f"uids and gids must be in range 0-{max_id}", exit_code=126)
     uid, gid, home, uname = 0, 0, "/", None
     pw = _parse_table(passwd, 7)
-    if user:
+    if not user:
+        hit = next((r for r in pw if (_atoi(r[2]) or 0) == 0), None)
+    elif uid_arg is not None:
+        hit = next((r for r in pw if (_atoi(r[2]) or 0) == uid_arg), None)
+    else:
         hit = next((r for r in pw if r[0] == user), None)
-        if hit is None and user.isdigit():
-            hit = next((r for r in pw if r[2] == user), None)
-            uid = int(user)
-        if hit is not None:
-            uname, uid, gid, home = hit[0], int(hit[2] or 0), int(hit[3] or 0), hit[5] or "/"
-        elif not user.isdigit():
+    if hit is not None:
+        uname, uid, gid, home = hit[0], _atoi(hit[2]) or 0, _atoi(hit[3]) or 0, hit[5] or "/"
+    elif user:
+        if uid_arg is None:
             raise MinidockerError(f"unable to find user {user}: no matching entries in passwd file",
                                   exit_code=126)
-    else:
-        hit = next((r for r in pw if r[2] == "0"), None)
-        if hit:
-            uname, home = hit[0], hit[5] or "/"
+        uid = uid_arg
     gr = _parse_table(group, 4)
     if grp:
-        if grp.isdigit():
-            gid = int(grp)
+        if gid_arg is not None:
+            g = next((r for r in gr if (_atoi(r[2]) or 0) == gid_arg), None)
         else:
             g = next((r for r in gr if r[0] == grp), None)
-            if g is None:
-                raise MinidockerError(f"unable to find group {grp}: no matching entries in group file",
-                                      exit_code=126)
-            gid = int(g[2])
+        if g is None and gid_arg is None:
+            raise MinidockerError(f"unable to find group {grp}: no matching entries in group file",
+                                  exit_code=126)
+        gid = gid_arg if g is None else (_atoi(g[2]) or 0)
         extra = [gid]
     else:
-        extra = [int(r[2]) for r in gr if uname and uname in r[3].split(",") and r[2].isdigit()]
+        extra = [_atoi(r[2]) or 0 for r in gr if uname and uname in r[3].split(",")]
         if gid not in extra:
             extra.insert(0, gid)
-    if uid > 0x7FFFFFFF or gid > 0x7FFFFFFF:
-        raise MinidockerError(f"uids and gids must be in range 0-{0x7FFFFFFF}", exit_code=126)
+    if not (0 <= uid <= max_id and 0 <= gid <= max_id) or any(not 0 <= g <= max_id for g in extra):
+        raise range_error
     return uid, gid, sorted(set(extra)), home
 
 
@@ -174,8 +233,8 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int
 def parse_signal(value: str | int) -> int:
     """'KILL', 'SIGKILL', 'kill', '9' -> 9 (docker kill -s / --stop-signal)."""
     s = str(value).strip()
-    if s.isdigit():
-        n = int(s)
+    if re.fullmatch(r"[0-9]+", s):
+        n = int(s) if len(s) < 10 else 0
         if n < 1 or n > 64:
             raise InvalidArgument(f"Invalid signal: {value}", exit_code=1)
         return n

@@ -166,6 +166,7 @@ def import_rootfs(store: ImageStore, source, repo: str | None, config: dict | No
     from .platform import host_architecture
     import time
     from ..gotime import rfc3339nano
+    ref = refmod.parse(repo) if repo else None  # a bad name fails before anything is stored
     chain = store.register_layer(source, None)
     diff_id = store.layer_diff_id(chain)
     now = rfc3339nano(time.time_ns())
@@ -175,6 +176,6 @@ def import_rootfs(store: ImageStore, source, repo: str | None, config: dict | No
            "history": [{"created": now, "comment": message or f"Imported from {source_name}"}],
            "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
     img = store.put_image(json.dumps(cfg, separators=(",", ":")).encode())
-    if repo:
-        store.tag(refmod.parse(repo), img.id)
+    if ref is not None:
+        store.tag(ref, img.id)
     return img.id

@@ -31,8 +31,10 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _PATH = rf"{_COMPONENT}(?:/{_COMPONENT})*"
-_REFERENCE = re.compile(rf"^((?:{_DOMAIN}/)?{_PATH})(?::({_TAG}))?(?:@({_DIGEST}))?$")
-_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+# re.ASCII: Go's \w (in _TAG) is [0-9A-Za-z_], Python's would take any letter ("busybox:ŧ")
+# and \Z, not $: "busybox\n" is no reference
+_REFERENCE = re.compile(rf"^((?:{_DOMAIN}/)?{_PATH})(?::({_TAG}))?(?:@({_DIGEST}))?\Z", re.ASCII)
+_HEX64 = re.compile(r"^[a-f0-9]{64}\Z")
 NAME_TOTAL_LENGTH_MAX = 255
 
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from contextlib import contextmanager
 
 from .. import fsutil
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, MinidockerError, NotFound
 from ..paths import StateRoot
 from ..core.overlay2 import Overlay2, random_id, visible_in_layers
 
@@ -60,6 +61,75 @@ def _hex(digest: str) -> str:
 INIT_LAYER_DIRS = ["dev/pts", "dev/shm", "proc", "sys"]
 INIT_LAYER_FILES = [".dockerenv", "etc/resolv.conf", "etc/hosts", "etc/hostname", "dev/console"]
 INIT_LAYER_LINKS = {"etc/mtab": "/proc/mounts"}
+
+
+# ---------------------------------------------------------------- what an image config may hold
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _is_digest(value) -> bool:
+    return isinstance(value, str) and _DIGEST_RE.fullmatch(value) is not None
+
+
+def _str_list(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _str_map(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+# The keys of the config's "config" section that minidocker reads, and the JSON type each
+# must have (Docker unmarshals into typed Go structs and refuses anything else).
+_CONFIG_KEYS = {
+    "Env": _str_list, "Cmd": _str_list, "Entrypoint": _str_list, "OnBuild": _str_list, "Shell": _str_list,
+    "WorkingDir": lambda v: isinstance(v, str), "User": lambda v: isinstance(v, str),
+    "StopSignal": lambda v: isinstance(v, str), "Labels": _str_map,
+    "ExposedPorts": lambda v: isinstance(v, dict), "Volumes": lambda v: isinstance(v, dict),
+    "Healthcheck": lambda v: isinstance(v, dict),
+}
+
+
+def json_kind(value) -> str:
+    """JSON's name for the type of a decoded value: object, array, string, ..."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def parse_config(raw: bytes) -> dict:
+    """An image config (JSON bytes) checked the way Docker's typed unmarshalling checks it:
+    a JSON object, rootfs.diff_ids a list of sha256 digests, and the `config` keys minidocker
+    uses of the right types. Anything else is a one-line error (exit 1), never a crash later
+    in `run`."""
+    def bad(why: str) -> MinidockerError:
+        return MinidockerError(f"invalid image config: {why}", exit_code=1)
+
+    try:
+        cfg = json.loads(raw)
+    except (ValueError, RecursionError) as e:  # (UnicodeDecodeError is a ValueError)
+        raise bad(f"not JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise bad(f"a JSON {json_kind(cfg)}, not an object")
+    rootfs = cfg.get("rootfs", {})
+    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids", []), list):
+        raise bad("rootfs.diff_ids must be a list")
+    if not all(_is_digest(d) for d in rootfs.get("diff_ids", [])):
+        raise bad("rootfs.diff_ids must be sha256 digests")
+    for key in ("history",):
+        if cfg.get(key) is not None and not (isinstance(cfg[key], list)
+                                              and all(isinstance(h, dict) for h in cfg[key])):
+            raise bad(f"{key} must be a list of objects")
+    for key in ("architecture", "os", "created", "author", "comment", "variant"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise bad(f"{key} must be a string")
+    section = cfg.get("config")
+    if section is not None:
+        if not isinstance(section, dict):
+            raise bad("config must be an object")
+        for key, ok in _CONFIG_KEYS.items():
+            if section.get(key) is not None and not ok(section[key]):
+                raise bad(f"config.{key} has the wrong type")
+    return cfg
 
 
 class Image:
@@ -121,19 +191,24 @@ class ImageStore:
         """
         import hashlib
         import tempfile
-        from ..errors import MinidockerError
         from ..storage import archive, tarsplit  # tarfile & co: only needed when layers arrive
         fd, tmp_tar = tempfile.mkstemp(prefix="layer-", suffix=".tar", dir=self.root.tmp)
         try:
             h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, archive.open_layer_stream(source) as stream:
-                while chunk := stream.read(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
+            try:
+                with os.fdopen(fd, "wb") as out, archive.open_layer_stream(source) as stream:
+                    while chunk := stream.read(1 << 20):
+                        h.update(chunk)
+                        out.write(chunk)
+            except (*archive.TAR_ERRORS, OSError) as e:  # a corrupt gzip/xz/bzip2 stream
+                if isinstance(e, OSError) and e.errno is not None:
+                    raise  # a real I/O error (the disk is full, ...), not bad input
+                raise archive.ArchiveError(f"Error processing tar file: {e}") from None
             actual = "sha256:" + h.hexdigest()
             if diff_id is not None and diff_id != actual:
                 raise MinidockerError(f"layer DiffID mismatch: the image config says {diff_id}, the "
                                       f"layer's content is {actual}", exit_code=1)
+            archive.check_tar_file(tmp_tar)  # complete and readable, before anything is made of it
             chain = chain_id(parent_chain, actual)
             with self.lock():
                 if self.has_layer(chain):
@@ -177,7 +252,7 @@ class ImageStore:
     def put_image(self, config: dict | bytes) -> Image:
         """Store an image config (its layers must be registered already); return the Image."""
         raw = config if isinstance(config, bytes) else json.dumps(config, separators=(",", ":")).encode()
-        cfg = json.loads(raw)
+        cfg = parse_config(raw)
         for c in chain_ids(cfg.get("rootfs", {}).get("diff_ids", [])):
             if not self.has_layer(c):
                 raise NotFound(f"layer {c} of the image is not in the store")

@@ -20,13 +20,14 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
 
 from ..errors import InvalidArgument, MinidockerError
 from . import reference as refmod
-from .store import Image, ImageStore, chain_ids
+from .store import Image, ImageStore, chain_ids, json_kind, parse_config
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -146,7 +147,13 @@ def save(store: ImageStore, refs: list[str], out) -> None:
 
 def load(store: ImageStore, source) -> list[str]:
     """Load every image in the tar at `source` (path or stream); return docker's messages
-    ("Loaded image: busybox:latest" / "Loaded image ID: sha256:...")."""
+    ("Loaded image: busybox:latest" / "Loaded image ID: sha256:...").
+
+    Everything the archive says is checked before anything is stored (JSON shapes, tags, that
+    each file is there, the number of layers); a layer that then turns out bad (a truncated tar,
+    a DiffID that does not match) takes the layers this load registered with it: no half-made
+    image, no orphan layer."""
+    from . import manage
     with tempfile.TemporaryDirectory(dir=store.root.tmp) as tmp:
         _extract(source, tmp)
         if os.path.exists(os.path.join(tmp, "manifest.json")):
@@ -156,21 +163,29 @@ def load(store: ImageStore, source) -> list[str]:
         else:
             raise MinidockerError("open manifest.json: no such file or directory (not an image archive)",
                                   exit_code=1)
-        messages = []
+        plans = []
         for config_path, layer_paths, tags in entries:
             with open(config_path, "rb") as f:
                 raw = f.read()
-            cfg = json.loads(raw)
-            diff_ids = cfg.get("rootfs", {}).get("diff_ids", [])
+            cfg = parse_config(raw)
+            diff_ids = (cfg.get("rootfs") or {}).get("diff_ids", [])
             if len(diff_ids) != len(layer_paths):
                 raise MinidockerError("invalid manifest: the number of layers does not match the config",
                                       exit_code=1)
-            parent = None
-            for path, diff_id in zip(layer_paths, diff_ids):
-                parent = store.register_layer(path, parent, diff_id=diff_id)
-            img = store.put_image(raw)
+            plans.append((raw, layer_paths, diff_ids, [_tag(t) for t in tags]))
+        messages = []
+        for raw, layer_paths, diff_ids, tags in plans:
+            new_chains = [c for c in chain_ids(diff_ids) if not store.has_layer(c)]
+            try:
+                parent = None
+                for path, diff_id in zip(layer_paths, diff_ids):
+                    parent = store.register_layer(path, parent, diff_id=diff_id)
+                img = store.put_image(raw)
+            except BaseException:
+                manage.delete_unused_layers(store, new_chains)
+                raise
             for tag in tags:
-                old = store.tags().get(str(refmod.parse(tag)))
+                old = store.tags().get(tag)
                 if old and old != img.id:
                     messages.append(f"The image {tag} already exists, renaming the old one with ID "
                                     f"{old} to empty string")
@@ -181,59 +196,123 @@ def load(store: ImageStore, source) -> list[str]:
         return messages
 
 
+def _tag(name: str) -> str:
+    """A RepoTags entry, normalized; a malformed one fails the load (exit 1, as docker load)."""
+    try:
+        return str(refmod.parse(name))
+    except InvalidArgument as e:
+        raise MinidockerError(f"invalid tag {json.dumps(name)} in the image archive: {e}", exit_code=1) from None
+
+
 def _extract(source, dest: str) -> None:
     """Unpack the archive safely (it is an image archive, not a layer: no devices, no links
-    out); gzip-compressed archives are fine too."""
+    out); gzip-compressed archives are fine too. A truncated or corrupt archive is refused
+    (Docker: "unexpected EOF"), never loaded in part."""
     from ..storage import archive
-    with archive.open_layer_stream(source) as stream, tarfile.open(fileobj=stream, mode="r|") as tf:
-        for m in tf:
-            name = posixpath.normpath(m.name).lstrip("/")
-            if name.startswith("..") or name in ("", "."):
-                continue
-            target = os.path.join(dest, name)
-            if m.isdir():
-                os.makedirs(target, exist_ok=True)
-            elif m.isreg():
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "wb") as f:
-                    shutil.copyfileobj(tf.extractfile(m), f)
-            elif m.issym() and not m.linkname.startswith("/") and ".." not in m.linkname.split("/")[:-1]:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                src = os.path.normpath(os.path.join(os.path.dirname(target), m.linkname))
-                if src.startswith(dest) and os.path.exists(src):
-                    shutil.copyfile(src, target)  # legacy archives link identical layers
+    try:
+        with archive.open_layer_stream(source) as raw:
+            stream = archive.TailReader(raw)
+            with tarfile.open(fileobj=stream, mode="r|") as tf:
+                for m in tf:
+                    _extract_member(tf, m, dest)
+                archive.check_end(stream.bytes_at, tf.offset)
+    except archive.TAR_ERRORS as e:
+        why = "the archive is empty" if str(e) == "empty file" else str(e)
+        raise archive.ArchiveError(f"Error processing tar file: {why}") from None
+    except OSError as e:
+        if e.errno is not None:
+            raise
+        raise archive.ArchiveError(f"Error processing tar file: {e}") from None  # (bz2's errors)
 
 
-def _inside(root: str, rel: str) -> str:
+def _extract_member(tf, m, dest: str) -> None:
+    name = posixpath.normpath(m.name).lstrip("/")
+    if name.startswith("..") or name in ("", ".") or "\x00" in name:
+        return
+    target = os.path.join(dest, name)
+    if m.isdir():
+        os.makedirs(target, exist_ok=True)
+    elif m.isreg():
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise MinidockerError(f"invalid image archive: {name} is both a file and a directory", exit_code=1)
+        with open(target, "wb") as f:
+            shutil.copyfileobj(tf.extractfile(m), f)
+    elif m.issym() and not m.linkname.startswith("/") and ".." not in m.linkname.split("/")[:-1]:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        src = os.path.normpath(os.path.join(os.path.dirname(target), m.linkname))
+        if src.startswith(dest + os.sep) and os.path.isfile(src):
+            shutil.copyfile(src, target)  # legacy archives link identical layers
+
+
+def _inside(root: str, rel) -> str:
+    if not isinstance(rel, str):
+        raise MinidockerError(f"invalid image archive: a file name is {json.dumps(rel)}", exit_code=1)
     path = os.path.normpath(os.path.join(root, rel))
-    if not path.startswith(root + os.sep):
+    if not path.startswith(root + os.sep) or "\x00" in rel:
         raise MinidockerError(f"invalid path in image archive: {rel}", exit_code=1)
     if not os.path.isfile(path):
         raise MinidockerError(f"image archive is missing {rel}", exit_code=1)
     return path
 
 
+def _read_json(root: str, rel: str, what: str):
+    try:
+        with open(os.path.join(root, rel), "rb") as f:
+            return json.loads(f.read())
+    except (ValueError, RecursionError) as e:
+        raise MinidockerError(f"invalid {what}: not JSON: {e}", exit_code=1) from None
+    except IsADirectoryError:
+        raise MinidockerError(f"invalid image archive: {rel} is a directory", exit_code=1) from None
+
+
 def _from_manifest_json(root: str) -> list[tuple[str, list[str], list[str]]]:
-    with open(os.path.join(root, "manifest.json")) as f:
-        manifest = json.load(f)
-    return [(_inside(root, e["Config"]), [_inside(root, p) for p in e.get("Layers") or []],
-             list(e.get("RepoTags") or [])) for e in manifest]
+    manifest = _read_json(root, "manifest.json", "manifest.json")
+
+    def bad(why: str) -> MinidockerError:
+        return MinidockerError(f"invalid manifest.json: {why}", exit_code=1)
+
+    if not isinstance(manifest, list):
+        raise bad(f"a JSON {json_kind(manifest)}, not a list of images")
+    out = []
+    for e in manifest:
+        if not isinstance(e, dict) or not isinstance(e.get("Config"), str):
+            raise bad("each image needs a \"Config\" file name")
+        layers, tags = e.get("Layers") or [], e.get("RepoTags") or []
+        if not isinstance(layers, list) or not isinstance(tags, list) or \
+                not all(isinstance(t, str) for t in tags):
+            raise bad("\"Layers\" and \"RepoTags\" must be lists of strings")
+        out.append((_inside(root, e["Config"]), [_inside(root, p) for p in layers], list(tags)))
+    return out
 
 
 def _from_oci_index(root: str) -> list[tuple[str, list[str], list[str]]]:
-    def blob(digest: str) -> str:
+    def bad(why: str) -> MinidockerError:
+        return MinidockerError(f"invalid OCI image layout: {why}", exit_code=1)
+
+    def blob(desc) -> str:
+        digest = desc.get("digest") if isinstance(desc, dict) else None
+        if not isinstance(digest, str) or not re.fullmatch(r"[a-z0-9]+:[a-f0-9]{32,}", digest):
+            raise bad(f"invalid descriptor digest {str(digest)[:100]!r}")
         return _inside(root, f"blobs/{digest.replace(':', '/')}")
 
-    with open(os.path.join(root, "index.json")) as f:
-        index = json.load(f)
+    index = _read_json(root, "index.json", "index.json")
+    if not isinstance(index, dict) or not isinstance(index.get("manifests", []), list):
+        raise bad("index.json must be an object with a list of manifests")
     out = []
     for desc in index.get("manifests", []):
-        with open(blob(desc["digest"]), "rb") as f:
-            m = json.load(f)
+        path = blob(desc)
+        m = _read_json(root, os.path.relpath(path, root), "image manifest")
+        if not isinstance(m, dict):
+            raise bad("a manifest is not a JSON object")
         if m.get("mediaType") in (OCI_INDEX, DOCKER_LIST) or "manifests" in m:
             raise MinidockerError("multi-platform OCI archives are not supported by load", exit_code=1)
+        if not isinstance(m.get("layers", []), list):
+            raise bad("a manifest's layers are not a list")
         ann = desc.get("annotations") or {}
+        if not isinstance(ann, dict):
+            raise bad("annotations must be an object")
         name = ann.get("io.containerd.image.name") or ann.get("org.opencontainers.image.ref.name")
-        tags = [str(refmod.parse(name))] if name and (":" in name or "/" in name) else []
-        out.append((blob(m["config"]["digest"]), [blob(layer["digest"]) for layer in m["layers"]], tags))
+        tags = [name] if isinstance(name, str) and (":" in name or "/" in name) else []
+        out.append((blob(m.get("config")), [blob(layer) for layer in m.get("layers", [])], tags))
     return out

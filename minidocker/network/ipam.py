@@ -38,26 +38,47 @@ def choose_subnet(taken: list[str], preferred: str | None = None) -> ipaddress.I
                    "defaults to assign to the network")
 
 
+# Address blocks a bridge network must not use: a route for them on a host bridge would take
+# traffic from the host's own loopback (where the localhost guard drops what comes from our
+# bridges anyway), or they are no unicast networks at all. (Docker 20.10 takes 127.0.0.0/8.)
+FORBIDDEN_SUBNETS = {
+    "0.0.0.0/8": "addresses of \"this network\" (RFC 1122)",
+    "127.0.0.0/8": "loopback addresses",
+    "224.0.0.0/4": "multicast addresses",
+    "240.0.0.0/4": "reserved addresses",
+}
+
+
 def parse_subnet(subnet: str, gateway: str | None) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]:
-    """`network create --subnet 10.5.0.0/24 [--gateway 10.5.0.254]`, validated like Docker."""
+    """`network create --subnet 10.5.0.0/24 [--gateway 10.5.0.254]`, validated like Docker
+    (dockerd's refusals: `network create` exits 1)."""
     try:
         net = ipaddress.ip_network(subnet, strict=False)
     except ValueError:
-        raise InvalidArgument(f"invalid CIDR address: {subnet}") from None
+        raise InvalidArgument(f"invalid CIDR address: {subnet}", exit_code=1) from None
     if net.version != 4:
-        raise InvalidArgument("only IPv4 subnets are supported")
+        raise InvalidArgument("only IPv4 subnets are supported", exit_code=1)
     if net.prefixlen > 30:
-        raise InvalidArgument(f"subnet {subnet} is too small: it has no room for containers")
+        raise InvalidArgument(f"subnet {subnet} is too small: it has no room for containers", exit_code=1)
     if gateway:
         try:
             gw = ipaddress.ip_address(gateway)
         except ValueError:
-            raise InvalidArgument(f"invalid gateway address: {gateway}") from None
+            raise InvalidArgument(f"invalid gateway address: {gateway}", exit_code=1) from None
         if gw not in net or gw in (net.network_address, net.broadcast_address):
-            raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+            raise InvalidArgument(f"no matching subnet for gateway {gateway}", exit_code=1)
     else:
         gw = net.network_address + 1
     return net, gw
+
+
+def check_usable(net: ipaddress.IPv4Network) -> None:
+    """Refuse a subnet in FORBIDDEN_SUBNETS (checked after the overlap with other networks,
+    so that 0.0.0.0/0 still gets Docker's "Pool overlaps" message)."""
+    for block, what in FORBIDDEN_SUBNETS.items():
+        if net.overlaps(ipaddress.ip_network(block)):
+            raise InvalidArgument(f"invalid subnet {net}: it overlaps {block}, {what}, which a "
+                                  "network cannot use", exit_code=1)
 
 
 def allocate(subnet: str, gateway: str, used: list[str], wanted: str | None = None) -> str:

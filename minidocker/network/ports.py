@@ -10,6 +10,7 @@ Pure parsing here; the chosen ports become DNAT rules (nat.py).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 from ..errors import Conflict, InvalidArgument
@@ -17,12 +18,16 @@ from ..errors import Conflict, InvalidArgument
 EPHEMERAL = (32768, 60999)  # /proc/sys/net/ipv4/ip_local_port_range's default
 
 
+_PORT = re.compile(r"[0-9]+")
+
+
 def _port_range(text: str, what: str) -> list[int]:
-    lo, _, hi = text.partition("-")
-    try:
-        a, b = int(lo), int(hi or lo)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what}: {text}") from None
+    """"80" or "8000-8010" (go-connections' ParsePortRange: ASCII digits only, no sign, no
+    blanks: `-p " 80"` is refused as Docker refuses it)."""
+    lo, dash, hi = text.partition("-")
+    if not _PORT.fullmatch(lo) or (dash and not _PORT.fullmatch(hi)) or len(lo) > 5 or len(hi) > 5:
+        raise InvalidArgument(f"invalid {what}: {text}")
+    a, b = int(lo), int(hi) if dash else int(lo)
     if not (1 <= a <= b <= 65535):
         raise InvalidArgument(f"invalid {what}: {text}")
     return list(range(a, b + 1))
@@ -31,9 +36,9 @@ def _port_range(text: str, what: str) -> list[int]:
 def parse_publish(spec: str) -> list[tuple[str, dict]]:
     """"127.0.0.1:8080:80/udp" -> [("80/udp", {"HostIp": "127.0.0.1", "HostPort": "8080"})]."""
     body, _, proto = spec.partition("/")
-    proto = proto or "tcp"
+    proto = (proto or "tcp").lower()  # docker takes "80/TCP" as tcp
     if proto not in ("tcp", "udp", "sctp"):
-        raise InvalidArgument(f"invalid proto: {proto}")
+        raise InvalidArgument(f"invalid proto: {spec.partition('/')[2]}")
     parts = body.rsplit(":", 2) if body.count(":") <= 2 else None
     if parts is None:
         raise InvalidArgument(f"invalid port format: {spec}")
@@ -47,14 +52,16 @@ def parse_publish(spec: str) -> list[tuple[str, dict]]:
                 ipaddress.IPv4Address(host_ip)
             except ValueError:
                 raise InvalidArgument(f"invalid IP address: {host_ip}") from None
+    if not cport:
+        raise InvalidArgument(f"no port specified: {spec}<empty>")
     cports = _port_range(cport, "containerPort")
     hports = _port_range(host_port, "hostPort") if host_port else [None] * len(cports)
     if len(hports) != len(cports):
-        if len(hports) > 1:
-            raise InvalidArgument(f"invalid ranges specified for container and host Ports: {spec}")
+        # docker takes a host range for one container port as a range to pick from; minidocker
+        # does not (yet), and a container range needs a host range of the same size
+        raise InvalidArgument(f"invalid ranges specified for container and host Ports: {spec}")
     out = []
-    for i, cp in enumerate(cports):
-        hp = hports[i] if i < len(hports) else None
+    for cp, hp in zip(cports, hports):
         out.append((f"{cp}/{proto}", {"HostIp": host_ip, "HostPort": "" if hp is None else str(hp)}))
     return out
 

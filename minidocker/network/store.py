@@ -180,6 +180,7 @@ class NetworkStore:
                     for c in r["IPAM"]["Config"]:
                         if c.get("Subnet") and net.overlaps(ipaddress.ip_network(c["Subnet"])):
                             raise Conflict("Pool overlaps with other one on this address space")
+                ipam.check_usable(net)
             else:
                 if gateway:
                     raise InvalidArgument("cannot specify a gateway without a subnet")

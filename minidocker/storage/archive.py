@@ -50,6 +50,7 @@ import tarfile
 import zlib
 
 from ..core.overlay2 import OPAQUE_XATTR, is_opaque, is_whiteout
+from ..errors import MinidockerError
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."      # AUFS bookkeeping (.wh..wh.plnk, ...): skipped
@@ -62,8 +63,13 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 
 
-class ArchiveError(ValueError):
-    """A layer we cannot apply: corrupt tar, unsupported entry, missing decompressor."""
+class ArchiveError(MinidockerError, ValueError):
+    """A layer we cannot apply: corrupt tar, unsupported entry, missing decompressor.
+
+    A MinidockerError (the CLI prints it as one line, `load`/`import` exit 1, `run` 125), and
+    still a ValueError for callers that catch that."""
+
+    exit_code = 1
 
 
 class UnsafeArchiveError(ArchiveError):
@@ -245,6 +251,79 @@ def _decompressed(raw, stack: contextlib.ExitStack):
     return stream
 
 
+# ---------------------------------------------------------------------------
+# Is the tar complete? Python's tarfile ends an archive quietly at the first header it
+# cannot read (a truncated header, garbage, a lone zero block); Go's archive/tar, which
+# Docker uses, calls that "unexpected EOF" / "invalid tar header". The rule, after the last
+# entry: nothing at all, or a zero block and then nothing, or two zero blocks.
+# ---------------------------------------------------------------------------
+
+_BLOCK = tarfile.BLOCKSIZE
+TAR_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
+
+
+class TailReader:
+    """A read-through wrapper that counts the bytes and keeps the last ones, so that the
+    blocks after the last tar entry can be looked at once tarfile has stopped."""
+
+    KEEP = 1 << 16
+
+    def __init__(self, raw):
+        self.raw, self.pos, self.tail = raw, 0, bytearray()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.pos += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * self.KEEP:
+            del self.tail[:len(self.tail) - self.KEEP]
+        return data
+
+    def bytes_at(self, offset: int, n: int) -> bytes:
+        """Bytes [offset, offset+n) of the stream (fewer at its end), reading on if needed."""
+        while self.pos < offset + n:
+            if not self.read(min(offset + n - self.pos, _CHUNK)):
+                break
+        start = self.pos - len(self.tail)
+        if offset < start:
+            raise ArchiveError("Error processing tar file: cannot check the end of the archive")
+        return bytes(self.tail[offset - start:offset - start + n])
+
+
+def check_end(bytes_at, offset: int) -> None:
+    """Raise ArchiveError unless what follows the last entry (at `offset`) ends the archive
+    the way Go's archive/tar accepts. `bytes_at(offset, n)` reads the uncompressed tar."""
+    for i in range(2):
+        block = bytes_at(offset + i * _BLOCK, _BLOCK)
+        if not block:
+            return                              # EOF right there: a (tolerated) short end
+        if len(block) < _BLOCK:
+            raise ArchiveError("Error processing tar file: unexpected EOF (the archive is truncated)")
+        if block.count(0) != _BLOCK:
+            raise ArchiveError("Error processing tar file: archive/tar: invalid tar header")
+
+
+def check_tar_file(path) -> None:
+    """Is the (uncompressed) tar file at `path` a complete, readable archive? ArchiveError if
+    not: a truncated entry or header, garbage between entries, or not a tar at all."""
+    with open(path, "rb") as f:
+        if not f.read(1):
+            raise ArchiveError("Error processing tar file: the archive is empty")
+        f.seek(0)
+        try:
+            with tarfile.open(fileobj=f, mode="r:") as tf:
+                for _ in tf:
+                    pass
+                offset = tf.offset
+        except TAR_ERRORS as e:
+            raise ArchiveError(f"Error processing tar file: {e}") from None
+
+        def bytes_at(pos: int, n: int) -> bytes:
+            f.seek(pos)
+            return f.read(n)
+        check_end(bytes_at, offset)
+
+
 @contextlib.contextmanager
 def open_layer_stream(path_or_fileobj):
     """with open_layer_stream(p) as f: f.read() gives the plain tar bytes, whatever the
@@ -282,11 +361,15 @@ def apply_layer(tar_stream_or_path, dest_dir, *, overlay: bool = True) -> int:
         root_fd = os.open(dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         stack.callback(os.close, root_fd)
         try:
-            stream = _decompressed(raw, stack)
+            stream = TailReader(_decompressed(raw, stack))
             # "r|": a stream, read once from start to end, never seeking back.
             tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
-            return _LayerApplier(root_fd, overlay).apply(tf)
-        except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError) as e:
+            written = _LayerApplier(root_fd, overlay).apply(tf)
+            check_end(stream.bytes_at, tf.offset)   # a truncated layer is no layer
+            return written
+        except (*TAR_ERRORS, OSError) as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise  # a real I/O error; (bz2 says "Invalid data stream" with an OSError, no errno)
             raise ArchiveError(f"cannot read layer: {e}") from e
 
 

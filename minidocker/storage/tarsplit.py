@@ -36,8 +36,11 @@ def _clean(name: str) -> str | None:
 
 def record(tar_path: str, out_path: str) -> None:
     """Write the tar-split of the (uncompressed) tar file at `tar_path` to `out_path`."""
-    with tarfile.open(tar_path, "r:") as tf:
-        members = tf.getmembers()
+    try:
+        with tarfile.open(tar_path, "r:") as tf:
+            members = tf.getmembers()
+    except (tarfile.TarError, EOFError) as e:
+        raise ArchiveError(f"Error processing tar file: {e}") from None
     names = [_clean(m.name) for m in members]
     last_index = {n: i for i, n in enumerate(names) if n}
     spans = []  # (start, end, relpath) of file contents we can read back from disk

@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 import tempfile
@@ -196,9 +197,9 @@ class Builder:
             raise BuildError(f"unable to prepare context: unable to evaluate symlinks in Dockerfile "
                              f"path: lstat {os.path.abspath(df_path)}: no such file or directory")
         self.df_path = df_path
-        with open(df_path, encoding="utf-8") as f:
-            text = f.read()
         self.filename = os.path.basename(df_path)
+        with open(df_path, "rb") as f:
+            text = dfmod.decode(f.read(), self.filename)
         self.build_args = dict(build_args or {})
         if platform and platform != dfmod.host_platform():
             raise BuildError(f"platform {platform} is not supported: minidocker builds for this "
@@ -578,7 +579,7 @@ class Builder:
             raise BuildError("When using COPY with more than one source file, the destination must "
                              "be a directory and end with a /")
         dest = dest.rstrip("/") or "/"
-        mode_override = int(chmod, 8) if chmod else None
+        mode_override = parse_chmod(chmod) if chmod else None
         made_dirs: set[str] = set()
 
         def parent_dirs(path: str):
@@ -648,6 +649,14 @@ class Builder:
         raise BuildError(f"cannot copy {rel}: not a regular file, directory or symlink")
 
 
+def parse_chmod(text: str) -> int:
+    """COPY/ADD --chmod=<octal>, as BuildKit reads it (strconv.ParseUint(text, 8, 32), at most
+    07777). BuildKit's message."""
+    if not re.fullmatch(r"[0-7]{1,5}", text) or int(text, 8) > 0o7777:
+        raise BuildError(f"invalid chmod parameter: '{text}'. it should be octal string and between 0 and 07777")
+    return int(text, 8)
+
+
 def _dir_entry(name: str, mode: int, uid: int, gid: int, mtime):
     def add(tf):
         info = tarfile.TarInfo(name)
@@ -692,18 +701,30 @@ def _is_archive(path: str) -> bool:
 
 
 def _extract_entries(path: str, dest: str):
-    """ADD of a local archive: its members, re-rooted under `dest` (safely: no `..`)."""
+    """ADD of a local archive: its members, re-rooted under `dest` (safely: no `..`).
+    A corrupt or truncated archive is a build error (Docker: "Error processing tar file"),
+    checked as strictly as a layer (storage/archive.py)."""
     def add(tf):
         from ...storage import archive
-        with archive.open_layer_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as src:
-            for m in src:
-                name = os.path.normpath(m.name).lstrip("/")
-                if name.startswith("..") or name == ".":
-                    continue
-                m.name = f"{dest}/{name}".lstrip("/") if dest else name
-                if m.islnk():
-                    m.linkname = f"{dest}/{os.path.normpath(m.linkname).lstrip('/')}".lstrip("/")
-                tf.addfile(m, src.extractfile(m) if m.isreg() else None)
+        try:
+            with archive.open_layer_stream(path) as raw:
+                stream = archive.TailReader(raw)
+                with tarfile.open(fileobj=stream, mode="r|") as src:
+                    for m in src:
+                        name = os.path.normpath(m.name).lstrip("/")
+                        if name.startswith("..") or name == "." or "\x00" in name:
+                            continue
+                        m.name = f"{dest}/{name}".lstrip("/") if dest else name
+                        if m.islnk():
+                            m.linkname = f"{dest}/{os.path.normpath(m.linkname).lstrip('/')}".lstrip("/")
+                        tf.addfile(m, src.extractfile(m) if m.isreg() else None)
+                    archive.check_end(stream.bytes_at, src.offset)
+        except (*archive.TAR_ERRORS, OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise
+            if isinstance(e, MinidockerError):
+                raise BuildError(f"ADD failed: {os.path.basename(path)}: {e}") from None
+            raise BuildError(f"ADD failed: {os.path.basename(path)}: Error processing tar file: {e}") from None
     return add
 
 

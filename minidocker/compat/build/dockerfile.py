@@ -21,6 +21,7 @@ Reference: moby/buildkit frontend/dockerfile/{parser,instructions,shell}.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -145,39 +146,56 @@ _EOF = ""
 
 class _Words:
     """Collects words while substituting: whitespace separates words, except
-    whitespace that came from quotes or from the escape character."""
+    whitespace that came from quotes or from the escape character. (Pieces are kept in a
+    list and joined once: a long word costs linear time, not quadratic.)"""
 
     def __init__(self):
         self.words: list[str] = []
-        self.buf = ""
-        self.in_word = False
+        self.buf: list[str] = []
+
+    def _flush(self) -> None:
+        if self.buf:
+            word = "".join(self.buf)
+            self.buf = []
+            if word:
+                self.words.append(word)
 
     def add_char(self, ch: str) -> None:
         if ch.isspace():
-            if self.in_word and self.buf:
-                self.words.append(self.buf)
-                self.buf = ""
-                self.in_word = False
+            self._flush()
         else:
-            self.add_raw_char(ch)
+            self.buf.append(ch)
 
     def add_raw_char(self, ch: str) -> None:
-        self.buf += ch
-        self.in_word = True
+        self.buf.append(ch)
 
     def add_string(self, text: str) -> None:  # a variable's value: its spaces split words
-        for ch in text:
-            self.add_char(ch)
+        for i, piece in enumerate(_SPACES.split(text)):
+            if i:
+                self._flush()
+            if piece:
+                self.buf.append(piece)
 
     def add_raw_string(self, text: str) -> None:  # quoted text: kept whole
-        self.buf += text
-        self.in_word = True
+        self.buf.append(text)
 
     def result(self) -> list[str]:
-        if self.buf:
-            self.words.append(self.buf)
-            self.buf = ""
+        self._flush()
         return self.words
+
+
+_SPACES = re.compile(r"\s+")  # (\s is str.isspace(), as add_char has it)
+_NAME = re.compile(r"\w+")    # (\w is str.isalnum() or "_")
+# Limits that keep a hostile Dockerfile from hanging the parser (Docker has the first one):
+MAX_LINE = 65535                 # bytes in one physical line ("dockerfile line greater than ...")
+MAX_EXPANSION = 1 << 20          # characters that variables may add to one substituted text
+MAX_PATTERN_STEPS = 4_000_000    # steps of ${VAR#pattern}-style matching in one substitution
+
+
+@functools.lru_cache(maxsize=64)
+def _plain(specials: str) -> re.Pattern:
+    """A run of characters with no meaning to the lexer (taken in one go, not one by one)."""
+    return re.compile("[^" + re.escape(specials) + "]+")
 
 
 class _Lexer:
@@ -187,6 +205,13 @@ class _Lexer:
         self.env = env
         self.escape = escape
         self.raw_escapes = False   # keep escape characters (inside ${VAR#pattern})
+        self.expanded = 0          # characters variables have added so far (MAX_EXPANSION)
+        self.steps = 0             # pattern matching work so far (MAX_PATTERN_STEPS)
+
+    def tick(self, steps: int) -> None:
+        self.steps += steps
+        if self.steps > MAX_PATTERN_STEPS:
+            raise _LexError("pattern substitution too costly: the value or the pattern is too long")
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else _EOF
@@ -208,11 +233,18 @@ class _Lexer:
     def _process(self, stop: str, raw_escapes: bool) -> tuple[str, list[str]]:
         result = []
         words = _Words()
+        plain = _plain("$'\"" + self.escape + stop)
         while self.peek() != _EOF:
             ch = self.peek()
             if stop and ch == stop:
                 self.next()
                 return "".join(result), words.result()
+            m = plain.match(self.text, self.pos)
+            if m:                                  # ordinary characters, many at once
+                self.pos = m.end()
+                result.append(m.group())
+                words.add_string(m.group())
+                continue
             if ch == "$":
                 value = self.dollar()
                 result.append(value)
@@ -245,21 +277,24 @@ class _Lexer:
     def single_quoted(self) -> str:
         # Everything up to the next ' is literal: no variables, no escapes.
         self.next()
-        out = []
-        while True:
-            ch = self.next()
-            if ch == _EOF:
-                raise _LexError("unexpected end of statement while looking for matching single-quote")
-            if ch == "'":
-                return "".join(out)
-            out.append(ch)
+        end = self.text.find("'", self.pos)
+        if end < 0:
+            self.pos = len(self.text)
+            raise _LexError("unexpected end of statement while looking for matching single-quote")
+        out, self.pos = self.text[self.pos:end], end + 1
+        return out
 
     def double_quoted(self) -> str:
         # Literal except $ (substituted) and the escape character, which only
         # escapes ", $ and itself (like \ in sh); before anything else it stays.
         self.next()
         out = []
+        plain = _plain('"$' + self.escape)
         while True:
+            m = plain.match(self.text, self.pos)
+            if m:
+                out.append(m.group())
+                self.pos = m.end()
             ch = self.peek()
             if ch == _EOF:
                 raise _LexError("unexpected end of statement while looking for matching double-quote")
@@ -281,21 +316,34 @@ class _Lexer:
 
     def name(self) -> str:
         # A variable name: letters, digits, _; or all digits ($1); or one special character ($?).
-        out = ""
-        while self.peek() != _EOF:
-            ch = self.peek()
-            if not out and ch.isdigit():
-                while self.peek() != _EOF and self.peek().isdigit():
-                    out += self.next()
-                return out
-            if not out and ch in "@*#?-$!0":
-                return self.next()
-            if not (ch.isalnum() or ch == "_"):
-                break
-            out += self.next()
-        return out
+        text, start, n = self.text, self.pos, len(self.text)
+        if start >= n:
+            return ""
+        ch = text[start]
+        if ch.isdigit():
+            end = start
+            while end < n and text[end].isdigit():
+                end += 1
+            self.pos = end
+            return text[start:end]
+        if ch in "@*#?-$!0":
+            return self.next()
+        m = _NAME.match(text, start)
+        if not m:
+            return ""
+        self.pos = m.end()
+        return m.group()
 
     def dollar(self) -> str:
+        """A $VAR / ${VAR...} substitution. What variables add is counted: `ENV A=$A$A`
+        repeated (a doubling bomb) stops at MAX_EXPANSION characters with an error."""
+        value = self._dollar()
+        self.expanded += len(value)
+        if self.expanded > MAX_EXPANSION:
+            raise _LexError(f"variable expansion too large: more than {MAX_EXPANSION} characters")
+        return value
+
+    def _dollar(self) -> str:
         self.next()  # the $
         if self.peek() != "{":                     # $VAR
             name = self.name()
@@ -341,21 +389,17 @@ class _Lexer:
             greedy = word[:1] == ch
             if greedy:
                 word = word[1:]
+            tokens = _glob_tokens(word)
             if ch == "#":
-                return _trim_prefix(word, value or "", greedy)
-            return _trim_suffix(word, value or "", greedy)
+                return _trim_prefix(tokens, value or "", greedy, self)
+            return _trim_prefix(tokens[::-1], (value or "")[::-1], greedy, self)[::-1]
         if ch == "/":                              # ${VAR/pattern/replacement}, // = all
             replace_all = self.peek() == "/"
             if replace_all:
                 self.next()
             pattern = self._until("/", raw_escapes=True, missing="syntax error: missing '/' in ${}")
             replacement = self._until("}", raw_escapes=True)
-            value = self.env.get(name, "")
-            regex = _shell_pattern(pattern, greedy=True, anchored=False)
-            if replace_all:
-                return regex.sub(lambda m: replacement, value)
-            m = regex.search(value)
-            return value[:m.start()] + replacement + value[m.end():] if m else value
+            return _replace(_glob_tokens(pattern), self.env.get(name, ""), replacement, replace_all, self)
         raise _LexError(f"unsupported modifier ({modifier}) in substitution")
 
     def _until(self, stop: str, raw_escapes: bool, missing: str = "syntax error: missing '}'") -> str:
@@ -367,54 +411,129 @@ class _Lexer:
             raise
 
 
-def _shell_pattern(pattern: str, greedy: bool, anchored: bool) -> re.Pattern:
-    """A ${VAR#pattern} pattern as a regex: * any string, ? one character, \\ escapes."""
-    out = "^" if anchored else ""
+# Shell patterns (${VAR#pattern}, ${VAR/pattern/x}) are matched by a small automaton kept as
+# a bit set of "how much of the pattern is matched" (one bit per pattern position), never by
+# backtracking: `${A%%*a*a*a*a*a*b}` takes time proportional to the value, not exponential.
+_STAR, _ANY = object(), object()
+
+
+def _glob_tokens(pattern: str) -> list:
+    """`*` any string, `?` one character, `\\` escapes `*`, `?` and itself (`\\}` and `\\/`
+    only protect the ${...} syntax); other characters are literal."""
+    tokens: list = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out += ".*" if greedy else ".*?"
+            if not tokens or tokens[-1] is not _STAR:   # ** is *
+                tokens.append(_STAR)
         elif ch == "?":
-            out += "."
+            tokens.append(_ANY)
         elif ch == "\\":
             nxt = pattern[i] if i < len(pattern) else ""
-            if nxt and nxt in "}/":        # \} and \/ only protect ${...} syntax
+            if nxt and nxt in "}/":
                 continue
             i += 1
             if nxt not in ("*", "?", "\\"):
                 raise _LexError(f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt}'")
-            out += "\\" + nxt
+            tokens.append(nxt)
         else:
-            out += re.escape(ch)
-    return re.compile(out)
+            tokens.append(ch)
+    return tokens
 
 
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    m = _shell_pattern(pattern, greedy, anchored=True).match(value)
-    return value[m.end():] if m else value
+class _Glob:
+    """The automaton of one pattern: bit j set = the first j tokens are matched."""
+
+    def __init__(self, tokens: list):
+        self.star = self.any = 0
+        self.lit: dict[str, int] = {}
+        for j, t in enumerate(tokens):
+            if t is _STAR:
+                self.star |= 1 << j
+            elif t is _ANY:
+                self.any |= 1 << j
+            else:
+                self.lit[t] = self.lit.get(t, 0) | 1 << j
+        self.accept = 1 << len(tokens)
+        self.start = self.closure(1)
+
+    def closure(self, states: int) -> int:
+        return states | (states & self.star) << 1      # a star may match nothing
+
+    def step(self, states: int, ch: str) -> int:
+        moved = (states & (self.any | self.lit.get(ch, 0))) << 1
+        return self.closure(moved | (states & self.star))
 
 
-def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    # Regexes find the leftmost match, so match the reversed pattern against the
-    # reversed value (keeping each "\x" escape pair in order).
-    rev, i = [], 0
-    while i < len(pattern):
-        if pattern[i] == "\\" and i + 1 < len(pattern):
-            rev.insert(0, pattern[i:i + 2])
-            i += 2
+def _trim_prefix(tokens: list, value: str, greedy: bool, lexer) -> str:
+    """Remove the shortest (greedy: longest) prefix of `value` the pattern matches."""
+    g = _Glob(tokens)
+    states, best = g.start, (0 if g.start & g.accept else None)
+    if best == 0 and not greedy:
+        return value
+    lexer.tick(len(value))
+    for i, ch in enumerate(value):
+        states = g.step(states, ch)
+        if not states:
+            break
+        if states & g.accept:
+            best = i + 1
+            if not greedy:
+                break
+    return value if best is None else value[best:]
+
+
+def _replace(tokens: list, value: str, replacement: str, replace_all: bool, lexer) -> str:
+    """${VAR/pattern/replacement}: the leftmost, longest match is replaced (// : every one,
+    left to right, as sh). Where matches may start is found in one backward pass."""
+    g, back = _Glob(tokens), _Glob(tokens[::-1])
+    n = len(value)
+    lexer.tick(n)
+    starts = bytearray(n + 1)      # starts[s] = 1: some match begins at s
+    states = back.start
+    starts[n] = 1 if states & back.accept else 0
+    for p in range(1, n + 1):
+        states = back.step(states, value[n - p]) | back.start
+        if states & back.accept:
+            starts[n - p] = 1
+    out, size, pos = [], 0, 0
+    while pos <= n:
+        s = starts.find(1, pos)
+        if s < 0:
+            break
+        states, end = g.start, (s if g.start & g.accept else None)
+        for i in range(s, n):
+            lexer.tick(1)
+            states = g.step(states, value[i])
+            if not states:
+                break
+            if states & g.accept:
+                end = i + 1
+        end = s if end is None else end   # (cannot happen: both automata agree)
+        out += [value[pos:s], replacement]
+        size += s - pos + len(replacement)
+        if size > MAX_EXPANSION:
+            raise _LexError(f"variable expansion too large: more than {MAX_EXPANSION} characters")
+        if not replace_all:
+            pos = end
+            break
+        if end == s:                # an empty match: keep the next character, go on after it
+            out.append(value[s:s + 1])
+            pos = s + 1
         else:
-            rev.insert(0, pattern[i])
-            i += 1
-    return _trim_prefix("".join(rev), value[::-1], greedy)[::-1]
+            pos = end
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def _lex(text: str, env: dict, escape: str) -> tuple[str, list[str]]:
     try:
         return _Lexer(text, env, escape).process()
     except _LexError as e:
-        raise DockerfileError(None, None, f"failed to process {_quote(text)}: {e}") from None
+        shown = text if len(text) <= 200 else text[:200] + "..."  # (one readable line)
+        raise DockerfileError(None, None, f"failed to process {_quote(shown)}: {e}") from None
 
 
 def expand(text: str, env: dict, escape: str = DEFAULT_ESCAPE) -> str:
@@ -435,7 +554,9 @@ def expand_words(text: str, env: dict, escape: str = DEFAULT_ESCAPE) -> list[str
 # Reading lines: parser directives, comments, continuations (buildkit parser.go)
 # --------------------------------------------------------------------------
 
-_DIRECTIVE = re.compile(r"^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+# key=value; the value's blanks are stripped with str.strip(), not by the regex: a lazy
+# `(.+?)\s*$` backtracks quadratically on a long line of blanks
+_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)\s*=(.*)", re.DOTALL)
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
@@ -463,6 +584,10 @@ def _read_lines(text: str, filename: str) -> tuple[dict, str, list[_Logical], li
     lines = text.removeprefix("\ufeff").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    for line in lines:  # (a UTF-8 character is up to 4 bytes: only long lines need encoding)
+        if len(line) > MAX_LINE // 4 and len(line.encode("utf-8", "surrogatepass")) > MAX_LINE:
+            raise DockerfileError(None, None, "failed to parse Dockerfile: dockerfile line greater "
+                                              f"than max allowed size of {MAX_LINE}")
     directives: dict[str, str] = {}
     looking_for_directives = True   # only until the first line that is not one
     escape = DEFAULT_ESCAPE
@@ -475,11 +600,12 @@ def _read_lines(text: str, filename: str) -> tuple[dict, str, list[_Logical], li
         nonlocal looking_for_directives, escape, continuation
         if not looking_for_directives:
             return False
-        m = _DIRECTIVE.match(line[1:].lstrip()) if line.startswith("#") else None
-        if not m or m.group(1).lower() not in _KNOWN_DIRECTIVES:
+        m = _DIRECTIVE.fullmatch(line[1:].lstrip()) if line.startswith("#") else None
+        value = m.group(2).strip() if m else ""
+        if not m or not value or m.group(1).lower() not in _KNOWN_DIRECTIVES:
             looking_for_directives = False   # any other line ends the directives
             return False
-        key, value = m.group(1).lower(), m.group(2)
+        key = m.group(1).lower()
         if key in directives:
             raise DockerfileError(filename, lineno, f"only one {key} parser directive can be used")
         if key == "escape":
@@ -543,7 +669,7 @@ def _extract_flags(text: str, escape: str) -> tuple[str, list[str]]:
             return "", flags
         if not text.startswith("--", pos):
             return text[pos:], flags
-        word, quote, blank_ok = "", None, False
+        chars, quote, blank_ok = [], None, False
         while pos < n:
             ch = text[pos]
             if quote is None and ch.isspace():
@@ -562,8 +688,9 @@ def _extract_flags(text: str, escape: str) -> tuple[str, list[str]]:
                     continue
                 pos += 1
                 ch = text[pos]
-            word += ch
+            chars.append(ch)
             pos += 1
+        word = "".join(chars)
         if word == "--":
             return text[pos:], flags
         if word or blank_ok:
@@ -628,40 +755,59 @@ def _json_array(text: str) -> list[str] | None:
 
 def _parse_words(text: str, escape: str) -> list[str]:
     """Split on whitespace outside quotes, keeping the quotes and escapes in the
-    words (they are removed later, when the word is substituted). For ENV/LABEL/ARG."""
+    words (they are removed later, when the word is substituted). For ENV/LABEL/ARG.
+    (Runs of ordinary characters are taken at once: linear time on long lines.)"""
     words: list[str] = []
-    word, quote, blank_ok = "", None, False
+    word: list[str] = []
+    quote = None
+    outside = re.compile(r"[^\s'\"" + re.escape(escape) + "]+")
+    in_double = _plain('"' + escape)
     i, n = 0, len(text)
     while i < n:
-        ch = text[i]
         if quote is None:
-            if ch.isspace():
-                if word or blank_ok:
-                    words.append(word)
-                word, blank_ok = "", False
-                i += 1
+            m = outside.match(text, i)
+            if m:
+                word.append(m.group())
+                i = m.end()
                 continue
-            if ch in "'\"":
-                quote, blank_ok = ch, True
-            elif ch == escape:
+            ch = text[i]
+            if ch.isspace():
+                if word:
+                    words.append("".join(word))
+                word = []
+                i += 1
+            elif ch in "'\"":
+                quote = ch
+                word.append(ch)
+                i += 1
+            else:                          # the escape character
                 if i + 1 == n:
                     break                  # an escape at the end is dropped
-                word += ch                 # keep "\x" as is
-                i += 1
-                ch = text[i]
+                word.append(text[i:i + 2])  # keep "\x" as is
+                i += 2
+        elif quote == "'":                 # nothing escapes inside '...'
+            j = text.find("'", i)
+            if j < 0:
+                word.append(text[i:])
+                break
+            word.append(text[i:j + 1])
+            quote, i = None, j + 1
         else:
-            if ch == quote:
-                quote = None
-            elif ch == escape and quote != "'":   # nothing escapes inside '...'
-                if i + 1 == n:
-                    break
-                word += ch
-                i += 1
-                ch = text[i]
-        word += ch
-        i += 1
-    if word or blank_ok:
-        words.append(word)
+            m = in_double.match(text, i)
+            if m:
+                word.append(m.group())
+                i = m.end()
+                continue
+            if text[i] == quote:
+                word.append(quote)
+                quote, i = None, i + 1
+            elif i + 1 == n:
+                break
+            else:
+                word.append(text[i:i + 2])
+                i += 2
+    if word:
+        words.append("".join(word))
     return words
 
 
@@ -806,8 +952,10 @@ def _parse_healthcheck(inst: Instruction, rest: str) -> None:
             config[key] = ns
     retries = inst.flags.get("retries", "")
     if retries:
-        if not re.fullmatch(r"[+-]?\d+", retries):
+        if not re.fullmatch(r"[+-]?[0-9]+", retries):
             raise _LexError(f"strconv.ParseInt: parsing {_quote(retries)}: invalid syntax")
+        if len(retries.lstrip("+-").lstrip("0")) > 18:
+            raise _LexError(f"strconv.ParseInt: parsing {_quote(retries)}: value out of range")
         if int(retries) < 0:
             raise _LexError(f"--retries cannot be negative ({int(retries)})")
         if int(retries):
@@ -877,6 +1025,18 @@ def parse_instruction(text: str, line: int = 1, escape: str = DEFAULT_ESCAPE,
 # --------------------------------------------------------------------------
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
+
+
+def decode(data: bytes, filename: str = "Dockerfile") -> str:
+    """A Dockerfile's bytes as text: UTF-8 (a BOM is dropped later). Anything else is refused
+    with the line it is on (Docker's classic builder passes the bytes through; minidocker
+    prints every step, so it needs text)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DockerfileError(filename, line, f"invalid UTF-8 byte 0x{data[e.start]:02x}: "
+                                              "a Dockerfile must be UTF-8 text") from None
 
 
 def parse(text: str, build_args: dict | None = None, filename: str = "Dockerfile",
@@ -975,8 +1135,8 @@ def resolve_stage_ref(df: Dockerfile, ref: str, current: int) -> int | None:
     or None for an image reference."""
     stage = df.stages[current]
     where = (df.filename, stage.line)
-    if ref.isdigit():
-        index = int(ref)
+    if re.fullmatch(r"[0-9]+", ref):
+        index = int(ref) if len(ref) < 10 else len(df.stages)
         if index >= len(df.stages):
             raise DockerfileError(*where, f"invalid stage index {index}")
     else:
@@ -1062,7 +1222,7 @@ def parse_ports(specs: list[str]) -> list[str]:
         if proto.lower() not in ("", "tcp", "udp", "sctp"):
             raise DockerfileError(None, None, f"invalid port: {_quote(raw)}: invalid proto: {proto}")
         start, dash, end = number.partition("-")
-        if not start.isdigit() or (dash and not end.isdigit()):
+        if not re.fullmatch(r"[0-9]{1,5}", start) or (dash and not re.fullmatch(r"[0-9]{1,5}", end)):
             raise DockerfileError(None, None, f"invalid containerPort: {number}")
         first = int(start)
         last = int(end) if dash else first

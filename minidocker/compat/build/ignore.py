@@ -206,7 +206,9 @@ class DockerIgnore:
     def from_dir(cls, context_dir: str) -> "DockerIgnore":
         """The context's .dockerignore (no file: nothing is ignored)."""
         try:
-            with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8") as f:
+            # surrogateescape: a non-UTF-8 pattern still matches the (equally decoded) file name
+            with open(os.path.join(context_dir, ".dockerignore"), encoding="utf-8",
+                      errors="surrogateescape") as f:
                 return cls.from_text(f.read())
         except FileNotFoundError:
             return cls([])

@@ -18,7 +18,8 @@ def cmd_build(args) -> int:
                 build_args[k] = os.environ[k]
             continue
         build_args[k] = v
-    labels = dict(lab.partition("=")[::2] for lab in args.label)
+    from .common import parse_labels
+    labels = parse_labels(args.label, "--label")
     if args.context == "-":
         raise InvalidArgument("building from a tar on stdin is not supported; pass a directory")
 

@@ -65,6 +65,20 @@ def each(args_list: list[str], action, ignore_missing: bool = False) -> int:
     return failed
 
 
+def parse_labels(values: list[str], flag: str) -> dict:
+    """--label flags -> a Labels map; a bad one is a flag error, as in docker (exit 125)."""
+    from ...container import runconfig
+    from ...errors import InvalidArgument
+    labels = {}
+    for lab in values:
+        try:
+            k, v = runconfig.parse_label(lab)
+        except InvalidArgument as e:
+            raise InvalidArgument(f'invalid argument "{lab}" for "{flag}" flag: {e}') from None
+        labels[k] = v
+    return labels
+
+
 def confirm(prompt: str, force: bool) -> bool:
     if force:
         return True

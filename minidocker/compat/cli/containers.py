@@ -14,8 +14,8 @@ from ... import gotime
 from ...engine.runtime import Runtime
 from ...errors import InvalidArgument, MinidockerError
 from . import format as fmt
-from .common import (confirm, each, err, parse_format, print_inspect, print_section, render_table,
-                     unescape_format)
+from .common import (confirm, each, err, parse_format, parse_labels, print_inspect, print_section,
+                     render_table, unescape_format)
 
 
 def _runtime() -> Runtime:
@@ -73,24 +73,12 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
     host_env = dict(os.environ)
     env = []
     for path in args.env_file:
-        try:
-            with open(path, encoding="utf-8") as f:
-                try:
-                    env += runconfig.parse_env_file(f.read(), host_env, path)
-                except InvalidArgument as e:
-                    raise InvalidArgument(f"poorly formatted environment: {e}") from None
-        except FileNotFoundError:
-            raise InvalidArgument(f"open {path}: no such file or directory") from None
-        except UnicodeDecodeError:
-            raise InvalidArgument(f"env file {path} contains invalid utf8 bytes") from None
+        env += runconfig.read_env_file(path, host_env)
     for e in args.env:
         kv = runconfig.parse_env_opt(e, host_env)
         if kv is not None:
             env.append(kv)
-    labels = {}
-    for lab in args.label:
-        k, _, v = lab.partition("=")
-        labels[k] = v
+    labels = parse_labels(args.label, "-l, --label")
     try:
         return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
@@ -269,8 +257,7 @@ def cmd_exec(args) -> int:
     host_env = dict(os.environ)
     env = []
     for path in args.env_file:
-        with open(path, encoding="utf-8") as f:
-            env += runconfig.parse_env_file(f.read(), host_env, path)
+        env += runconfig.read_env_file(path, host_env)
     env += [kv for kv in (runconfig.parse_env_opt(e, host_env) for e in args.env) if kv]
     sys.stdout.flush()
     with _TerminalRaw(0, args.tty and args.interactive):

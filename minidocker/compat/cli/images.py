@@ -232,12 +232,25 @@ def cmd_save(args) -> int:
     return 0
 
 
+def _input_file(path: str) -> str:
+    """A file to read an archive from, refused as docker refuses it (exit 1)."""
+    if not os.path.exists(path):
+        raise MinidockerError(f"open {path}: no such file or directory")
+    if os.path.isdir(path):
+        raise MinidockerError(f"read {path}: is a directory")
+    import stat
+    if stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISBLK(os.stat(path).st_mode):
+        # /dev/zero would be read for ever (a tar stream ends, the device does not)
+        raise MinidockerError(f"read {path}: is a device, not an archive file")
+    if not os.access(path, os.R_OK):
+        raise MinidockerError(f"open {path}: permission denied")
+    return path
+
+
 def cmd_load(args) -> int:
     from ...images import transfer
     if args.input:
-        source = args.input
-        if not os.path.exists(source):
-            raise MinidockerError(f"open {source}: no such file or directory")
+        source = _input_file(args.input)
     else:
         if sys.stdin.isatty():
             raise MinidockerError("requested load from stdin, but stdin is empty")
@@ -255,9 +268,13 @@ def cmd_import(args) -> int:
     elif args.file.startswith(("http://", "https://")):
         raise MinidockerError("importing from a URL is not supported; download the file first")
     else:
-        if not os.path.exists(args.file):
-            raise MinidockerError(f"open {args.file}: no such file or directory")
-        source = args.file
+        source = _input_file(args.file)
+    if args.repository:
+        from ...images import reference
+        try:
+            reference.parse(args.repository)
+        except MinidockerError as e:
+            raise MinidockerError(str(e), exit_code=1) from None  # (docker import: 1)
     config = changes_to_config(args.change)
     print(manage.import_rootfs(_store(), source, args.repository, config, args.message, args.file))
     return 0
