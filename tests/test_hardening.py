@@ -328,3 +328,26 @@ def test_a_tree_thousands_of_levels_deep_can_be_diffed_and_removed(md):
     md.ok("rm", "deep")
     assert not os.path.exists(upper)
     assert "Traceback" not in md("system", "prune", "-f").stderr
+
+
+@pytest.mark.root
+def test_volume_prune_racing_run_never_deletes_a_volume_being_used(md):
+    """`volume prune -a` while `run -v vol:/etc` makes and fills the volume: it deleted the
+    data under the container being made, whose start then failed with a raw FileNotFoundError."""
+    import threading
+    stop = threading.Event()
+
+    def pruner():
+        while not stop.is_set():
+            md("volume", "prune", "-a", "-f")
+
+    t = threading.Thread(target=pruner)
+    t.start()
+    try:
+        for i in range(15):
+            r = md("run", "--rm", "--network", "none", "-v", f"racevol{i % 3}:/etc", "busybox", "cat", "/etc/passwd")
+            assert r.returncode == 0 and "root:x:0:0" in r.stdout, r.stderr
+    finally:
+        stop.set()
+        t.join()
+    md("volume", "prune", "-a", "-f")

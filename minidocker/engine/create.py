@@ -154,9 +154,13 @@ def make_files(rt, rec: dict, img: Image, wanted: list[dict]) -> None:
 
 def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> None:
     cid = rec["Id"]
+    from .. import volumes as volmod
     rt.containers.create(rec)  # reserves the name; raises Conflict if taken
     try:
-        rec["Mounts"] = prepare_mounts(rt, wanted, img)
+        vs = volmod.VolumeStore(rt.root)
+        with vs.lock():  # no volume prune between making a volume and the record naming it
+            rec["Mounts"] = prepare_mounts(rt, wanted, img, vs)
+            rt.containers.write(rec)
         mount_id, _init_id = rt.images.create_container_layers(cid, img)
         d = rt.images.driver
         lowers = [os.path.realpath(os.path.join(d.home, x)) for x in d.lower_chain(mount_id)]
@@ -177,17 +181,16 @@ def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> 
         raise
 
 
-def prepare_mounts(rt, wanted: list[dict], img: Image) -> list[dict]:
+def prepare_mounts(rt, wanted: list[dict], img: Image, vs) -> list[dict]:
     """Create named/anonymous volumes (filled from the image the first time) and bind
-    sources; return docker inspect's `Mounts` entries."""
+    sources; return docker inspect's `Mounts` entries. (The caller holds vs.lock().)"""
     from .. import volumes as volmod
-    vs = volmod.VolumeStore(rt.root)
     out = []
     for m in wanted:
         m = dict(m)
         if m["Type"] == "volume":
             fresh = not m["Name"] or not vs.exists(m["Name"])
-            m["Name"] = vs.create(m["Name"] or None, anonymous=not m["Name"])
+            m["Name"] = vs.create(m["Name"] or None, anonymous=not m["Name"], locked=True)
             m.update(Source=vs.path(m["Name"]), Driver="local", Propagation="")
             if fresh and not m.pop("nocopy", False):
                 with rt.images.image_rootfs(img) as rootfs:

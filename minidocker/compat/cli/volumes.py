@@ -16,15 +16,7 @@ def _users(rt: Runtime, name: str) -> list[str]:
 def prune_volumes(rt: Runtime, named_too: bool = False) -> tuple[list[str], int]:
     """Remove the volumes no container uses: anonymous ones only (docker >= 23), named ones
     too with `named_too` (`volume prune -a`). Returns the names and the bytes freed."""
-    vs = VolumeStore(rt.root)
-    removed, space = [], 0
-    for name in vs.names():
-        if _users(rt, name) or (not named_too and not vs.anonymous(name)):
-            continue
-        space += vs.size(name)
-        vs.remove(name, [])
-        removed.append(name)
-    return removed, space
+    return VolumeStore(rt.root).prune(lambda name: _users(rt, name), named_too)
 
 
 def cmd_volume_create(args) -> int:
@@ -61,10 +53,11 @@ def cmd_volume_rm(args) -> int:
     rt = Runtime()
     vs = VolumeStore(rt.root)
 
+    def users(name):
+        ids = _users(rt, name)
+        return [u for u in ids if rt.inspect(u)["State"]["Running"]] if args.force else ids
+
     def rm(name):
-        users = _users(rt, name)
-        if args.force and users:
-            users = [u for u in users if rt.inspect(u)["State"]["Running"]]
         vs.remove(name, users)
         return name
     return each(args.volumes, rm)
