@@ -83,7 +83,13 @@ def export(runtime, ref: str, out) -> None:
             d.unmount(mount_id)
 
 
-def commit(runtime, ref: str, repo: str | None = None, message: str = "", author: str = "",
+def commit(runtime, ref: str, *args, **kwargs) -> str:
+    """`docker commit` (see _commit), while holding ImageStore.working()."""
+    with runtime.images.working():
+        return _commit(runtime, ref, *args, **kwargs)
+
+
+def _commit(runtime, ref: str, repo: str | None = None, message: str = "", author: str = "",
            changes: dict | None = None, pause: bool = True) -> str:
     """A new image: the container's image + one layer with its changes; returns the image id."""
     import tempfile

@@ -44,6 +44,8 @@ def cleanup_leftovers(rt) -> list[str]:
             rt.images.remove_container_layers(cid)
             cleaned.append(f"layers of removed container {cid[:12]}")
     with rt.images.lock():  # (layers are made under this lock: none is half-made now)
+        if not rt.images.work_under_way():
+            cleaned += unused_layers(rt)  # a killed build's or pull's layers
         used = set()
         for chain in os.listdir(rt.root.layerdb):
             cid_file = os.path.join(rt.root.layerdb, chain, "cache-id")
@@ -138,4 +140,32 @@ def cgroups_of_deleted_roots() -> list[str]:
                 cleaned.append(f"cgroup parent {cg.parent} of deleted state root {path}")
         except (MinidockerError, OSError):
             pass
+    return cleaned
+
+
+def unused_layers(rt) -> list[str]:
+    """Registered layers that no image and no container stands on: what a build, pull or
+    load killed between registering its layers and storing its image leaves. (Called with
+    the image store locked and no such work under way.)"""
+    from ..images.store import chain_ids
+    keep: set[str] = set()
+    for image_id in rt.images.image_ids():
+        try:
+            keep.update(chain_ids(rt.images.get(image_id).diff_ids))
+        except MinidockerError:
+            return []  # an image we cannot read: unsure what is used, remove nothing
+    for cid in rt.images.containers_using_layers():
+        chain = rt.images.container_parent(cid)
+        while chain and chain not in keep:  # (its image may be gone: `rmi -f`)
+            keep.add(chain)
+            chain = rt.images.layer_parent(chain)
+    cleaned = []
+    for name in os.listdir(rt.root.layerdb):
+        chain = "sha256:" + name
+        if name.startswith(".") or chain in keep or not rt.images.has_layer(chain):
+            continue
+        cache = rt.images.layer_cache_id(chain)
+        fsutil.rmtree(rt.images.layer_dir(chain), ignore_errors=True)
+        rt.images.driver.remove(cache)
+        cleaned.append(f"unused layer {name[:12]}")
     return cleaned

@@ -159,7 +159,13 @@ def prune(runtime, all_images: bool = False) -> tuple[list[str], int]:
     return lines, space
 
 
-def import_rootfs(store: ImageStore, source, repo: str | None, config: dict | None = None,
+def import_rootfs(store: ImageStore, source, *args, **kwargs) -> str:
+    """`docker import` (see _import_rootfs), while holding ImageStore.working()."""
+    with store.working():
+        return _import_rootfs(store, source, *args, **kwargs)
+
+
+def _import_rootfs(store: ImageStore, source, repo: str | None, config: dict | None = None,
                   message: str = "", source_name: str = "-") -> str:
     """`docker import`: one tarball of a root filesystem becomes a one-layer image."""
     import json

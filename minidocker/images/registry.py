@@ -295,6 +295,12 @@ def _progress_bar(desc: str, total: int | None):
 
 
 def pull(store: ImageStore, name: str, platform: dict | None = None, say=print) -> str:
+    """`docker pull` (see _pull), while holding ImageStore.working()."""
+    with store.working():
+        return _pull(store, name, platform, say)
+
+
+def _pull(store: ImageStore, name: str, platform: dict | None = None, say=print) -> str:
     """Pull `name` into the store; return the image id. `say` gets docker's status lines."""
     ref = refmod.parse(name)
     client = client_for(ref)

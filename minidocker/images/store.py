@@ -163,6 +163,39 @@ class ImageStore:
     def lock(self) -> fsutil.FileLock:
         return fsutil.FileLock(self.root.lock)
 
+    @contextmanager
+    def working(self):
+        """Held by whatever registers layers before the image that uses them exists (build,
+        pull, load, import, commit): `system prune` removes layers no image uses only when no
+        such work is under way, so it never takes a layer from a running build, and always
+        cleans up after a killed one."""
+        import secrets
+        lock = fsutil.FileLock(os.path.join(self.root.tmp, f"busy-{os.getpid()}-{secrets.token_hex(4)}"))
+        lock.acquire()
+        try:
+            yield
+        finally:
+            try:
+                os.unlink(lock.path)
+            except FileNotFoundError:
+                pass
+            lock.release()
+
+    def work_under_way(self) -> bool:
+        """Is a build, pull, load, import or commit running now? (Stale marks are removed.)"""
+        busy = False
+        for name in os.listdir(self.root.tmp):
+            path = os.path.join(self.root.tmp, name)
+            if name.startswith("busy-"):
+                if fsutil.is_locked(path):
+                    busy = True
+                else:
+                    try:
+                        os.unlink(path)  # its process is gone (killed)
+                    except FileNotFoundError:
+                        pass
+        return busy
+
     # ------------------------------------------------------------------ layers
     def layer_dir(self, chain: str) -> str:
         return os.path.join(self.root.layerdb, _hex(chain))

@@ -146,6 +146,12 @@ def save(store: ImageStore, refs: list[str], out) -> None:
 
 
 def load(store: ImageStore, source) -> list[str]:
+    """`docker load` (see _load), while holding ImageStore.working()."""
+    with store.working():
+        return _load(store, source)
+
+
+def _load(store: ImageStore, source) -> list[str]:
     """Load every image in the tar at `source` (path or stream); return docker's messages
     ("Loaded image: busybox:latest" / "Loaded image ID: sha256:...").
 

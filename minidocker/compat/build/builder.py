@@ -222,6 +222,11 @@ class Builder:
 
     # -------------------------------------------------------------- the main loop
     def build(self) -> str:
+        """Run the build; return the final image id. (Holds ImageStore.working() meanwhile.)"""
+        with self.store.working():
+            return self._build()
+
+    def _build(self) -> str:
         last = dfmod.stage_for_target(self.df, self.target) if self.target else len(self.df.stages) - 1
         total = self.df.total_steps()
         self.total = total
