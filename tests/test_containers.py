@@ -446,3 +446,15 @@ def test_top_lists_the_containers_processes(md):
         assert str(pid1) in [line.split()[1] for line in lines[1:]]  # host PIDs, as docker top shows
     finally:
         md.ok("rm", "-f", cid)
+
+
+def test_a_random_name_that_is_taken_is_drawn_again(runtime, monkeypatch):
+    """~25,000 adjective_scientist names: in a long-lived state root two collide now and then;
+    Docker draws again (with a digit) instead of failing the `run`."""
+    from minidocker.container import names
+    first = runtime.create("busybox", ["true"], name="taken_name", network="none")
+    monkeypatch.setattr(names, "random_name", lambda retry=0: "taken_name" if retry == 0 else f"taken_name{retry}")
+    second = runtime.create("busybox", ["true"], network="none")
+    assert runtime.inspect(second)["Name"] == "/taken_name1"
+    runtime.remove(first)
+    runtime.remove(second)

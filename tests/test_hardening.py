@@ -318,13 +318,17 @@ def test_a_killed_removal_can_be_taken_up_again(md):
 
 @pytest.mark.root
 def test_a_tree_thousands_of_levels_deep_can_be_diffed_and_removed(md):
-    """Python 3.11's shutil.rmtree and os.walk recurse once per level: `diff`, `rm` and
-    `system prune` died with RecursionError and left the layer behind for ever."""
+    """Python 3.11's shutil.rmtree and os.walk recurse once per level: `diff`, `commit`, `save`,
+    `rm`, `rmi` and `system prune` died with RecursionError and left the layer behind for ever."""
     md.ok("run", "--name", "deep", "--network", "none", "busybox", "sh", "-c",
           "i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done; echo x > f")
     upper = json.loads(md.ok("inspect", "deep"))[0]["GraphDriver"]["Data"]["UpperDir"]
     changes = md.ok("diff", "deep").splitlines()
     assert len(changes) == 1501 and changes[-1].endswith("/d/f")
+    md.ok("commit", "deep", "deep:1")            # the tree goes into a layer tar...
+    md.ok("save", "-o", os.path.join(md.root, "tmp", "deep.tar"), "deep:1")
+    os.unlink(os.path.join(md.root, "tmp", "deep.tar"))
+    md.ok("rmi", "deep:1")                       # ...and out again
     md.ok("rm", "deep")
     assert not os.path.exists(upper)
     assert "Traceback" not in md("system", "prune", "-f").stderr
@@ -377,3 +381,14 @@ def test_a_killed_builds_layer_goes_with_system_prune(md, tmp_path):
     assert not store.has_layer(chain) and not os.path.exists(store.driver.dir(cache))
     assert store.has_layer(base)  # the image's own layers stay
     assert md("run", "--rm", "--network", "none", "busybox", "true").returncode == 0
+
+
+@pytest.mark.root
+def test_an_image_volume_inside_proc_is_refused(md, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nVOLUME /proc/sys\n")
+    md.ok("build", "-q", "-t", "procvol:1", str(tmp_path))
+    before = md.ok("ps", "-aq")
+    r = md("run", "--rm", "--network", "none", "procvol:1", "true")
+    assert r.returncode == 125 and "inside /proc" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert md.ok("ps", "-aq") == before
+    md.ok("rmi", "procvol:1")

@@ -75,3 +75,9 @@ def test_exit_status_from_wait_status():
     assert exit_status(3 << 8) == 3
     assert exit_status(9) == 137
     assert exit_status(15) == 143
+
+
+def test_random_names_add_a_digit_after_a_collision():
+    from minidocker.container import names
+    assert names.random_name().count("_") == 1 and not names.random_name()[-1].isdigit()
+    assert names.random_name(retry=1)[-1].isdigit()

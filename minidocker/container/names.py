@@ -34,5 +34,7 @@ RIGHT = ["albattani", "allen", "almeida", "archimedes", "ardinghelli", "babbage"
          "wright", "wu", "yalow", "yonath"]
 
 
-def random_name() -> str:
-    return f"{secrets.choice(LEFT)}_{secrets.choice(RIGHT)}"
+def random_name(retry: int = 0) -> str:
+    """`adjective_scientist`; after a collision (retry > 0) with a digit added, as moby does."""
+    name = f"{secrets.choice(LEFT)}_{secrets.choice(RIGHT)}"
+    return f"{name}{secrets.randbelow(10)}" if retry else name

@@ -24,7 +24,7 @@ from .. import fsutil, gotime
 from ..container import etcfiles, hostconfig, names, runconfig
 from ..container import state as st
 from ..core import security
-from ..errors import InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound
 from ..images import busybox
 from ..images.store import Image
 from ..network.store import PREDEFINED
@@ -87,6 +87,7 @@ def wanted_mounts(image_config: dict, volumes: list[str], mounts: list[str], tmp
     if len(taken) < len(targets):
         raise InvalidArgument("Duplicate mount point: " + next(t for t in targets if targets.count(t) > 1))
     for target in image_config.get("Volumes") or {}:  # the image's VOLUME lines
+        volmod.check_destination(os.path.normpath(target) if target.startswith("/") else target)
         if target not in taken:
             wanted.append({"Type": "volume", "Name": "", "Destination": target, "Mode": "", "RW": True})
     return wanted
@@ -245,6 +246,12 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     host = hostconfig.host_config(network_mode=network, port_bindings=bindings, publish_all=publish_all,
                                   auto_remove=auto_remove, limits=resources, binds=binds, tmpfs=tmpfs,
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
-    rec = new_record(rt, cid, name or names.random_name(), argv, img, config, host, settings)
-    make_files(rt, rec, img, wanted)
-    return cid
+    for retry in range(10):
+        rec = new_record(rt, cid, name or names.random_name(retry), argv, img, config, host, settings)
+        try:
+            make_files(rt, rec, img, wanted)
+            return cid
+        except Conflict:
+            if name or retry == 9:
+                raise  # a name the user chose is taken; or ten random ones were (never seen)
+    raise AssertionError("unreachable")

@@ -645,18 +645,22 @@ def _walk(src_dir: str):
 
     Each directory's names are sorted by their bytes and a directory comes right before
     its contents (as Go's filepath.Walk does): the same tree always gives the same order.
-    Symlinks are reported, never followed.
+    Symlinks are reported, never followed. (An explicit stack, not recursion: an image may
+    hold a tree thousands of directories deep.)
     """
-    def visit(rel: str, path: str):
-        for n in sorted(os.listdir(path), key=os.fsencode):
-            r = f"{rel}/{n}" if rel else n
-            p = os.path.join(path, n)
-            st = os.lstat(p)
-            yield r, p, st
-            if stat.S_ISDIR(st.st_mode):
-                yield from visit(r, p)
-
-    yield from visit("", src_dir)
+    stack = [("", src_dir, iter(sorted(os.listdir(src_dir), key=os.fsencode)))]
+    while stack:
+        rel, path, names = stack[-1]
+        n = next(names, None)
+        if n is None:
+            stack.pop()
+            continue
+        r = f"{rel}/{n}" if rel else n
+        p = os.path.join(path, n)
+        st = os.lstat(p)
+        yield r, p, st
+        if stat.S_ISDIR(st.st_mode):
+            stack.append((r, p, iter(sorted(os.listdir(p), key=os.fsencode))))
 
 
 def _read_xattrs(path: str) -> dict[str, str]:
