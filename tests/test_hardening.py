@@ -392,3 +392,20 @@ def test_an_image_volume_inside_proc_is_refused(md, tmp_path):
     assert r.returncode == 125 and "inside /proc" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     assert md.ok("ps", "-aq") == before
     md.ok("rmi", "procvol:1")
+
+
+@pytest.mark.root
+def test_orphan_cgroup_parents_go_with_system_prune(md):
+    """A state root deleted while a container's cgroup was still being removed left its
+    minidocker-<tag> parent for ever. Any root's `system prune` removes parents no live root owns."""
+    from minidocker.core import cgroups
+    tag = "0rphan"
+    cg = cgroups.driver(f"{cgroups.PARENT}-{tag}")
+    cg.create("leftover-container")               # an empty parent with an empty child, as left
+    os.utime(cg.path("leftover-container"), (0, 0))  # (long ago: not a container starting now)
+    from minidocker.engine.cleanup import tagged_cgroup_parents
+    assert tag in tagged_cgroup_parents()
+    out = md.ok("system", "prune", "-f")
+    assert f"cgroup parent minidocker-{tag} of deleted state root" in out
+    assert not any(os.path.isdir(os.path.join("/sys/fs/cgroup", t, f"minidocker-{tag}"))
+                   for t in os.listdir("/sys/fs/cgroup"))

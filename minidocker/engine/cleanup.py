@@ -81,7 +81,7 @@ def cleanup_leftovers(rt) -> list[str]:
             cleaned.append(f"empty cgroup parent '{cg.parent}'")
     except (MinidockerError, OSError):
         pass
-    cleaned += cgroups_of_deleted_roots()
+    cleaned += cgroups_of_deleted_roots(rt.root.tag)
     try:
         from ..network.modes import Networking
         cleaned += Networking(rt.root).cleanup()
@@ -122,19 +122,22 @@ def prune_build_cache(rt, cleaned: list[str]) -> None:
         cleaned.append(f"{n} build cache entries of deleted images")
 
 
-def cgroups_of_deleted_roots() -> list[str]:
-    """The cgroup parents (minidocker-<tag>) of state roots deleted while in use (rm -rf of a
-    test's or a notebook's root): whatever holds no process any more goes."""
+def cgroups_of_deleted_roots(own_tag: str) -> list[str]:
+    """The cgroup parents (minidocker-<tag>) of state roots that are gone (rm -rf of a test's or
+    a notebook's root while a container's cgroup was still being removed): whatever holds no
+    process any more goes. A root is alive if the host registry knows it and it exists; every
+    root that starts a container registers itself (engine/monitor.py)."""
     from ..core import cgroups
     from ..network.store import registered_roots
     cleaned = []
-    for tag, path in registered_roots().items():
-        if not tag or os.path.isdir(path):
-            continue  # alive (or the default root): its own prune decides
+    alive = {tag for tag, path in registered_roots().items() if os.path.isdir(path)} | {own_tag}
+    for tag in sorted(tagged_cgroup_parents() - alive):
+        path = registered_roots().get(tag, "(unregistered)")
         try:
             cg = cgroups.driver(f"{cgroups.PARENT}-{tag}")
             for cid in cg.ids():
-                if not cg.processes(cid):
+                young = os.path.exists(cg.path(cid)) and time.time() - os.stat(cg.path(cid)).st_mtime < 10
+                if not cg.processes(cid) and not young:
                     cg.remove(cid)
             if cg.remove_parent():
                 cleaned.append(f"cgroup parent {cg.parent} of deleted state root {path}")
@@ -169,3 +172,21 @@ def unused_layers(rt) -> list[str]:
         rt.images.driver.remove(cache)
         cleaned.append(f"unused layer {name[:12]}")
     return cleaned
+
+
+def tagged_cgroup_parents() -> set[str]:
+    """The tags of every `minidocker-<tag>` cgroup parent on this host, in any tree."""
+    from ..core import cgroups
+    prefix = cgroups.PARENT + "-"
+    try:
+        cg = cgroups.driver()
+    except (MinidockerError, OSError):
+        return set()
+    trees = set(getattr(cg, "hierarchies", {}).values()) or {getattr(cg, "root", "/sys/fs/cgroup")}
+    tags = set()
+    for tree in trees:
+        try:
+            tags |= {n[len(prefix):] for n in os.listdir(tree) if n.startswith(prefix)}
+        except OSError:
+            pass
+    return tags
