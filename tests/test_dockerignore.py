@@ -196,3 +196,15 @@ def test_excluded_directory_without_exceptions_is_not_entered(tmp_path):
     assert not d._may_reinclude_below("big")
     assert d._may_reinclude_below("other")
     assert walk(str(tmp_path)) == [".dockerignore", "Dockerfile"]
+
+
+def test_matching_is_linear_for_any_pattern():
+    """`*a*a*a...b` as a regex backtracks for ever on a long name (a hostile .dockerignore
+    hung `build`); the pattern automaton answers at once."""
+    import time
+    ig = DockerIgnore(["*a" * 40 + "b", "**/x*y*z*w*v"])
+    t = time.monotonic()
+    assert not ig.excluded("a" * 5000)
+    assert not ig.excluded("d/" + "x" * 3000)
+    assert ig.excluded("a" * 50 + "b") and ig.excluded("p/q/xyzwv")
+    assert time.monotonic() - t < 2

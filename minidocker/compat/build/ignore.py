@@ -19,7 +19,6 @@ Pure logic, plus `walk`, which lists a directory without following symlinks.
 from __future__ import annotations
 
 import os
-import re
 
 from ...errors import MinidockerError
 
@@ -72,7 +71,8 @@ def read_patterns(text: str) -> list[str]:
 
 class _Pattern:
     """One compiled pattern. Mirrors patternmatcher: a few shapes are matched as plain
-    strings ("exact", "prefix" for `dir/**`, "suffix" for `**/name`), the rest by regex."""
+    strings ("exact", "prefix" for `dir/**`, "suffix" for `**/name`), the rest by an
+    automaton over the pattern's tokens (self.regex), as its regex would match."""
 
     def __init__(self, text: str):
         self.exception = text.startswith("!")
@@ -91,7 +91,7 @@ class _Pattern:
         if self.kind == "suffix":           # "**/name": name at any depth
             suffix = self.text[2:]
             return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
-        return self.regex.match(path) is not None
+        return _run(self.regex, path)
 
     def matches_or_parent(self, path: str) -> bool:
         """Does the pattern match the path or one of its parent directories?
@@ -102,9 +102,14 @@ class _Pattern:
         return any(self.matches("/".join(parts[:i])) for i in range(1, len(parts)))
 
 
-def _compile(pattern: str) -> tuple[str, re.Pattern | None]:
-    """Translate a pattern to a regex; also say whether a plain string test will do."""
-    regex = "^"
+# Pattern tokens. Matching runs them as a small automaton (Thompson's construction): time
+# linear in the path for any pattern, where a regex of `*a*a*a...b` backtracks for ever.
+LIT, ANY, CLASS, STAR, DIRS_IN, DIRS_MID, ALL = range(7)
+
+
+def _compile(pattern: str) -> tuple[str, list | None]:
+    """Tokens for a pattern; also say whether a plain string test will do."""
+    tokens: list = []
     kind = "exact"
     i, n = 0, len(pattern)
     while i < n:
@@ -120,56 +125,114 @@ def _compile(pattern: str) -> tuple[str, re.Pattern | None]:
                     if kind == "exact":
                         kind = "prefix"
                     else:
-                        regex += ".*"
+                        tokens.append((ALL, None))
                         kind = "regex"
-                else:
-                    regex += "(.*/)?"                # any number of directories, even none
+                else:                                # any number of directories, even none
+                    tokens += [(DIRS_IN, None), (DIRS_MID, None)]
                     kind = "regex"
                 if at_start:                         # "**/name": a suffix test, unless
-                    kind = "suffix"                  # a later wildcard needs the regex
+                    kind = "suffix"                  # a later wildcard needs the automaton
             else:
-                regex += "[^/]*"                     # "*" stays within one path component
+                tokens.append((STAR, None))          # "*" stays within one path component
                 kind = "regex"
         elif ch == "?":
-            regex += "[^/]"
+            tokens.append((ANY, None))
             kind = "regex"
         elif ch == "[":
             end = _class_end(pattern, i)
             if end < 0:
                 raise DockerIgnoreError(f"syntax error in pattern: {pattern}")
-            body = pattern[i:end]
-            negate = body.startswith("^")
-            if negate:
-                body = body[1:]
-            translated, j = "", 0
-            while j < len(body):
-                if body[j] == "\\" and j + 1 < len(body):
-                    translated += re.escape(body[j + 1])
-                    j += 2
-                elif body[j] == "-":
-                    translated += "-"
-                    j += 1
-                else:
-                    translated += re.escape(body[j])
-                    j += 1
-            regex += "[" + ("^" if negate else "") + translated + "]"
+            tokens.append((CLASS, _class(pattern, pattern[i:end])))
             i = end + 1
             kind = "regex"
         elif ch == "\\":
             if i < n:                                # "\*" is a literal *
-                regex += re.escape(pattern[i])
+                tokens.append((LIT, pattern[i]))
                 i += 1
                 kind = "regex"
             else:
-                regex += re.escape("\\")
+                tokens.append((LIT, "\\"))
         else:
-            regex += re.escape(ch)
-    if kind != "regex":
-        return kind, None
-    try:
-        return kind, re.compile(regex + "$")
-    except re.error:
-        raise DockerIgnoreError(f"syntax error in pattern: {pattern}") from None
+            tokens.append((LIT, ch))
+    return kind, (tokens if kind == "regex" else None)
+
+
+def _class(pattern: str, body: str) -> tuple[bool, list[tuple[str, str]]]:
+    """A [...] class: (negated, [(lo, hi), ...])."""
+    negate = body.startswith("^")
+    if negate:
+        body = body[1:]
+    chars, j = [], 0
+    while j < len(body):                              # escapes first: "\]" is a "]"
+        if body[j] == "\\" and j + 1 < len(body):
+            chars.append((body[j + 1], True))
+            j += 2
+        else:
+            chars.append((body[j], False))
+            j += 1
+    ranges, k = [], 0
+    while k < len(chars):
+        c, _ = chars[k]
+        if k + 2 < len(chars) and chars[k + 1] == ("-", False):
+            hi = chars[k + 2][0]
+            if hi < c:
+                raise DockerIgnoreError(f"syntax error in pattern: {pattern}")
+            ranges.append((c, hi))
+            k += 3
+        else:
+            ranges.append((c, c))
+            k += 1
+    return negate, ranges
+
+
+def _step(tokens: list, state: int, c: str, out: set) -> None:
+    kind, arg = tokens[state]
+    if kind == LIT:
+        if c == arg:
+            out.add(state + 1)
+    elif kind == ANY:
+        if c != "/":
+            out.add(state + 1)
+    elif kind == CLASS:
+        negate, ranges = arg
+        if any(lo <= c <= hi for lo, hi in ranges) != negate:
+            out.add(state + 1)
+    elif kind == STAR:
+        if c != "/":
+            out.add(state)
+    elif kind in (DIRS_IN, DIRS_MID):                # "(.*/)?": anything, ended by a "/"
+        out.add(state + 1 if kind == DIRS_IN else state)
+        if c == "/":
+            out.add(state + 2 if kind == DIRS_IN else state + 1)
+    elif kind == ALL:
+        out.add(state)
+
+
+def _closure(tokens: list, states: set) -> set:
+    """Add the states reachable without reading: past a "*" (it may match nothing), past
+    "**/" (no directory at all; only from its entry), past a trailing "**"."""
+    todo, seen = list(states), set(states)
+    while todo:
+        s = todo.pop()
+        if s < len(tokens) and tokens[s][0] in (STAR, ALL, DIRS_IN):
+            nxt = s + 2 if tokens[s][0] == DIRS_IN else s + 1
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _run(tokens: list, path: str) -> bool:
+    states = _closure(tokens, {0})
+    for c in path:
+        nxt: set = set()
+        for s in states:
+            if s < len(tokens):
+                _step(tokens, s, c, nxt)
+        if not nxt:
+            return False
+        states = _closure(tokens, nxt)
+    return len(tokens) in states
 
 
 def _class_end(pattern: str, start: int) -> int:
