@@ -30,6 +30,7 @@ APT_PACKAGES="
   docker.io          # the real dockerd tests, notebooks and benchmarks compare against
   docker-registry    # a real v2 registry on loopback (tests/test_registry.py)
   runc               # the real low-level runtime: runs our OCI bundles (tests), benchmarks
+  strace             # fault injection: a command killed at a chosen syscall (tests/test_hardening.py)
 "
 # what scripts/vm-test.sh needs to build and boot the lab VM here, offline (--vm-host)
 VM_HOST_PACKAGES="

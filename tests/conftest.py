@@ -38,6 +38,7 @@ TOOLS = {
     "nft": "nftables",                 # NAT rules (minidocker uses libnftables, tests look with nft)
     "ip": "iproute2",
     "iptables-save": "iptables",       # to prove a private dockerd leaves the host's rules alone
+    "strace": "strace",                # to kill a command at a chosen system call
 }
 
 

@@ -409,3 +409,21 @@ def test_orphan_cgroup_parents_go_with_system_prune(md):
     assert f"cgroup parent minidocker-{tag} of deleted state root" in out
     assert not any(os.path.isdir(os.path.join("/sys/fs/cgroup", t, f"minidocker-{tag}"))
                    for t in os.listdir("/sys/fs/cgroup"))
+
+
+@pytest.mark.root
+def test_rm_killed_at_its_first_unlink_is_taken_up_again(md):
+    """The finding's own reproduction: `strace -f -e inject=unlink,unlinkat:signal=KILL:when=1
+    minidocker rm NAME` (rm dies as it deletes its first file)."""
+    from conftest import require_tool
+    strace = require_tool("strace")
+    cid = md.ok("create", "--name", "half-gone", "--network", "none", "busybox", "true").strip()
+    r = subprocess.run([strace, "-f", "-o", "/dev/null", "-e", "inject=unlink,unlinkat:signal=KILL:when=1",
+                        sys.executable, "-m", "minidocker", "rm", "half-gone"], env=md.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0  # killed half-way
+    state = md("inspect", "-f", "{{.State.Status}}", cid)
+    assert state.returncode == 0, "the record should still be there, marked for removal"
+    md.ok("rm", "-f", "half-gone")
+    assert cid not in md.ok("ps", "-aq", "--no-trunc")
+    assert not os.path.exists(os.path.join(md.root, "containers", cid))
