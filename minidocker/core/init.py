@@ -1,11 +1,13 @@
 """Inside the container: the child side, from new namespaces to execve() of the user's command.
 
-Taught in notebooks 01 (a container is a process) and 03 (namespaces). core/runc.py has
+Taught in notebooks 01 (a container is a process) and 03 (namespaces); rebuilt step by step
+in notebook 99 (find_executable, enter_namespaces: core/steps.py). core/runc.py has
 already entered the PID namespace and fork()ed us, so this process is PID 1 of a new PID
 namespace. From here (runc calls this "init"), reading only config.json (`spec`):
 
-    setns() into namespaces the spec gives a path for   (--network container:x)
-    unshare() the others: mount, UTS, IPC, network
+    enter_namespaces():                         setns() into those the spec gives a path for
+                                                (--network container:x), unshare() the others:
+                                                mount, UTS, IPC, network
     tell the runtime "ready", wait for "go"     (it puts us in our cgroup, plugs the network in)
     unshare(cgroup)                             now our cgroup looks like "/" from inside
     rootfs.setup()                              mounts, /dev, pivot_root, masked paths
@@ -33,7 +35,7 @@ import stat
 import struct
 import termios
 
-from . import bundle, rootfs, security
+from . import bundle, rootfs, security, steps
 from .linux import netdev
 from .linux import syscalls as sc
 
@@ -154,7 +156,8 @@ def finalize(process: dict) -> tuple[str, list[str], dict]:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     path_env = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     argv = list(process["args"])
-    return find_executable(argv[0], path_env), argv, dict(e.split("=", 1) for e in env if "=" in e)
+    exe = steps.get("find_executable", find_executable)(argv[0], path_env)
+    return exe, argv, dict(e.split("=", 1) for e in env if "=" in e)
 
 
 def close_fds(keep: set[int]) -> None:
@@ -190,6 +193,20 @@ def reset_signals() -> None:
 
 
 # ---------------------------------------------------------------- the container's init
+def enter_namespaces(new: int, join: dict[str, str]) -> None:
+    """setns() into each namespace the spec gives a path for ({"net": "/proc/42/ns/net"}), then
+    unshare() the new ones (`new`: CLONE_NEW* flags), but not PID (core/runc.py did it before the
+    fork: it applies to children) nor cgroup (only once the runtime has put us in our cgroup)."""
+    for kind, path in join.items():
+        if kind != "pid":  # (the PID namespace was entered before the fork)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, bundle.NAMESPACES[kind])
+            finally:
+                os.close(fd)
+    sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP))
+
+
 def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: int, err_fd: int,
         console_sock: int | None) -> None:
     """Never returns: execve()s the user's command or exits with the error code."""
@@ -199,12 +216,7 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(int(spec["process"]["oomScoreAdj"])))
         new, join = bundle.namespaces(spec)
-        for kind, path in join.items():
-            if kind != "pid":  # (the PID namespace was entered before the fork)
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                sc.setns(fd, bundle.NAMESPACES[kind])
-                os.close(fd)
-        sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP))
+        steps.get("enter_namespaces", enter_namespaces)(new, join)
         if new & sc.CLONE_NEWNET:
             netdev.link_up("lo")  # a new network namespace's loopback starts down
         os.write(sync_w, b"R")
@@ -230,6 +242,9 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
     except StartError as e:
         report(err_fd, e.code, f"unable to start container process: {e}")
         os._exit(e.code)
+    except steps.StepError as e:  # MINIDOCKER_STEPS' file, or a step in it, failed: its one line
+        report(err_fd, e.exit_code, str(e))
+        os._exit(e.exit_code)
     except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
         report(err_fd, 125, f"{type(e).__name__}: {e}")
         os._exit(125)

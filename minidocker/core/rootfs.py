@@ -1,7 +1,8 @@
 """The container's root filesystem, as runc builds it (libcontainer/rootfs_linux.go).
 
 Taught in notebook 02 (rootfs); the order of the calls below is printed there, and asserted
-by tests/test_rootfs_order.py without root (through a recording syscall layer).
+by tests/test_rootfs_order.py without root (through a recording syscall layer). pivot_root()
+is a step a learner replaces in notebook 99 (core/steps.py).
 
 Runs inside the container's new mount namespace, before the user's command:
 
@@ -28,6 +29,7 @@ import stat
 
 from ..fsutil import scoped_path
 from .bundle import parse_mount_options
+from . import steps
 from .linux import syscalls as sc
 from .linux.syscalls import LINUX
 
@@ -166,7 +168,7 @@ def setup(rootfs: str, spec: dict, cgroup_mounts: list[tuple] = (), linux=LINUX)
         mount_entry(rootfs, m, list(cgroup_mounts), linux)
     if not dev_is_bound(spec):
         create_devices(rootfs, linux)  # (never into a /dev bound from the host: runc's needsSetupDev)
-    pivot_root(rootfs, linux)
+    steps.get("pivot_root", pivot_root)(rootfs, linux)  # (a learner's, in notebook 99)
     readonly_paths(lx.get("readonlyPaths") or [], linux)
     mask_paths(lx.get("maskedPaths") or [], linux)
     if (spec.get("root") or {}).get("readonly"):

@@ -1,8 +1,9 @@
 """The low-level runtime: run an OCI bundle (what `runc run` does), knowing nothing of Docker.
 
-Taught in notebooks 01 and 03. The monitor (core/shim.py) calls `start()` with a bundle whose
-config.json engine/oci.py wrote; `runc run -b <bundle> <id>` runs the very same bundle
-(tests/test_bundle.py). The steps, with runc's names:
+Taught in notebooks 01 and 03 (apply_resources and exit_status are steps of notebook 99).
+The monitor (core/shim.py) calls `start()` with a bundle whose config.json engine/oci.py
+wrote; `runc run -b <bundle> <id>` runs the very same bundle (tests/test_bundle.py). The
+steps, with runc's names:
 
     this process (the runtime)                       the child (core/init.py)
     ------------------------------------------       -----------------------------------------
@@ -27,7 +28,7 @@ import json
 import os
 
 from ..errors import MinidockerError
-from . import bundle, cgroups
+from . import bundle, cgroups, steps
 from . import init as initmod
 from .linux import syscalls as sc
 
@@ -106,7 +107,8 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
                 err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
                 raise StartFailed(err["code"], err["message"])
             cg.create(name)
-            cg.apply(name, (spec.get("linux") or {}).get("resources") or {})
+            steps.get("apply_resources", cgroups.apply_resources)(
+                cg.version, cg.paths(name), (spec.get("linux") or {}).get("resources") or {})
             cg.add_process(name, pid)
             if on_created is not None:
                 on_created(pid)

@@ -34,7 +34,7 @@ import signal
 import socket
 import sys
 
-from . import bundle, cgroups, runc
+from . import bundle, cgroups, runc, steps
 from .stdio import StdinFeeder
 from .linux import syscalls as sc
 
@@ -274,7 +274,7 @@ class Shim:
             except ChildProcessError:
                 return 255
             if got == pid:
-                return runc.exit_status(status)
+                return steps.get("exit_status", runc.exit_status)(status)
 
 
 def oom_killed(spec: dict, container_id: str) -> bool:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from ..container import state as st
+from ..core import steps
 from ..errors import MinidockerError, RuntimeFailure
 from .reconcile import reconcile
 
@@ -84,6 +85,7 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
     rec = reconcile(rt, rt.containers.read(cid))  # (NotFound if it was removed meanwhile)
     if not st.check_start(rec["State"], cid):
         return None
+    steps.replacements()  # a MINIDOCKER_STEPS file that cannot be used fails here, in one line
     r, w = os.pipe()
     # The caller's stdio is passed under new numbers: the monitor's own 0/1/2 are /dev/null
     # and its error log, so that a detached monitor holds no terminal.

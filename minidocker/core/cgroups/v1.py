@@ -26,6 +26,29 @@ DEVICE_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 
                 "c 1:5 rwm", "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"]
 
 
+def write_resources(paths: dict[str, str], res: dict) -> None:
+    """Write linux.resources into the container's cgroup, one directory per controller
+    (`paths`: {"memory": ".../memory/minidocker/<id>", "cpu": ..., "pids": ...}). Absent = unlimited."""
+    v = limits.file_values(res)
+    mem = paths["memory"]
+    writes = [(f"{mem}/memory.limit_in_bytes", v["memory"] or -1)]
+    if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):  # swap accounting is on
+        writes.append((f"{mem}/memory.memsw.limit_in_bytes", v["memory_swap"] or -1))
+    # The kernel insists that memory <= memory+swap after every write: if raising the
+    # memory limit above the current memsw fails, raise memsw first.
+    try:
+        for f, value in writes:
+            write(f, value)
+    except CgroupError:
+        for f, value in reversed(writes):
+            write(f, value)
+    cpu = paths["cpu"]
+    write(f"{cpu}/cpu.cfs_period_us", v["cpu_period"])
+    write(f"{cpu}/cpu.cfs_quota_us", v["cpu_quota"] or -1)
+    write(f"{cpu}/cpu.shares", v["cpu_shares"] or 1024)
+    write(f"{paths['pids']}/pids.max", v["pids"] or "max")
+
+
 class V1Driver:
     version = 1
 
@@ -82,24 +105,7 @@ class V1Driver:
 
     def apply(self, cid: str, res: dict) -> None:
         """Write the OCI spec's linux.resources (absent = unlimited)."""
-        v = limits.file_values(res)
-        mem = self.cpath("memory", cid)
-        writes = [(f"{mem}/memory.limit_in_bytes", v["memory"] or -1)]
-        if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"):  # swap accounting is on
-            writes.append((f"{mem}/memory.memsw.limit_in_bytes", v["memory_swap"] or -1))
-        # The kernel insists that memory <= memory+swap after every write: if raising the
-        # memory limit above the current memsw fails, raise memsw first.
-        try:
-            for f, value in writes:
-                write(f, value)
-        except CgroupError:
-            for f, value in reversed(writes):
-                write(f, value)
-        cpu = self.cpath("cpu", cid)
-        write(f"{cpu}/cpu.cfs_period_us", v["cpu_period"])
-        write(f"{cpu}/cpu.cfs_quota_us", v["cpu_quota"] or -1)
-        write(f"{cpu}/cpu.shares", v["cpu_shares"] or 1024)
-        write(f"{self.cpath('pids', cid)}/pids.max", v["pids"] or "max")
+        write_resources(self.paths(cid), res)
 
     def add_process(self, cid: str, pid: int) -> None:
         for d in self._dirs(cid):

@@ -27,6 +27,19 @@ from . import limits
 from .base import V2_CONTROLLERS, CgroupError, procs, read, read_int, read_keyed, rmdir, wait_until, write
 
 
+def write_resources(paths: dict[str, str], res: dict) -> None:
+    """Write linux.resources into the container's cgroup (`paths`: {"unified": its directory}).
+    Absent = unlimited."""
+    v = limits.file_values(res)
+    p = paths["unified"]
+    write(f"{p}/memory.max", v["memory"] or "max")
+    if os.path.exists(f"{p}/memory.swap.max"):
+        write(f"{p}/memory.swap.max", limits.v2_swap_max(v["memory"] or 0, v["memory_swap"]))
+    write(f"{p}/cpu.max", f"{v['cpu_quota'] or 'max'} {v['cpu_period']}")
+    write(f"{p}/cpu.weight", limits.shares_to_weight(v["cpu_shares"]) if v["cpu_shares"] else 100)
+    write(f"{p}/pids.max", v["pids"] or "max")
+
+
 class V2Driver:
     version = 2
 
@@ -76,14 +89,7 @@ class V2Driver:
 
     def apply(self, cid: str, res: dict) -> None:
         """Write the OCI spec's linux.resources (absent = unlimited)."""
-        v = limits.file_values(res)
-        p = self.path(cid)
-        write(f"{p}/memory.max", v["memory"] or "max")
-        if os.path.exists(f"{p}/memory.swap.max"):
-            write(f"{p}/memory.swap.max", limits.v2_swap_max(v["memory"] or 0, v["memory_swap"]))
-        write(f"{p}/cpu.max", f"{v['cpu_quota'] or 'max'} {v['cpu_period']}")
-        write(f"{p}/cpu.weight", limits.shares_to_weight(v["cpu_shares"]) if v["cpu_shares"] else 100)
-        write(f"{p}/pids.max", v["pids"] or "max")
+        write_resources(self.paths(cid), res)
 
     def add_process(self, cid: str, pid: int) -> None:
         write(f"{self.path(cid)}/cgroup.procs", pid)
