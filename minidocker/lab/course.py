@@ -43,6 +43,27 @@ def exercises(nb) -> list[dict]:
     return out
 
 
+try:  # nbconvert comes with nbgrader (the lab and test extras)
+    from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
+except ImportError:  # pragma: no cover
+    Preprocessor, Bool = object, None
+
+
+class StripTestMarkers(Preprocessor):
+    """Drop nbval's `# NBVAL_...` comment lines: they are for CI, not for the learner.
+    labs/nbgrader_config.py puts it in front of nbgrader's generate_assignment too."""
+
+    enabled = Bool(True).tag(config=True) if Bool else True
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            lines = cell.source.splitlines()
+            cell.source = "\n".join(line for line in lines if not NBVAL_MARKER.match(line))
+            cell.metadata.pop("execution", None)
+        return cell, resources
+
+
 def learner_notebook(nb):
     """The learner's version of an instructor notebook (a new object; `nb` is not changed)."""
     from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions
@@ -51,14 +72,8 @@ def learner_notebook(nb):
     cfg = Config()
     cfg.ClearSolutions.code_stub = {"python": STUB}
     resources: dict = {}
-    for pre in (ClearSolutions(config=cfg), ClearHiddenTests(), ClearMarkScheme(), ClearOutput()):
+    for pre in (ClearSolutions(config=cfg), ClearHiddenTests(), ClearMarkScheme(), ClearOutput(), StripTestMarkers()):
         nb, resources = pre.preprocess(nb, resources)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            lines = cell.source.splitlines()
-            cell.source = "\n".join(line for line in lines if not NBVAL_MARKER.match(line))
-            cell.metadata.pop("execution", None)
-            cell.metadata.pop("nbval-ignore-output", None)
     return nb
 
 
