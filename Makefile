@@ -1,5 +1,5 @@
 # minidocker: two commands to remember (as root on Debian/Ubuntu, or inside the Vagrant VM)
-#   make lab    install everything, then start JupyterLab on the course notebooks
+#   make lab    install everything, then start JupyterLab on your copy of the course (course/)
 #   make test   install everything, then run every test (unit, real containers, docker side by side)
 
 # The Python environment: .venv here, or the one scripts/provision.sh made on the machine's own
@@ -14,13 +14,18 @@ PYTEST_ARGS ?=
 setup:
 	./scripts/setup.sh
 
+# The learner's copy: notebooks/ holds the instructor's source (solutions in); course/ gets the
+# copy without solutions, hidden tests or outputs. A copy you have worked in is never overwritten
+# (a newer version lands beside it as NN-name.new.ipynb). `reveal("<exercise id>")` in a notebook
+# shows one solution, on purpose.
 lab:
 	EXTRAS=test,lab ./scripts/setup.sh
-	$(PY) -m jupyter lab --allow-root --ip=0.0.0.0 --port=8888 --no-browser notebooks/
+	$(PY) -m minidocker.lab.course learner notebooks/ course/
+	$(PY) -m jupyter lab --allow-root --ip=0.0.0.0 --port=8888 --no-browser course/
 
 test:
 	EXTRAS=test,lab ./scripts/setup.sh
-	$(PY) -m ruff check minidocker tests benchmarks
+	$(PY) -m ruff check minidocker tests benchmarks labs/nbgrader_config.py
 	MINIDOCKER_STRICT=1 $(PY) -m pytest -ra $(PYTEST_ARGS)
 
 bench:

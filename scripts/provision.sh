@@ -9,8 +9,9 @@
 # 2. the Python environment on the machine's own disk, in PREFIX (default /opt/minidocker):
 #      venv   a virtual environment from PyPI (default): PREFIX/venv, via scripts/setup.sh
 #      conda  Miniforge in PREFIX/miniforge and environment.yml in PREFIX/conda (needs internet)
-# 3. JupyterLab as a systemd service (minidocker-lab.service), running as root on the course
-#    notebooks, on 0.0.0.0:8888 with a token kept in /etc/minidocker/lab.env; the URL with the
+# 3. JupyterLab as a systemd service (minidocker-lab.service), running as root on the learner's
+#    copy of the course (REPO/course: made from REPO/notebooks without the solutions, refreshed
+#    at each start, never overwriting a notebook the learner changed), on 0.0.0.0:8888 with a token kept in /etc/minidocker/lab.env; the URL with the
 #    token is in /etc/minidocker/lab-url (`vagrant ssh -c "sudo cat /etc/minidocker/lab-url"`).
 #
 # --offline DIR: no internet needed. DIR/debs holds .deb files with a Packages index and
@@ -19,7 +20,7 @@
 #
 # Environment (same meaning as the options): MINIDOCKER_PYTHON, MINIDOCKER_OFFLINE,
 # MINIDOCKER_LAB_SERVICE (1/0), MINIDOCKER_PREFIX, MINIDOCKER_REPO (default: this checkout),
-# MINIDOCKER_NOTEBOOKS (default REPO/notebooks), MINIDOCKER_ROOT (container state, default
+# MINIDOCKER_COURSE (the learner's copy JupyterLab serves, default REPO/course), MINIDOCKER_ROOT (container state, default
 # /var/lib/minidocker: must be on a local disk, never on a shared folder), MINIDOCKER_LAB_PORT
 # (8888), MINIDOCKER_DISABLE_SYSTEM_DOCKER=1 (stop and disable the distribution's docker
 # service: tests and notebooks start their own private dockerd; the Vagrantfile sets it).
@@ -63,7 +64,7 @@ else REPO=/vagrant  # Vagrant uploads this script alone to /tmp
 fi
 [ -x "$REPO/scripts/setup.sh" ] || die "no minidocker checkout at $REPO (set MINIDOCKER_REPO)"
 PREFIX=${MINIDOCKER_PREFIX:-/opt/minidocker}
-NOTEBOOKS=${MINIDOCKER_NOTEBOOKS:-$REPO/notebooks}
+COURSE=${MINIDOCKER_COURSE:-$REPO/course}
 STATE=${MINIDOCKER_ROOT:-/var/lib/minidocker}
 PORT=${MINIDOCKER_LAB_PORT:-8888}
 export DEBIAN_FRONTEND=noninteractive
@@ -155,7 +156,7 @@ fi
 # --- 3: JupyterLab as a service ---------------------------------------------------------------
 [ "$SERVICE" = 1 ] || { say "done (no lab service: --no-service)"; exit 0; }
 command -v systemctl >/dev/null && [ -d /run/systemd/system ] || die "systemd is not running: start the lab with 'make lab' instead"
-mkdir -p "$NOTEBOOKS" /etc/minidocker
+mkdir -p /etc/minidocker
 if ! grep -qs '^JUPYTER_TOKEN=.' /etc/minidocker/lab.env; then
   (umask 077; echo "JUPYTER_TOKEN=$("$PYBIN/python" -c 'import secrets; print(secrets.token_hex(24))')" > /etc/minidocker/lab.env)
 fi
@@ -175,8 +176,9 @@ User=root
 EnvironmentFile=/etc/minidocker/lab.env
 Environment=MINIDOCKER_ROOT=$STATE
 Environment=PATH=$PYBIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-ExecStartPre=/usr/bin/test -d $NOTEBOOKS
-ExecStart=$PYBIN/python -m jupyter lab --allow-root --no-browser --ip=0.0.0.0 --port=$PORT --ServerApp.root_dir=$NOTEBOOKS
+ExecStartPre=/usr/bin/test -d $REPO/notebooks
+ExecStartPre=$PYBIN/python -m minidocker.lab.course learner $REPO/notebooks $COURSE
+ExecStart=$PYBIN/python -m jupyter lab --allow-root --no-browser --ip=0.0.0.0 --port=$PORT --ServerApp.root_dir=$COURSE
 Restart=always
 RestartSec=5
 
@@ -203,7 +205,7 @@ fi
 say "JupyterLab answers"
 cat <<EOF
 
-  The minidocker lab is running: JupyterLab on the course notebooks ($NOTEBOOKS).
+  The minidocker lab is running: JupyterLab on your copy of the course ($COURSE).
   Open    http://127.0.0.1:$PORT/lab   and paste the token, or open the URL with the token:
     from the host (Vagrant):  vagrant ssh -c "sudo cat /etc/minidocker/lab-url"
     on this machine:          sudo cat /etc/minidocker/lab-url
