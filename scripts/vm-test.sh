@@ -248,6 +248,13 @@ while True:
         if time.monotonic() > deadline:
             sys.exit(f"JupyterLab does not answer through the forwarded port: {e}")
         time.sleep(2)
+# What the learner opens is the learner's copy: exercises with stubs, no solution, no hidden test.
+contents = sys.argv[1].replace("/api/status?", "/api/contents/04-cgroups.ipynb?")
+nb = json.load(urllib.request.urlopen(contents, timeout=30))["content"]
+sources = ["".join(c["source"]) for c in nb["cells"]]
+assert any("raise NotImplementedError()" in s for s in sources), "no exercise stub in the served notebook"
+assert not any("BEGIN SOLUTION" in s or "HIDDEN TESTS" in s for s in sources), "the lab serves the solutions"
+print("the lab serves the learner's copy: %d exercise stubs, no solution" % sum("NotImplementedError()" in s for s in sources))
 EOF
 phase_done
 
