@@ -10,8 +10,8 @@ Two halves, so that the logic is tested without root and without a particular ho
     checks = preflight.evaluate(preflight.gather("/var/lib/minidocker"))
     print(preflight.report(checks))
 
-"fail" means minidocker cannot work here; "warn" means something a later notebook or a
-rootless exercise will miss, with the command that fixes it.
+"fail" means minidocker cannot work here; "warn" means something the course itself does not
+need but that you may want elsewhere (rootless containers), with the command that fixes it.
 """
 from __future__ import annotations
 
@@ -206,7 +206,8 @@ def check_busybox(f: HostFacts) -> Check:
 
 def check_userns(f: HostFacts) -> Check:
     s = f.sysctls
-    note = " minidocker runs as root and does not need them; the rootless exercises do."
+    note = (" minidocker runs as root and no notebook of this course needs them;"
+            " rootless containers (podman, rootless Docker) do.")
     if s.get("kernel.apparmor_restrict_unprivileged_userns") == "1":
         return Check("user namespaces", WARN,
                      "AppArmor blocks unprivileged user namespaces "
