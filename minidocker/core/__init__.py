@@ -15,6 +15,7 @@ Read in this order (each module names the notebook that teaches it):
     runc.py             run a bundle: PID namespace, fork, cgroup, the createRuntime hook
     nsexec.py           a process in a running container (setns), as `runc exec`
     shim.py             the monitor around one container: stdio, logs, wait, report
+    steps.py            MINIDOCKER_STEPS: a learner's function in place of one of the above (nb 99)
 
 Nothing here imports images, containers' records, networks or the CLI: the engine
 (minidocker/engine) writes a bundle, the core runs it, as dockerd hands config.json to runc.

@@ -6,4 +6,5 @@ preflight.py    the host checks of 00-preflight, each problem with its fix
 procview.py     readers for /proc: status, namespace links, parents, mount tables
 layers.py       the layer walker and explorer of 05-overlay2
 realdocker.py   a private real dockerd, to run the same command in Docker side by side
+capstone.py     notebook 99: a learner's step into a MINIDOCKER_STEPS file, runs through it
 """
