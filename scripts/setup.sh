@@ -31,6 +31,8 @@ APT_PACKAGES="
   docker-registry    # a real v2 registry on loopback (tests/test_registry.py)
   runc               # the real low-level runtime: runs our OCI bundles (tests), benchmarks
   strace             # fault injection: a command killed at a chosen syscall (tests/test_hardening.py)
+  libcap2-bin        # capsh: notebook 00 decodes capability sets with it (and the grader image has it)
+  util-linux         # setpriv, unshare, nsenter, ipcmk: notebooks 00-03 (essential on Debian; named for the image)
 "
 # what scripts/vm-test.sh needs to build and boot the lab VM here, offline (--vm-host)
 VM_HOST_PACKAGES="

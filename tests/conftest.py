@@ -39,6 +39,8 @@ TOOLS = {
     "ip": "iproute2",
     "iptables-save": "iptables",       # to prove a private dockerd leaves the host's rules alone
     "strace": "strace",                # to kill a command at a chosen system call
+    "capsh": "libcap2-bin",            # notebook 00; the grader image copies it (labs/grader/)
+    "setpriv": "util-linux",           # notebook 00; the grader image copies it
 }
 
 

@@ -13,6 +13,11 @@ gradebook.
 
 Grading runs the students' code as root: do it on a throw-away machine (a VM, or the grader
 image, labs/grader/), never on a host you care about.
+
+    python -m minidocker.lab.grade SUBMISSIONS --in-docker minidocker-grader [--jobs 4]
+
+grades each student in a container of the grader image (labs/grader/make_context.py), run by
+the `docker` command (DOCKER_HOST says which daemon), several at once, and prints one table.
 """
 from __future__ import annotations
 
@@ -26,6 +31,19 @@ import subprocess
 import sys
 import tempfile
 
+# What a grader container needs: the labs make namespaces (SYS_ADMIN, and SYS_PTRACE to read other
+# processes' /proc/<pid>/ns), bridges and veths (NET_ADMIN), cgroups (the host's /sys/fs/cgroup,
+# writable), device nodes (all devices allowed), /proc/sys writable for the bridge's sysctls
+# (systempaths=unconfined), seccomp off for unshare(CLONE_NEWUSER...) probes, and /tmp on a tmpfs:
+# overlay upper directories cannot live on the container's own overlay root. Less than
+# --privileged (which also works, where the host's own bounding set has every capability).
+DOCKER_RUN_FLAGS = [
+    "--network", "none",
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_PTRACE", "--cap-add", "IPC_LOCK",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--security-opt", "systempaths=unconfined", "--device-cgroup-rule", "a *:* rwm",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup", "--tmpfs", "/tmp:rw,exec,dev,suid,size=4g",
+]
 LABS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "labs")
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -146,13 +164,68 @@ def grade(submissions: str, labs: str = LABS) -> list[dict]:
     return [r for r in scores(labs) if (r["lab"], r["student"]) in graded]
 
 
+def export(rows: list[dict], labs: str, out: str) -> None:
+    """The results, out of a grader container: scores, nbgrader's CSV, the feedback pages."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "scores.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    shutil.copyfile(os.path.join(labs, "grades.csv"), os.path.join(out, "grades.csv"))
+    if os.path.isdir(os.path.join(labs, "feedback")):
+        shutil.copytree(os.path.join(labs, "feedback"), os.path.join(out, "feedback"), dirs_exist_ok=True)
+
+
+def grade_in_docker(submissions: str, image: str, out: str, jobs: int = 2,
+                    docker: str = "docker") -> tuple[list[dict], list[str]]:
+    """One container of the grader image per student, `jobs` at a time; their results land in
+    out/<student>/ (scores.json, grades.csv, feedback/). Returns the rows and the students
+    whose container failed."""
+    from concurrent.futures import ThreadPoolExecutor
+    students = [s for s in sorted(os.listdir(submissions))
+                if os.path.isdir(os.path.join(submissions, s)) and STUDENT_ID.match(s)]
+    if not students:
+        raise GradeError(f"no student folder in {submissions}")
+
+    def one(student: str) -> tuple[str, int, str]:
+        dest = os.path.join(out, student)
+        os.makedirs(dest, exist_ok=True)
+        p = subprocess.run([docker, "run", "--rm", *DOCKER_RUN_FLAGS,
+                            "-v", f"{os.path.join(submissions, student)}:/submissions/{student}:ro",
+                            "-v", f"{dest}:/out", image], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        return student, p.returncode, p.stdout + p.stderr
+
+    rows, failed = [], []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # threads only wait for `docker run`
+        for student, code, log in pool.map(one, students):
+            if code != 0:
+                last = (log.strip().splitlines() or ["(no output)"])[-1]
+                print(f"{student}: the grader container exited {code}: {last}", file=sys.stderr)
+                failed.append(student)
+                continue
+            with open(os.path.join(out, student, "scores.json")) as f:
+                rows += json.load(f)
+    return rows, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m minidocker.lab.grade", description=__doc__.split("\n\n")[0])
     ap.add_argument("submissions", help="a folder with one folder per student")
     ap.add_argument("--labs", default=LABS, help="the nbgrader course directory (default: labs/)")
+    ap.add_argument("--out", help="also write scores.json, grades.csv and feedback/ here (the grader image's /out)")
+    ap.add_argument("--in-docker", metavar="IMAGE", help="grade each student in a container of this grader image")
+    ap.add_argument("--jobs", type=int, default=2, help="with --in-docker: containers at once (default 2)")
+    ap.add_argument("--docker", default="docker", help="with --in-docker: the docker command (default: docker)")
     args = ap.parse_args(argv)
     try:
-        rows = grade(os.path.abspath(args.submissions), os.path.abspath(args.labs))
+        if args.in_docker:
+            out = os.path.abspath(args.out or "graded")
+            rows, failed = grade_in_docker(os.path.abspath(args.submissions), args.in_docker, out,
+                                           args.jobs, args.docker)
+            args.labs = out
+        else:
+            failed = []
+            rows = grade(os.path.abspath(args.submissions), os.path.abspath(args.labs))
+            if args.out:
+                export(rows, os.path.abspath(args.labs), args.out)
     except (GradeError, OSError) as e:
         print(f"grade: {e}", file=sys.stderr)
         return 1
@@ -160,9 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if r["failed"]:
             print(f"{r['student']} {r['lab']}: not yet: {', '.join(r['failed'])}")
-    print(f"feedback: {os.path.join(args.labs, 'feedback')}/<student>/<lab>/")
-    print(f"scores:   {os.path.join(args.labs, 'grades.csv')}")
-    return 0
+    if args.in_docker:
+        print(f"feedback and scores: {args.labs}/<student>/")
+    else:
+        print(f"feedback: {os.path.join(args.labs, 'feedback')}/<student>/<lab>/")
+        print(f"scores:   {os.path.join(args.labs, 'grades.csv')}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""The grader as an image: built with `minidocker build` from labs/grader/make_context.py's
+context, saved, loaded into a real (private) dockerd and run there unchanged, one container per
+submission, in parallel. The instructor's submission of every lab gets full marks inside the
+container; a learner's untouched copy gets none.
+
+Takes ~3 minutes (the image is ~500 MB; grading runs every lab's notebook in the container)."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import require_tool
+
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("nbgrader")
+
+from minidocker.lab import course  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = [pytest.mark.root, pytest.mark.docker]
+
+
+def test_the_grader_image_grades_in_the_real_docker(tmp_path, state_root):
+    for tool in ("dockerd", "docker", "busybox", "runc", "capsh", "setpriv", "ip"):
+        require_tool(tool)
+    from minidocker.lab.realdocker import RealDocker
+    ctx = tmp_path / "context"
+    subprocess.run([sys.executable, os.path.join(ROOT, "labs", "grader", "make_context.py"), str(ctx)],
+                   check=True, capture_output=True, timeout=600)
+    md = [sys.executable, "-m", "minidocker", "--root", state_root]
+    subprocess.run(md + ["build", "-q", "-t", "minidocker-grader:test", str(ctx)], check=True,
+                   capture_output=True, timeout=900)
+    image_tar = tmp_path / "grader.tar"
+    subprocess.run(md + ["save", "-o", str(image_tar), "minidocker-grader:test"], check=True, timeout=900)
+    subprocess.run(md + ["rmi", "minidocker-grader:test"], check=True, capture_output=True, timeout=300)
+    # the submissions: the instructor hands in every lab (flat), a learner the untouched copy of one
+    sources = sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9][0-9]-*.ipynb")))
+    subs, out = tmp_path / "subs", tmp_path / "graded"
+    for who in ("instructor", "learner"):
+        (subs / who).mkdir(parents=True)
+    for path in sources:
+        nbformat.write(nbformat.read(path, as_version=4), subs / "instructor" / os.path.basename(path))
+    nbformat.write(course.learner_notebook(nbformat.read(sources[0], as_version=4)),
+                   subs / "learner" / os.path.basename(sources[0]))
+    with RealDocker.start() as docker:
+        docker.docker("load", "-i", str(image_tar), timeout=900)
+        # the one command an instructor types: a container per student, two at once
+        p = subprocess.run([sys.executable, "-m", "minidocker.lab.grade", str(subs), "--in-docker",
+                            "minidocker-grader:test", "--jobs", "2", "--docker", docker.client, "--out", str(out)],
+                           capture_output=True, text=True, timeout=2400,
+                           env=dict(os.environ, DOCKER_HOST=f"unix://{docker.socket}"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    mine = {r["lab"]: r for r in json.load(open(out / "instructor" / "scores.json"))}
+    assert len(mine) == len(sources), p.stdout
+    for lab, r in mine.items():
+        assert r["max_score"] > 0 and r["score"] == r["max_score"], (lab, r, p.stdout[-3000:])
+    (theirs,) = json.load(open(out / "learner" / "scores.json"))
+    assert theirs["score"] == 0 and theirs["failed"], theirs
+    assert glob.glob(str(out / "learner" / "feedback" / "learner" / "*" / "*.html"))
+    assert "total" in p.stdout and "instructor" in p.stdout and "learner" in p.stdout
