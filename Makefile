@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export MINIDOCKER_VENV := $(VENV)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test bench clean vm-test
+.PHONY: setup lab test bench clean vm-test grade
 
 setup:
 	./scripts/setup.sh
@@ -25,8 +25,13 @@ lab:
 
 test:
 	EXTRAS=test,lab ./scripts/setup.sh
-	$(PY) -m ruff check minidocker tests benchmarks labs/nbgrader_config.py
+	$(PY) -m ruff check minidocker tests benchmarks labs/nbgrader_config.py labs/grader
 	MINIDOCKER_STRICT=1 $(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# Grade a class: SUBMISSIONS=dir with one folder per student (labs/README.md)
+grade:
+	EXTRAS=test,lab ./scripts/setup.sh
+	$(PY) -m minidocker.lab.grade $(SUBMISSIONS)
 
 bench:
 	./scripts/setup.sh
