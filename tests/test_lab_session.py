@@ -90,3 +90,23 @@ def test_a_dead_kernels_session_is_cleaned_by_the_next_one(tmp_path):
         if before is not None:
             os.environ["MINIDOCKER_ROOT"] = before
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.root
+def test_a_cgroup_parent_left_behind_is_reported(lab):
+    """assert_clean() also looks for the session's cgroup parent (minidocker-<tag>) in every tree."""
+    from minidocker.core.linux import procfs
+    from minidocker.engine.oci import cgroup_parent
+    from minidocker.paths import StateRoot
+    tree = next(m["target"] for m in procfs.mountinfo() if m["fstype"] in ("cgroup", "cgroup2")
+                and os.access(m["target"], os.W_OK) and not m["target"].endswith("/unified")
+                and "rw" in m["options"].split(","))
+    planted = os.path.join(tree, cgroup_parent(StateRoot(lab.root)))
+    os.mkdir(planted)
+    try:
+        assert f"cgroup {planted}" in lab.leftovers()
+        with pytest.raises(AssertionError, match="cgroup"):
+            lab.assert_clean()
+    finally:
+        os.rmdir(planted)
+    assert not any(x.startswith("cgroup") for x in lab.leftovers())

@@ -244,6 +244,7 @@ class LabSession:
         out += [f"mount {m}" for m in mounts_under(self.root)]
         out += [f"monitor process {p}" for p in monitor_pids(self.root)]
         out += [f"child process {p.pid}" for p in self._children if p.poll() is None]
+        out += [f"cgroup {d}" for d in self.cgroup_dirs()]
         try:
             from ..network.store import default_bridge_name, root_tag
             from ..paths import StateRoot
@@ -257,6 +258,14 @@ class LabSession:
         except (ImportError, OSError):
             pass
         return out
+
+    def cgroup_dirs(self) -> list[str]:
+        """This root's cgroup parent (`minidocker-<tag>`) in every cgroup tree where it exists."""
+        from ..engine.oci import cgroup_parent
+        from ..paths import StateRoot
+        parent = cgroup_parent(StateRoot(self.root))
+        return sorted({os.path.join(m["target"], parent) for m in procfs.mountinfo()
+                       if m["fstype"] in ("cgroup", "cgroup2") and os.path.isdir(os.path.join(m["target"], parent))})
 
     def assert_clean(self) -> None:
         left = self.leftovers()
