@@ -14,6 +14,12 @@ PYTEST_ARGS ?=
 setup:
 	./scripts/setup.sh
 
+# JupyterLab listens on 127.0.0.1 only, with a token (it prints the URL to open): the kernels run as
+# root, so anyone who can reach the port owns the machine. LAB_IP=0.0.0.0 only inside a VM whose
+# forwarded port is bound to the host's 127.0.0.1 (the Vagrantfile's service does that).
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+
 # The learner's copy: notebooks/ holds the instructor's source (solutions in); course/ gets the
 # copy without solutions, hidden tests or outputs. A copy you have worked in is never overwritten
 # (a newer version lands beside it as NN-name.new.ipynb). `reveal("<exercise id>")` in a notebook
@@ -21,7 +27,7 @@ setup:
 lab:
 	EXTRAS=test,lab ./scripts/setup.sh
 	$(PY) -m minidocker.lab.course learner notebooks/ course/
-	$(PY) -m jupyter lab --allow-root --ip=0.0.0.0 --port=8888 --no-browser course/
+	$(PY) -m jupyter lab --allow-root --ip=$(LAB_IP) --port=$(LAB_PORT) --no-browser --ServerApp.root_dir=course/
 
 test:
 	EXTRAS=test,lab ./scripts/setup.sh
