@@ -20,10 +20,9 @@ what minidocker's own step raises to choose an exit code (init.StartError: 126, 
 from __future__ import annotations
 
 import functools
-import importlib.util
-import inspect
 import os
 import sys
+import types
 
 from ..errors import MinidockerError
 
@@ -63,6 +62,7 @@ def load(path: str) -> dict:
     """The replacements in the steps file `path`, checked: {step name: function}."""
     if path in _cache:
         return _cache[path]
+    import importlib.util  # (only a run with a steps file pays for the import machinery)
     where = f"{ENV}={path}"
     spec = importlib.util.spec_from_file_location("minidocker_steps", path)
     if spec is None or not os.path.isfile(path):
@@ -76,7 +76,7 @@ def load(path: str) -> dict:
         raise StepError(f"{where}: it does not import: {type(e).__name__}: {e}") from None
     found = {}
     for name, value in vars(module).items():
-        if name.startswith("_") or not inspect.isfunction(value) or value.__module__ != module.__name__:
+        if name.startswith("_") or not isinstance(value, types.FunctionType) or value.__module__ != module.__name__:
             continue  # helpers, and what the file imported
         if name not in STEPS:
             raise StepError(f"{where}: {name}() is not a step (the steps are: {', '.join(STEPS)}; "
