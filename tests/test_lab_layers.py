@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 
 import pytest
@@ -101,8 +102,8 @@ def test_describe_format_and_summary():
                                  "WHITEOUT  /etc/group   (deleted from the layers below)",
                                  "symlink   /bin/sh -> busybox"]
     assert L.format_layer(entries, limit=1).splitlines()[-1] == "... and 3 more"
-    assert L.summary(entries) == "1 file, 1 dir, 1 symlink, 1 whiteout, 1 opaque dir"
-    assert L.summary([E("/a"), E("/b")]) == "2 files, 0 dirs"
+    assert L.summary(entries) == "1 file (3 B), 1 dir, 1 symlink, 1 whiteout, 1 opaque dir"
+    assert L.summary([E("/a"), E("/b")]) == "2 files (0 B), 0 dirs"
 
 
 def test_layer_choices_and_render_html(tmp_path):
@@ -112,11 +113,47 @@ def test_layer_choices_and_render_html(tmp_path):
                                {"diff_id": "sha256:" + "cd" * 32, "diff_dir": d1}],
                               extra=[("container x: writable layer", d1)])
     assert [c[1] for c in choices] == [d0, d1, d1]
-    assert choices[0][0] == "layer 0: abababababab  (2 files, 1 dir)"
-    assert choices[2][0] == "container x: writable layer  (0 files, 1 dir, 1 whiteout)"
+    assert choices[0][0] == "layer 0: abababababab  (2 files (2 B), 1 dir)"
+    assert choices[2][0] == "container x: writable layer  (0 files (0 B), 1 dir, 1 whiteout)"
     html = L.render_html(d1)
     assert "color:#c00" in html and "WHITEOUT  /etc/group" in html
     assert "a&lt;b&gt;.txt" in L.render_html(d0)
+
+
+def test_human_size_uses_docker_s_decimal_units():
+    assert [L.human_size(n) for n in (0, 26, 999, 1000, 4100, 999_999, 1_982_763, 12_345_678_901)] == [
+        "0 B", "26 B", "999 B", "1 kB", "4.1 kB", "1 MB", "1.98 MB", "12.3 GB"]
+
+
+def test_hard_links_count_once_like_du(tmp_path):
+    """busybox's layer: one 1.98 MB binary under some 270 names must not read as 270 files."""
+    d = make(tmp_path, {"bin/busybox": "x" * 1000, "etc/passwd": "root:x:0:0\n"})
+    for name in ("ls", "sh", "[", "cat"):
+        os.link(f"{d}/bin/busybox", f"{d}/bin/{name}")
+    got = L.walk_layer(d, is_opaque=lambda p: False)
+    assert L.file_count(got) == (6, 2, 1011)
+    assert L.summary(got) == "6 names for 2 files (1.01 kB), 2 dirs"
+    assert L.hard_links(got) == {"/bin/busybox": "/bin/[", "/bin/cat": "/bin/[", "/bin/ls": "/bin/[",
+                                 "/bin/sh": "/bin/["}
+    lines = L.format_layer(got).splitlines()
+    assert "file      /bin/[ (1000 B)" in lines and "file      /bin/sh (hard link to /bin/[)" in lines
+    assert "hard link to /bin/[" in L.render_html(d)
+    # without inode numbers (entries made by hand) every name is a file of its own
+    assert L.file_count([Entry("/a", FILE, size=5), Entry("/b", FILE, size=5)]) == (2, 2, 10)
+    # the same inode number on another device is another file
+    twins = [Entry("/a", FILE, size=5, dev=1, ino=7), Entry("/b", FILE, size=5, dev=2, ino=7)]
+    assert L.file_count(twins) == (2, 2, 10) and L.hard_links(twins) == {}
+
+
+def test_snapshot_outlives_the_layers_and_says_so(tmp_path):
+    d0 = make(tmp_path / "l0", {"etc/group": "g"})
+    snap = L.snapshot([("zero", d0)])
+    shutil.rmtree(d0)                                   # what the notebook's clean-up does
+    assert L.render_html(d0).startswith("<b>0 files (0 B), 0 dirs</b>")   # reading it now: nothing
+    page = L.render_entries(snap[d0], note=L.snapshot_note(d0, "12:00:00"))
+    assert "file      /etc/group (1 B)" in page and "1 file (1 B), 1 dir" in page
+    assert "12:00:00" in page and "gone now" in page
+    assert "gone" not in L.snapshot_note("/x", "12:00:00", exists=lambda p: True)
 
 
 def test_explorer_widget_shows_the_picked_layer(tmp_path):
@@ -125,9 +162,13 @@ def test_explorer_widget_shows_the_picked_layer(tmp_path):
     d1 = make(tmp_path / "l1", {".wh.only-in-0": ""})
     box = L.explorer([("zero", d0), ("one", d1)])
     pick, view = box.children
-    assert "only-in-0 (1 B)" in view.value
+    assert "only-in-0 (1 B)" in view.value and "gone" not in view.value
+    shutil.rmtree(tmp_path / "l0")
+    shutil.rmtree(tmp_path / "l1")                      # the layers go; the explorer still shows them
     pick.value = d1
-    assert "WHITEOUT  /only-in-0" in view.value
+    assert "WHITEOUT  /only-in-0" in view.value and "gone now" in view.value
+    pick.value = d0
+    assert "only-in-0 (1 B)" in view.value
 
 
 @pytest.mark.root

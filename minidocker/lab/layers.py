@@ -6,8 +6,11 @@ The logic behind notebook 05's layer explorer, as plain functions (the widget on
     merge([layer0, layer1,...]) -> {path: (layer index, Entry)}
                                    what overlayfs would show for these layers, bottom first
     changes(upper, lower_view)  -> [("A"|"C"|"D", path)]   `docker diff` of a writable layer
-    format_layer(entries)       -> text, one line per entry
-    explorer(choices)           -> an ipywidgets box: a dropdown of layers and their files
+    format_layer(entries)       -> text, one line per entry (a hard link names its first name)
+    summary(entries)            -> '6 files (1.99 MB), 14 dirs', hard links counted once, as du does
+    explorer(choices)           -> an ipywidgets box: a dropdown of layers and their files, from a
+                                   snapshot taken when it is built (so it still shows the layers
+                                   after the notebook's clean-up has removed them, and says so)
 
 Whiteouts come in two spellings (runtime-facts.md, section 2):
   * on overlay (a layer unpacked for overlayfs, or a container's upper dir): a character
@@ -23,6 +26,7 @@ import dataclasses
 import html
 import os
 import stat
+import time
 
 from ..core.overlay2 import is_opaque
 from ..storage.archive import WHITEOUT_OPAQUE as WH_OPAQUE, WHITEOUT_PREFIX as WH_PREFIX
@@ -37,6 +41,8 @@ class Entry:
     size: int = 0
     target: str = ""     # a symlink's target
     opaque: bool = False  # a directory that hides the same directory in the layers below
+    dev: int = 0          # a file's (st_dev, st_ino): hard links share them; 0, 0 = unknown
+    ino: int = 0
 
 
 def classify(mode: int, rdev: int = 0) -> str:
@@ -78,7 +84,8 @@ def walk_layer(diff_dir: str, is_opaque=is_opaque) -> list[Entry]:
             e = Entry(f"{rel}/{name}", kind,
                       size=st.st_size if kind == FILE else 0,
                       target=os.readlink(p) if kind == SYMLINK else "",
-                      opaque=kind == DIR and is_opaque(p))
+                      opaque=kind == DIR and is_opaque(p),
+                      dev=st.st_dev if kind == FILE else 0, ino=st.st_ino if kind == FILE else 0)
             out.append(e)
             if kind == DIR:
                 visit(f"{rel}/{name}", p)
@@ -125,7 +132,24 @@ def changes(upper: list[Entry], lower_view: dict[str, tuple[int, Entry]]) -> lis
     return out
 
 
-def describe(e: Entry) -> str:
+def hard_links(entries: list[Entry]) -> dict[str, str]:
+    """{path: the first path (in the listing's order) of the same file} for every file that is
+    a further name of a file listed before it (a hard link: same device and inode)."""
+    first: dict[tuple[int, int], str] = {}
+    out = {}
+    for e in entries:
+        if e.kind != FILE or not e.ino:
+            continue
+        key = (e.dev, e.ino)
+        if key in first:
+            out[e.path] = first[key]
+        else:
+            first[key] = e.path
+    return out
+
+
+def describe(e: Entry, link_to: str = "") -> str:
+    """One line for an entry; `link_to`: the first name of the file this one is a hard link of."""
     if e.kind == WHITEOUT:
         return f"WHITEOUT  {e.path}   (deleted from the layers below)"
     if e.kind == DIR:
@@ -133,28 +157,65 @@ def describe(e: Entry) -> str:
     if e.kind == SYMLINK:
         return f"symlink   {e.path} -> {e.target}"
     if e.kind == FILE:
+        if link_to:
+            return f"file      {e.path} (hard link to {link_to})"
         return f"file      {e.path} ({e.size} B)"
     return f"{e.kind:<9} {e.path}"
 
 
-def format_layer(entries: list[Entry], limit: int | None = None) -> str:
-    """One line per entry; with `limit`, the first entries and a count of the rest."""
+def _lines(entries: list[Entry], limit: int | None) -> list[str]:
+    links = hard_links(entries)
     shown = entries if limit is None else entries[:limit]
-    lines = [describe(e) for e in shown]
+    lines = [describe(e, links.get(e.path, "")) for e in shown]
     if limit is not None and len(entries) > limit:
         lines.append(f"... and {len(entries) - limit} more")
-    return "\n".join(lines)
+    return lines
+
+
+def format_layer(entries: list[Entry], limit: int | None = None) -> str:
+    """One line per entry; with `limit`, the first entries and a count of the rest.
+    A further name of a file (a hard link) says which file it names, not its size again."""
+    return "\n".join(_lines(entries, limit))
 
 
 def _n(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
+def human_size(n: int) -> str:
+    """Bytes as `docker images` shows them (decimal units): 26 B, 4.1 kB, 1.98 MB."""
+    if n < 1000:
+        return f"{n} B"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 999.5 or unit == "GB":   # (999.6 kB would print as 1e+03 kB)
+            return f"{n:.3g} {unit}"
+    raise AssertionError  # not reached
+
+
+def file_count(entries: list[Entry]) -> tuple[int, int, int]:
+    """(names, files, bytes) of the regular files, the way `du` counts: a file with several
+    names (hard links) is one file, and its size counts once."""
+    names, seen, size = 0, set(), 0
+    for e in entries:
+        if e.kind != FILE:
+            continue
+        names += 1
+        key = (e.dev, e.ino) if e.ino else ("name", e.path)
+        if key not in seen:
+            seen.add(key)
+            size += e.size
+    return names, len(seen), size
+
+
 def summary(entries: list[Entry]) -> str:
-    """'3 files, 2 dirs, 1 whiteout, 1 opaque dir' (kinds that are absent are left out,
-    files and dirs excepted)."""
-    n = {k: sum(1 for e in entries if e.kind == k) for k in (DIR, FILE, SYMLINK, WHITEOUT)}
-    parts = [_n(n[FILE], "file"), _n(n[DIR], "dir")]
+    """'3 files (26 B), 2 dirs, 1 whiteout, 1 opaque dir' (kinds that are absent are left out,
+    files and dirs excepted). Hard links count once: busybox's layer is
+    '271 names for 6 files (1.99 MB), 14 dirs', not 271 files of 1.98 MB each."""
+    n = {k: sum(1 for e in entries if e.kind == k) for k in (DIR, SYMLINK, WHITEOUT)}
+    names, files, size = file_count(entries)
+    counted = f"{_n(files, 'file')} ({human_size(size)})"
+    parts = [counted if names == files else f"{names} names for {counted}", _n(n[DIR], "dir")]
     if n[SYMLINK]:
         parts.append(_n(n[SYMLINK], "symlink"))
     if n[WHITEOUT]:
@@ -178,12 +239,12 @@ def layer_choices(image_layers: list[dict], extra: list[tuple[str, str]] = ()) -
     return out
 
 
-def render_html(diff_dir: str, limit: int = 400) -> str:
-    """The file list of one layer as HTML: whiteouts in red, opaque dirs in orange."""
-    entries = walk_layer(diff_dir)
+def render_entries(entries: list[Entry], limit: int = 400, note: str = "") -> str:
+    """The file list of one layer as HTML: whiteouts in red, opaque dirs in orange, then `note`."""
+    links = hard_links(entries)
     rows = []
     for e in entries[:limit]:
-        text = html.escape(describe(e))
+        text = html.escape(describe(e, links.get(e.path, "")))
         if e.kind == WHITEOUT:
             text = f'<span style="color:#c00;font-weight:bold">{text}</span>'
         elif e.opaque:
@@ -192,17 +253,45 @@ def render_html(diff_dir: str, limit: int = 400) -> str:
     if len(entries) > limit:
         rows.append(f"... and {len(entries) - limit} more")
     return (f"<b>{html.escape(summary(entries))}</b>"
-            f"<pre style='max-height:20em;overflow:auto'>" + "\n".join(rows) + "</pre>")
+            + (f"<br><i>{html.escape(note)}</i>" if note else "")
+            + "<pre style='max-height:20em;overflow:auto'>" + "\n".join(rows) + "</pre>")
 
 
-def explorer(choices: list[tuple[str, str]]):
-    """A dropdown of layers (label, diff dir) and the chosen layer's files."""
+def render_html(diff_dir: str, limit: int = 400) -> str:
+    """The file list of one layer directory as it is now, as HTML (see render_entries)."""
+    return render_entries(walk_layer(diff_dir), limit)
+
+
+def snapshot(choices: list[tuple[str, str]]) -> dict[str, list[Entry]]:
+    """{diff dir: its entries now} for the (label, diff dir) choices: what the explorer shows."""
+    return {d: walk_layer(d) for _, d in choices}
+
+
+def snapshot_note(diff_dir: str, taken: str, exists=os.path.isdir) -> str:
+    """What the explorer says under a layer's summary: when its list was read, and whether the
+    directory has gone since (a notebook's clean-up removes every layer)."""
+    if exists(diff_dir):
+        return f"as read at {taken}, when the explorer was built (re-run its cell to read it again)"
+    return (f"as read at {taken}, when the explorer was built: the directory is gone now "
+            "(removed by the clean-up), so this is a record of what it held")
+
+
+def explorer(choices: list[tuple[str, str]], snap: dict[str, list[Entry]] | None = None):
+    """A dropdown of layers (label, diff dir) and the chosen layer's files. The files are read
+    once, here (or given as `snap`, from snapshot()): the explorer keeps showing them after the
+    layers are removed, and says they are gone."""
     import ipywidgets as w
+    snap = snapshot(choices) if snap is None else snap
+    taken = time.strftime("%H:%M:%S")
+
+    def page(d: str) -> str:
+        return render_entries(snap.get(d, []), note=snapshot_note(d, taken))
+
     pick = w.Dropdown(options=choices, description="layer", layout=w.Layout(width="95%"))
-    view = w.HTML(value=render_html(pick.value) if choices else "")
+    view = w.HTML(value=page(pick.value) if choices else "")
 
     def show(change) -> None:
-        view.value = render_html(change["new"])
+        view.value = page(change["new"])
 
     pick.observe(show, names="value")
     return w.VBox([pick, view])
