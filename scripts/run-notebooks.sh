@@ -8,6 +8,9 @@
 # Run it as root after changing a notebook or anything a notebook shows, then commit the
 # notebooks. `make test` fails on a notebook whose stored outputs differ from a fresh run
 # (nbval) or that was saved with an error or unexecuted cells (tests/test_notebooks_saved.py).
+# The widgets' state is saved in the notebook's metadata (store_widget_state), so a notebook
+# opened without running it shows its widgets as they were at the end of the run (JupyterLab,
+# nbviewer) rather than their text form `VBox(...)`; nbval does not compare widget views.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +44,7 @@ for nb in "$@"; do
        --ExecutePreprocessor.kernel_name=python3 \
        --ExecutePreprocessor.timeout=120 \
        --ExecutePreprocessor.record_timing=False \
+       --ExecutePreprocessor.store_widget_state=True \
        --log-level=WARN "$nb"; then
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     printf '%-45s %3d.%01d s\n' "$nb" $((ms / 1000)) $((ms % 1000 / 100))
