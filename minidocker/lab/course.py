@@ -74,6 +74,7 @@ def learner_notebook(nb):
     resources: dict = {}
     for pre in (ClearSolutions(config=cfg), ClearHiddenTests(), ClearMarkScheme(), ClearOutput(), StripTestMarkers()):
         nb, resources = pre.preprocess(nb, resources)
+    nb.metadata.pop("widgets", None)  # the saved state of widget views that are no longer there
     return nb
 
 
