@@ -33,6 +33,8 @@ APT_PACKAGES="
   strace             # fault injection: a command killed at a chosen syscall (tests/test_hardening.py)
   libcap2-bin        # capsh: notebook 00 decodes capability sets with it (and the grader image has it)
   util-linux         # setpriv, unshare, nsenter, ipcmk: notebooks 00-03 (essential on Debian; named for the image)
+  chromium           # headless browser: the lab's plots and widgets checked in a real page (tests/test_lab_browser.py)
+  fonts-noto-cjk     # Chinese in plot labels (minidocker/lab/plots.py) and in the notebooks' text in the browser
 "
 # what scripts/vm-test.sh needs to build and boot the lab VM here, offline (--vm-host)
 VM_HOST_PACKAGES="
