@@ -35,6 +35,7 @@ APT_PACKAGES="
   util-linux         # setpriv, unshare, nsenter, ipcmk: notebooks 00-03 (essential on Debian; named for the image)
   chromium           # headless browser: the lab's plots and widgets checked in a real page (tests/test_lab_browser.py)
   fonts-noto-cjk     # Chinese in plot labels (minidocker/lab/plots.py) and in the notebooks' text in the browser
+  fontconfig         # fc-list: which installed fonts cover Chinese (tests/test_lab_plots.py)
 "
 # what scripts/vm-test.sh needs to build and boot the lab VM here, offline (--vm-host)
 VM_HOST_PACKAGES="

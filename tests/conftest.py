@@ -42,6 +42,7 @@ TOOLS = {
     "capsh": "libcap2-bin",            # notebook 00; the grader image copies it (labs/grader/)
     "setpriv": "util-linux",           # notebook 00; the grader image copies it
     "chromium": "chromium",            # the lab in a real browser, headless (tests/test_lab_browser.py)
+    "fc-list": "fontconfig",           # which fonts cover Chinese (tests/test_lab_plots.py)
 }
 
 

@@ -1,11 +1,12 @@
 """minidocker.lab.plots: a CJK font for the notebooks' plots, so Chinese labels are not boxes."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from conftest import require, require_tool
 
 from minidocker.lab import plots
 
@@ -36,13 +37,12 @@ def test_use_cjk_font_sets_the_rc_given():
     assert plots.use_cjk_font(rc) == name and rc["font.sans-serif"].count(name) == 1   # twice: same
 
 
-@pytest.mark.skipif(not shutil.which("fc-list"), reason="no fontconfig")
 def test_an_installed_cjk_font_draws_chinese():
     """If fontconfig has a CJK font, use_cjk_font finds it and a Chinese title draws without
     'Glyph ... missing' warnings (run in a fresh process: it changes matplotlib's rcParams)."""
-    have = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
-    if not any(name in have for name in plots.PREFERRED):
-        pytest.skip("no CJK font installed (apt-get install fonts-noto-cjk)")
+    fc_list = require_tool("fc-list")
+    have = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True).stdout
+    require(any(name in have for name in plots.PREFERRED), "no CJK font installed (apt-get install fonts-noto-cjk)")
     pytest.importorskip("matplotlib")
     code = """
 import warnings, matplotlib
