@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # the minidocker package beside labs/
 
 from nbgrader.converters.generate_assignment import GenerateAssignment  # noqa: E402
 
-from minidocker.lab.course import STUB, StripTestMarkers  # noqa: E402
+from minidocker.lab.course import STUB, StripTestMarkers, TagExercises  # noqa: E402
 
 c = get_config()  # noqa: F821 -- given by nbgrader when it reads this file
 
@@ -22,6 +22,7 @@ c.ClearSolutions.code_stub = {"python": STUB}
 # Cells start real containers, build images, wait for the OOM killer: far beyond nbgrader's 30 s.
 c.Execute.timeout = 300
 c.Execute.kernel_name = "python3"
-# The learner's copy has no `# NBVAL_...` lines (they are for CI); everything else is nbgrader's.
-c.GenerateAssignment.preprocessors = [StripTestMarkers] + list(
+# The learner's copy has no `# NBVAL_...` lines (they are for CI), and its exercise cells are tagged
+# raises-exception (Run All goes on past a stub); everything else is nbgrader's.
+c.GenerateAssignment.preprocessors = [StripTestMarkers, TagExercises] + list(
     GenerateAssignment.class_traits()["preprocessors"].default())

@@ -104,6 +104,11 @@ def test_the_learners_copy_holds_no_solution_hidden_test_output_or_marker(nb):
             assert "NBVAL_" not in cell.source, "test markers are for CI, not for the learner"
     stubs = [c for c in learner.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert stubs and all("raise NotImplementedError()" in text(c) for c in stubs)
+    # Run All goes on past the stubs and failing checks (JupyterLab's raises-exception tag), not past other errors
+    for cell in learner.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        tagged = "raises-exception" in cell.metadata.get("tags", [])
+        assert tagged == (cell.cell_type == "code" and bool(meta.get("solution") or meta.get("grade")))
     # and the source is untouched
     assert "BEGIN SOLUTION" in nbformat.writes(book)
 

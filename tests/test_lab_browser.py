@@ -9,10 +9,10 @@ NotImplementedError.
 Jupyter stops Run All at the first error. Going on from the next cell after each exercise's
 error is racy with ipykernel 7: it aborts only the requests that reached it before the error,
 so cells further down sometimes ran anyway, unseen (found: notebook 04's cell 27 then failed
-with "Conflict ... nb04-burner is already in use" when run again). So the test's copy (only it)
-tags each exercise cell `raises-exception`, JupyterLab's own marker for "an error here is
-expected": one Run All goes through every cell, an error in any other cell still stops it, and
-the test tells the two kinds apart by the cells' nbgrader metadata.
+with "Conflict ... nb04-burner is already in use" when run again). So the learner's copy tags each
+exercise cell `raises-exception` (minidocker.lab.course.TagExercises), JupyterLab's own marker for
+"an error here is expected": one Run All goes through every cell, an error in any other cell still
+stops it, and the test tells the two kinds apart by the cells' nbgrader metadata.
 
 Screenshots land in the test's temporary directory (their paths are printed; `pytest -s` or
 `-rA` shows them).
@@ -49,16 +49,13 @@ def is_exercise(c: dict) -> bool:
     return bool(meta.get("solution") or meta.get("grade"))
 
 
-def tag_exercises(path: str) -> None:
-    """Tag a notebook's exercise cells `raises-exception`: a run goes on past their errors."""
+def assert_exercises_tagged(path: str) -> None:
+    """The learner's copy tags its exercise cells `raises-exception`: Run All goes on past them."""
     with open(path) as f:
         nb = json.load(f)
     for c in nb["cells"]:
-        tags = c.setdefault("metadata", {}).setdefault("tags", [])
-        if is_exercise(c) and "raises-exception" not in tags:
-            tags.append("raises-exception")
-    with open(path, "w") as f:
-        json.dump(nb, f, indent=1)
+        if is_exercise(c):
+            assert "raises-exception" in c.get("metadata", {}).get("tags", []), (path, c["source"][:1])
 
 
 def _free_port() -> int:
@@ -91,7 +88,7 @@ class Lab:
                        capture_output=True, timeout=120)
         for name in os.listdir(self.course):
             if name.endswith(".ipynb"):
-                tag_exercises(os.path.join(self.course, name))
+                assert_exercises_tagged(os.path.join(self.course, name))
         jdir = os.path.join(self.tmp, "jupyter")
         settings = os.path.join(jdir, "settings", "@jupyterlab", "apputils-extension")
         os.makedirs(settings)

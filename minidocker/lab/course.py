@@ -64,6 +64,23 @@ class StripTestMarkers(Preprocessor):
         return cell, resources
 
 
+class TagExercises(Preprocessor):
+    """Tag every exercise cell (the solution stub and its check) `raises-exception`, JupyterLab's
+    marker for "an error here is expected": until the learner solves it, it raises, and Run All
+    should still run the rest of the notebook (nothing after an exercise depends on it) instead of
+    stopping at the first stub. An error in any other cell still stops Run All."""
+
+    enabled = Bool(True).tag(config=True) if Bool else True
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
+        return cell, resources
+
+
 def learner_notebook(nb):
     """The learner's version of an instructor notebook (a new object; `nb` is not changed)."""
     from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions
@@ -72,7 +89,8 @@ def learner_notebook(nb):
     cfg = Config()
     cfg.ClearSolutions.code_stub = {"python": STUB}
     resources: dict = {}
-    for pre in (ClearSolutions(config=cfg), ClearHiddenTests(), ClearMarkScheme(), ClearOutput(), StripTestMarkers()):
+    for pre in (ClearSolutions(config=cfg), ClearHiddenTests(), ClearMarkScheme(), ClearOutput(),
+                StripTestMarkers(), TagExercises()):
         nb, resources = pre.preprocess(nb, resources)
     nb.metadata.pop("widgets", None)  # the saved state of widget views that are no longer there
     return nb
