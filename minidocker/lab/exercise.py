@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,12 +40,14 @@ class Mismatch(AssertionError):
 
 def check(condition: object, message: str) -> None:
     """Fail a graded check with one line that says what is wrong (not a bare assert)."""
+    __tracebackhide__ = True  # IPython shows the check cell's line, not this frame
     if not condition:
         raise Mismatch(message)
 
 
 def check_equal(actual: object, expected: object, what: str) -> None:
     """`what` is the thing compared, e.g. "memory.max": "memory.max is 'max', expected 67108864"."""
+    __tracebackhide__ = True
     if actual != expected:
         raise Mismatch(f"{what} is {actual!r}, expected {expected!r}")
 
@@ -61,12 +64,21 @@ def _source(fn: types.FunctionType) -> str:
         raise TypeError(f"cannot find the source of {fn.__name__}(): define it in a cell (or a file)") from e
 
 
-def _needs(fn: types.FunctionType, seen: set[str]) -> tuple[list[str], list[str]]:
+Chunk = tuple[str, int, str]  # (file name, its first line there, source): a definition to send
+
+
+def _chunk(fn: types.FunctionType) -> Chunk:
+    """A function's source with where it came from, so the child's traceback names the learner's
+    cell and its line numbers, not a file of its own."""
+    return fn.__code__.co_filename, fn.__code__.co_firstlineno, _source(fn)
+
+
+def _needs(fn: types.FunctionType, seen: set[str]) -> tuple[list[str], list[Chunk]]:
     """The imports and definitions `fn` uses from its module's globals: modules (by import
     statement), functions defined in the notebook (by source, recursively) and plain constants
     (by repr). Anything else is left out and will be a NameError in the child."""
     imports: list[str] = []
-    defs: list[str] = []
+    defs: list[Chunk] = []
     names = set(fn.__code__.co_names)
     for const in fn.__code__.co_consts:  # names used in nested functions and comprehensions
         if isinstance(const, types.CodeType):
@@ -82,13 +94,13 @@ def _needs(fn: types.FunctionType, seen: set[str]) -> tuple[list[str], list[str]
             if value.__module__ == fn.__module__ and fn.__module__ in ("__main__", "__lab__"):
                 more_imports, more_defs = _needs(value, seen)
                 imports += more_imports
-                defs += more_defs + [_source(value)]
+                defs += more_defs + [_chunk(value)]
             else:
                 imports.append(f"from {value.__module__} import {value.__name__} as {name}")
         elif isinstance(value, (type(None), bool, int, float, str, bytes, tuple, list, dict, frozenset, set)):
             try:
                 if eval(repr(value), {}) == value:
-                    defs.append(f"{name} = {value!r}")
+                    defs.append(("<constants>", 1, f"{name} = {value!r}"))
             except Exception:  # noqa: BLE001 -- not a literal: the child will say NameError
                 pass
         elif isinstance(value, type) and value.__module__ not in ("__main__", "__lab__"):
@@ -96,29 +108,44 @@ def _needs(fn: types.FunctionType, seen: set[str]) -> tuple[list[str], list[str]
     return imports, defs
 
 
-def program_for(fn: types.FunctionType) -> str:
-    """The source the child runs: the imports and helpers `fn` needs, then `fn` itself."""
+def parts_for(fn: types.FunctionType) -> tuple[str, list[Chunk]]:
+    """The imports `fn` needs (one source), and its definitions: helpers, constants, then `fn`."""
     imports, defs = _needs(fn, {fn.__name__})
-    return "\n".join(dict.fromkeys(imports)) + "\n\n" + "\n\n".join(defs + [_source(fn)])
+    return "\n".join(dict.fromkeys(imports)), defs + [_chunk(fn)]
+
+
+def program_for(fn: types.FunctionType) -> str:
+    """The same as one Python source (what a steps file holds: lab/capstone.py)."""
+    imports, chunks = parts_for(fn)
+    return imports + "\n\n" + "\n\n".join(text for _, _, text in chunks)
 
 
 # The child: read (program, name, args, kwargs) from stdin, run the program as module __lab__,
 # call the function, write (ok, value-or-traceback) to the fd named in argv[1].
 _RUNNER = r"""
-import linecache, os, pickle, sys, traceback, types
-program, name, args, kwargs = pickle.load(sys.stdin.buffer)
-linecache.cache["<your code>"] = (len(program), None, program.splitlines(True), "<your code>")  # for tracebacks
+import ast, linecache, os, pickle, sys, traceback, types
+imports, chunks, name, args, kwargs = pickle.load(sys.stdin.buffer)
 out = os.fdopen(int(sys.argv[1]), "wb")
 mod = types.ModuleType("__lab__"); sys.modules["__lab__"] = mod
 try:
-    exec(compile(program, "<your code>", "exec"), mod.__dict__)
+    exec(compile(imports, "<imports>", "exec"), mod.__dict__)
+    for filename, first, text in chunks:
+        # compiled at its own place in its cell (file), so a traceback shows the cell's lines
+        tree = ast.parse(text, filename)
+        ast.increment_lineno(tree, first - 1)
+        lines = linecache.cache.get(filename, (0, None, [], filename))[2]
+        lines = lines + ["\n"] * (first - 1 + text.count("\n") + 1 - len(lines))
+        lines[first - 1:first - 1 + len(text.splitlines())] = text.splitlines(True)
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+        exec(compile(tree, filename, "exec"), mod.__dict__)
     value = getattr(mod, name)(*args, **kwargs)
     try:
         data = pickle.dumps((True, value))
     except Exception as e:
         data = pickle.dumps((False, "the function's return value cannot be sent back: %s" % e))
-except BaseException:
-    data = pickle.dumps((False, traceback.format_exc()))
+except BaseException as e:
+    tb = e.__traceback__.tb_next or e.__traceback__  # (not this runner's own frame)
+    data = pickle.dumps((False, "".join(traceback.format_exception(type(e), e, tb))))
 out.write(data); out.close()
 """
 
@@ -130,7 +157,9 @@ def in_child(fn: types.FunctionType, *args, timeout: float = 60, env: dict | Non
     The function may fork, unshare, mount, chroot: none of it touches the notebook's kernel.
     Plain data goes in and comes back (pickle); the function finds the modules, constants and
     helper functions of the notebook it names (sent with it, see program_for)."""
-    payload = pickle.dumps((program_for(fn), fn.__name__, args, kwargs))
+    __tracebackhide__ = True  # IPython shows the learner's frames, not this one
+    imports, chunks = parts_for(fn)
+    payload = pickle.dumps((imports, chunks, fn.__name__, args, kwargs))
     r, w = os.pipe()
     child_env = dict(os.environ if env is None else env)
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, child_env.get("PYTHONPATH")) if p)
@@ -156,8 +185,21 @@ def in_child(fn: types.FunctionType, *args, timeout: float = 60, env: dict | Non
         raise ChildFailed(f"the process running {fn.__name__}() ended without an answer (exit status {p.returncode})")
     ok, value = pickle.loads(data)
     if not ok:
-        raise ChildFailed(f"{fn.__name__}() raised in its process:\n{value}")
+        raise ChildFailed(f"{fn.__name__}() raised in its process:\n{_cell_names(value)}") from None
     return value
+
+
+def _cell_names(text: str) -> str:
+    """In a notebook, IPython calls a cell's file "Cell In[5]": say it so in the child's traceback."""
+    try:
+        compiler = get_ipython().compile  # noqa: F821 -- defined inside IPython only
+    except NameError:
+        return text
+
+    def name(m):
+        found = compiler.format_code_name(m.group(1))
+        return f"{found[0]} {found[1]}," if found else m.group(0)
+    return re.sub(r'File "([^"]+)",', name, text)
 
 
 # ------------------------------------------------------------------ solutions on purpose
