@@ -110,3 +110,16 @@ def test_a_cgroup_parent_left_behind_is_reported(lab):
     finally:
         os.rmdir(planted)
     assert not any(x.startswith("cgroup") for x in lab.leftovers())
+
+
+@pytest.mark.root
+def test_fresh_frees_a_name_so_a_cell_can_run_again(lab):
+    from minidocker.images import busybox
+    busybox.ensure_busybox(lab.client.runtime.images)
+    lab.cli("run", "-d", "--name", "again", "busybox", "sleep", "60")
+    with pytest.raises(RuntimeError, match="already in use"):
+        lab.cli("run", "-d", "--name", "again", "busybox", "sleep", "60")
+    assert lab.fresh("again") == "again"
+    lab.cli("run", "-d", "--name", lab.fresh("again"), "busybox", "sleep", "60")   # a second run of the cell
+    assert lab.cli("ps", "-q", "--filter", "name=again").strip()
+    assert lab.fresh("never-made") == "never-made"

@@ -169,6 +169,13 @@ class LabSession:
             raise RuntimeError(f"minidocker {' '.join(args)} exited {p.returncode}: {p.stderr}")
         return p.stdout
 
+    def fresh(self, name: str) -> str:
+        """`name`, free for a new container: a container an earlier run of the same cell left
+        under that name is removed first (`minidocker rm -f name`), so a cell that names its
+        container can be run again (Docker would say "Conflict ... already in use")."""
+        self.cli("rm", "-f", name, check=False)
+        return name
+
     def mounts(self) -> list[str]:
         """The mountinfo lines of every mount inside this session's root."""
         root = os.path.realpath(self.root)
