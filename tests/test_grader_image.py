@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -39,6 +40,7 @@ def test_the_grader_image_grades_in_the_real_docker(tmp_path, state_root):
     image_tar = tmp_path / "grader.tar"
     subprocess.run(md + ["save", "-o", str(image_tar), "minidocker-grader:test"], check=True, timeout=900)
     subprocess.run(md + ["rmi", "minidocker-grader:test"], check=True, capture_output=True, timeout=300)
+    shutil.rmtree(ctx)  # ~500 MB each: pytest keeps its last three temporary directories
     # the submissions: the instructor hands in every lab (flat), a learner the untouched copy of one
     sources = sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9][0-9]-*.ipynb")))
     subs, out = tmp_path / "subs", tmp_path / "graded"
@@ -55,6 +57,7 @@ def test_the_grader_image_grades_in_the_real_docker(tmp_path, state_root):
                             "minidocker-grader:test", "--jobs", "2", "--docker", docker.client, "--out", str(out)],
                            capture_output=True, text=True, timeout=2400,
                            env=dict(os.environ, DOCKER_HOST=f"unix://{docker.socket}"))
+    image_tar.unlink()
     assert p.returncode == 0, p.stdout + p.stderr
     mine = {r["lab"]: r for r in json.load(open(out / "instructor" / "scores.json"))}
     assert len(mine) == len(sources), p.stdout
