@@ -140,3 +140,20 @@ def md(state_root) -> MD:
 def runtime(state_root):
     from minidocker.engine.runtime import Runtime
     return Runtime(state_root)
+
+
+@pytest.fixture(scope="module")
+def docker(state_root):
+    """A private real dockerd (lab/realdocker.py) with our busybox imported, per test module."""
+    from minidocker.images.store import ImageStore
+    from minidocker.lab import realdocker
+    from minidocker.paths import StateRoot
+    require(os.geteuid() == 0, "needs root")
+    require_tool("dockerd")
+    require_tool("docker")
+    d = realdocker.RealDocker.start()
+    try:
+        d.load_busybox(ImageStore(StateRoot(state_root)))
+        yield d
+    finally:
+        d.stop()

@@ -752,30 +752,6 @@ def test_cli_corpus(md, state_root, busybox_ready, tmp_path, case):
 
 # --------------------------------------------------------------------------- the same, by Docker
 
-@pytest.fixture(scope="module")
-def docker(state_root):
-    """A private real dockerd with our busybox imported (as tests/test_docker_compare.py)."""
-    import tempfile
-    from conftest import require, require_tool
-    from minidocker.images import busybox
-    from minidocker.images.store import ImageStore
-    from minidocker.lab import realdocker
-    from minidocker.paths import StateRoot
-    require(os.geteuid() == 0, "needs root")
-    require_tool("dockerd")
-    require_tool("docker")
-    d = realdocker.RealDocker.start()
-    try:
-        store = ImageStore(StateRoot(state_root))
-        image = busybox.ensure_busybox(store)
-        with tempfile.TemporaryDirectory() as tmp:
-            tar = os.path.join(tmp, "busybox.tar")
-            busybox.export_rootfs(store, image, tar)
-            d.load_rootfs(tar, "busybox:latest", busybox.DOCKER_IMPORT_CHANGES)
-        yield d
-    finally:
-        d.stop()
-
 
 COMPARED = [c for c in CASES if c.docker] + [
     Case("user-root-nogroup", R + ["-u", "root:nogroup", "busybox", "true"], 0),

@@ -5,37 +5,12 @@ imported into it, and no networking of its own. We compare what a learner would 
 exit codes, output, status strings, the files a container sees, the inspect fields.
 """
 import json
-import os
-import tempfile
 import time
 
 import pytest
 
-from conftest import require, require_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
-
-
-@pytest.fixture(scope="module")
-def docker(state_root):
-    from minidocker.images import busybox
-    from minidocker.images.store import ImageStore
-    from minidocker.lab import realdocker
-    from minidocker.paths import StateRoot
-    require(os.geteuid() == 0, "needs root")
-    require_tool("dockerd")
-    require_tool("docker")
-    d = realdocker.RealDocker.start()
-    try:
-        store = ImageStore(StateRoot(state_root))
-        image = busybox.ensure_busybox(store)
-        with tempfile.TemporaryDirectory() as tmp:
-            tar = os.path.join(tmp, "busybox.tar")
-            busybox.export_rootfs(store, image, tar)
-            d.load_rootfs(tar, "busybox:latest", busybox.DOCKER_IMPORT_CHANGES)
-        yield d
-    finally:
-        d.stop()
 
 
 class Both:

@@ -26,8 +26,10 @@ import dataclasses
 import html
 import os
 import stat
+import re
 import time
 
+from ..compat.cli.format import human_size as format_size
 from ..core.overlay2 import is_opaque
 from ..storage.archive import WHITEOUT_OPAQUE as WH_OPAQUE, WHITEOUT_PREFIX as WH_PREFIX
 
@@ -183,14 +185,9 @@ def _n(count: int, word: str) -> str:
 
 
 def human_size(n: int) -> str:
-    """Bytes as `docker images` shows them (decimal units): 26 B, 4.1 kB, 1.98 MB."""
-    if n < 1000:
-        return f"{n} B"
-    for unit in ("kB", "MB", "GB"):
-        n /= 1000
-        if n < 999.5 or unit == "GB":   # (999.6 kB would print as 1e+03 kB)
-            return f"{n:.3g} {unit}"
-    raise AssertionError  # not reached
+    """Bytes as `docker images` shows them (go-units' decimal units, compat/cli/format.py), with
+    a space for reading: 26 B, 4.1 kB, 1.98 MB (and, as Docker, 1e+03 kB for 999 999 bytes)."""
+    return re.sub(r"([kMGTPEZY]?B)$", r" \1", format_size(n))
 
 
 def file_count(entries: list[Entry]) -> tuple[int, int, int]:

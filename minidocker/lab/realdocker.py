@@ -136,6 +136,16 @@ class RealDocker:
         with open(rootfs_tar, "rb") as f:
             self.docker(*args, "-", name, input=f.read())
 
+    def load_busybox(self, store) -> None:
+        """Our offline busybox image (made in ImageStore `store` if needed) as busybox:latest
+        here, so that both runtimes run the very same files."""
+        from ..images import busybox
+        image = busybox.ensure_busybox(store)
+        with tempfile.TemporaryDirectory(prefix="realdocker-busybox-") as tmp:
+            tar = os.path.join(tmp, "busybox.tar")
+            busybox.export_rootfs(store, image, tar)
+            self.load_rootfs(tar, "busybox:latest", busybox.DOCKER_IMPORT_CHANGES)
+
     def stop(self) -> None:
         """Stop the daemon (it stops its containerd) and delete everything it made."""
         try:
