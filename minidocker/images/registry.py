@@ -31,6 +31,7 @@ import urllib.request
 
 from .platform import host_platform
 from ..errors import MinidockerError, NotFound
+from .. import progress
 from . import reference as refmod
 from .store import ImageStore, chain_id
 
@@ -247,7 +248,8 @@ class Client:
                 return False
             raise RegistryError(f"checking blob {digest}: {e.code} {e.reason}") from None
 
-    def upload_blob(self, repo: str, digest: str, path: str) -> None:
+    def upload_blob(self, repo: str, digest: str, path: str, desc: str | None = None) -> None:
+        """Upload the blob at `path`; `desc` names its progress bar (None: no bar)."""
         scope = f"repository:{repo}:push,pull"
         try:
             with self.request("POST", self.url(f"{repo}/blobs/uploads/"), data=b"", scope=scope) as resp:
@@ -255,10 +257,15 @@ class Client:
             location = urllib.parse.urljoin(self.url(""), location)
             sep = "&" if "?" in location else "?"
             size = os.path.getsize(path)
-            with open(path, "rb") as f:
-                self.request("PUT", f"{location}{sep}digest={urllib.parse.quote(digest)}",
-                             {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                             data=f, scope=scope).close()
+            bar = progress.bar(desc, size) if desc else None
+            try:
+                with open(path, "rb") as f:
+                    self.request("PUT", f"{location}{sep}digest={urllib.parse.quote(digest)}",
+                                 {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                                 data=progress.Counted(f, bar), scope=scope).close()
+            finally:
+                if bar:
+                    bar.close()
         except urllib.error.HTTPError as e:
             if e.code in (401, 403):
                 raise RegistryError("denied: requested access to the resource is denied") from None
@@ -279,21 +286,6 @@ def client_for(ref: refmod.Reference) -> Client:
 
 
 # ---------------------------------------------------------------- pull
-def _progress_bar(desc: str, total: int | None):
-    """A tqdm bar (a widget in Jupyter) when the user can see it; else nothing."""
-    import sys
-    try:
-        if "ipykernel" in sys.modules:
-            from tqdm.auto import tqdm
-        elif sys.stderr.isatty():
-            from tqdm import tqdm
-        else:
-            return None
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False)
-
-
 def pull(store: ImageStore, name: str, platform: dict | None = None, say=print) -> str:
     """`docker pull` (see _pull), while holding ImageStore.working()."""
     with store.working():
@@ -332,7 +324,7 @@ def _pull(store: ImageStore, name: str, platform: dict | None = None, say=print)
             parent = chain
             continue
         fd, tmp = tempfile.mkstemp(prefix="blob-", dir=store.root.tmp)
-        bar = _progress_bar(short, desc.get("size"))
+        bar = progress.bar(short, desc.get("size"))
         try:
             with os.fdopen(fd, "wb") as out:
                 client.fetch_blob(repo, desc["digest"], out, bar.update if bar else None)
@@ -395,7 +387,7 @@ def push(store: ImageStore, name: str, say=print) -> str:
             if client.blob_exists(repo, digest):
                 say(f"{short}: Layer already exists")
             else:
-                client.upload_blob(repo, digest, path)
+                client.upload_blob(repo, digest, path, desc=short)
                 say(f"{short}: Pushed")
             layer_descs.append({"mediaType": DOCKER_LAYER_GZIP, "size": size, "digest": digest})
         cfg_path = os.path.join(tmp, "config.json")

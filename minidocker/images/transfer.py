@@ -15,6 +15,7 @@ OCI layouts (index.json only, gzip layers allowed).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -25,6 +26,7 @@ import shutil
 import tarfile
 import tempfile
 
+from .. import progress
 from ..errors import InvalidArgument, MinidockerError
 from . import reference as refmod
 from .store import Image, ImageStore, chain_ids, json_kind, parse_config
@@ -99,6 +101,8 @@ def save(store: ImageStore, refs: list[str], out) -> None:
             images.append((img, list(tags)))
 
     w = _TarWriter(out)
+    todo = {d for img, _ in images for d in img.diff_ids}
+    bar = progress.bar("Saving layers", len(todo), unit="layer")
     written: set[str] = set()
     sizes: dict[str, int] = {}
     index, manifest_json, repositories = [], [], {}
@@ -114,6 +118,8 @@ def save(store: ImageStore, refs: list[str], out) -> None:
                     sizes[diff_id] = os.path.getsize(path)
                     w.add_file(f"blobs/sha256/{_hex(diff_id)}", path)
                     written.add(diff_id)
+                    if bar:
+                        bar.update(1)
                 layer_blobs.append({"mediaType": OCI_LAYER, "digest": diff_id, "size": sizes[diff_id]})
             if img.id not in written:
                 w.add_bytes(f"blobs/sha256/{_hex(img.id)}", img.raw)
@@ -143,15 +149,18 @@ def save(store: ImageStore, refs: list[str], out) -> None:
     if repositories:
         w.add_bytes("repositories", json.dumps(repositories, separators=(",", ":")).encode())
     w.close()
+    if bar:
+        bar.close()
 
 
-def load(store: ImageStore, source) -> list[str]:
-    """`docker load` (see _load), while holding ImageStore.working()."""
+def load(store: ImageStore, source, bars: bool = True) -> list[str]:
+    """`docker load` (see _load), while holding ImageStore.working(). `bars=False` (load -q)
+    draws no progress bars."""
     with store.working():
-        return _load(store, source)
+        return _load(store, source, bars)
 
 
-def _load(store: ImageStore, source) -> list[str]:
+def _load(store: ImageStore, source, bars: bool = True) -> list[str]:
     """Load every image in the tar at `source` (path or stream); return docker's messages
     ("Loaded image: busybox:latest" / "Loaded image ID: sha256:...").
 
@@ -161,7 +170,12 @@ def _load(store: ImageStore, source) -> list[str]:
     image, no orphan layer."""
     from . import manage
     with tempfile.TemporaryDirectory(dir=store.root.tmp) as tmp:
-        _extract(source, tmp)
+        bar = progress.bar("Reading archive", progress.stream_size(source)) if bars else None
+        try:
+            _extract(source, tmp, bar)
+        finally:
+            if bar:
+                bar.close()
         if os.path.exists(os.path.join(tmp, "manifest.json")):
             entries = _from_manifest_json(tmp)
         elif os.path.exists(os.path.join(tmp, "index.json")):
@@ -182,14 +196,20 @@ def _load(store: ImageStore, source) -> list[str]:
         messages = []
         for raw, layer_paths, diff_ids, tags in plans:
             new_chains = [c for c in chain_ids(diff_ids) if not store.has_layer(c)]
+            bar = progress.bar("Loading layers", len(diff_ids), unit="layer") if bars else None
             try:
                 parent = None
                 for path, diff_id in zip(layer_paths, diff_ids):
                     parent = store.register_layer(path, parent, diff_id=diff_id)
+                    if bar:
+                        bar.update(1)
                 img = store.put_image(raw)
             except BaseException:
                 manage.delete_unused_layers(store, new_chains)
                 raise
+            finally:
+                if bar:
+                    bar.close()
             for tag in tags:
                 old = store.tags().get(tag)
                 if old and old != img.id:
@@ -210,13 +230,16 @@ def _tag(name: str) -> str:
         raise MinidockerError(f"invalid tag {json.dumps(name)} in the image archive: {e}", exit_code=1) from None
 
 
-def _extract(source, dest: str) -> None:
+def _extract(source, dest: str, bar=None) -> None:
     """Unpack the archive safely (it is an image archive, not a layer: no devices, no links
     out); gzip-compressed archives are fine too. A truncated or corrupt archive is refused
     (Docker: "unexpected EOF"), never loaded in part."""
     from ..storage import archive
     try:
-        with archive.open_layer_stream(source) as raw:
+        with contextlib.ExitStack() as stack:
+            if isinstance(source, (str, bytes, os.PathLike)):
+                source = stack.enter_context(open(source, "rb"))
+            raw = stack.enter_context(archive.open_layer_stream(progress.Counted(source, bar)))
             stream = archive.TailReader(raw)
             with tarfile.open(fileobj=stream, mode="r|") as tf:
                 for m in tf:

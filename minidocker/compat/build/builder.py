@@ -33,7 +33,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 
-from ... import fsutil
+from ... import fsutil, progress
 from ...container import runconfig as specmod
 from ...gotime import rfc3339nano
 from ...errors import MinidockerError
@@ -214,6 +214,7 @@ class Builder:
         self.labels = labels or {}
         self.emit = on_event or (lambda ev: None)
         self.step = 0
+        self.bar = None
         self.used_args: set[str] = set()
         self.stage_images: dict[int, Image] = {}
 
@@ -222,9 +223,16 @@ class Builder:
 
     # -------------------------------------------------------------- the main loop
     def build(self) -> str:
-        """Run the build; return the final image id. (Holds ImageStore.working() meanwhile.)"""
-        with self.store.working():
-            return self._build()
+        """Run the build; return the final image id. (Holds ImageStore.working() meanwhile.)
+
+        In a Jupyter kernel a bar counts the steps; a terminal has the Step N/M lines."""
+        self.bar = progress.bar("Build steps", self.df.total_steps(), unit="step", kernel_only=True)
+        try:
+            with self.store.working():
+                return self._build()
+        finally:
+            if self.bar:
+                self.bar.close()
 
     def _build(self) -> str:
         last = dfmod.stage_for_target(self.df, self.target) if self.target else len(self.df.stages) - 1
@@ -250,6 +258,8 @@ class Builder:
     def _begin(self, original: str) -> None:
         self.step += 1
         self.say(f"Step {self.step}/{self.total} : {original}\n")
+        if self.bar:
+            self.bar.update(1)
 
     def _build_stage(self, stage) -> Image:
         self._begin(stage.original)

@@ -255,7 +255,7 @@ def cmd_load(args) -> int:
         if sys.stdin.isatty():
             raise MinidockerError("requested load from stdin, but stdin is empty")
         source = open(sys.stdin.fileno(), "rb", closefd=False)
-    for line in transfer.load(_store(), source):
+    for line in transfer.load(_store(), source, bars=not args.quiet):
         if not args.quiet or line.startswith("Loaded"):
             print(line)
     return 0
