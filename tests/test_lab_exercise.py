@@ -3,6 +3,7 @@ constants and modules it names), its errors come back with the learner's own fil
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 
 import pytest
@@ -70,3 +71,34 @@ def test_checks_fail_in_one_line():
         check_equal("max", 67108864, "memory.max")
     with pytest.raises(Mismatch, match="^the limit was never written$"):
         check(False, "the limit was never written")
+
+
+def test_in_a_kernel_a_failed_check_ends_at_the_learners_line():
+    """IPython shows every frame of a traceback's end; a failed check (or a learner's function
+    that raised in its process) should read like the learner's own error: the last frame is
+    the learner's cell line, the error is still an error (nbgrader and nbval see it fail)."""
+    pytest.importorskip("ipykernel")
+    jc = pytest.importorskip("jupyter_client")
+    km, kc = jc.manager.start_new_kernel(kernel_name="python3", startup_timeout=60)
+    try:
+        def run(code):
+            errors = []
+            reply = kc.execute_interactive(code, timeout=60, output_hook=lambda m: errors.append(m["content"])
+                                           if m["msg_type"] == "error" else None)
+            return reply["content"]["status"], errors
+
+        status, errors = run("from minidocker.lab.exercise import check, in_child\n"
+                             "def f():\n    raise ValueError('nope')\n")
+        assert status == "ok", errors
+        for code, ename, last_line in [("x = 1\ncheck(x == 2, 'x is 1, not 2')", "Mismatch", "check(x == 2"),
+                                       ("in_child(f)", "ChildFailed", "in_child(f)")]:
+            status, errors = run(code)
+            assert status == "error" and len(errors) == 1 and errors[0]["ename"] == ename, errors
+            lines = [re.sub(r"\x1b\[[0-9;]*m", "", t) for t in errors[0]["traceback"]]  # no colours
+            text = "\n".join(lines)
+            assert "exercise.py" not in text, text              # none of our frames
+            last_frame = lines[-2]                              # (lines[-1] is the error itself)
+            assert "Cell In[" in last_frame and last_line in last_frame, text  # the learner's cell
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -56,6 +56,34 @@ class ChildFailed(Exception):
     """The learner's function raised (or the process died) in the child: the child's traceback."""
 
 
+def _learners_frames_only(shell, etype, value, tb, tb_offset=None):
+    """How IPython shows a Mismatch or a ChildFailed: the traceback ends at the learner's line.
+    (IPython's __tracebackhide__ hides every frame of ours but the one that raised.)"""
+    kept = []
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__") != __name__:
+            kept.append(tb)
+        tb = tb.tb_next
+    for outer, inner in zip(kept, kept[1:]):
+        outer.tb_next = inner
+    if kept:
+        kept[-1].tb_next = None
+    shell.showtraceback((etype, value, kept[0] if kept else None), tb_offset=tb_offset)
+
+
+def _short_tracebacks_in_ipython() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and not shell.custom_exceptions:  # never replace someone else's handler
+        shell.set_custom_exc((Mismatch, ChildFailed), _learners_frames_only)
+
+
+_short_tracebacks_in_ipython()
+
+
 # ------------------------------------------------------------------ shipping a function
 def _source(fn: types.FunctionType) -> str:
     try:
