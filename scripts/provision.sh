@@ -185,7 +185,25 @@ RestartSec=5
 [Install]
 WantedBy=multi-user.target
 EOF
+# At boot, what dockerd does when it starts: containers whose restart policy says so
+# (--restart always / unless-stopped / on-failure) start again (minidocker/engine/restore.py).
+cat > /etc/systemd/system/minidocker-restore.service <<EOF
+# written by minidocker's scripts/provision.sh
+[Unit]
+Description=minidocker: start the containers whose restart policy says so (as dockerd does at boot)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+Environment=MINIDOCKER_ROOT=$STATE
+ExecStart=$PYBIN/python -m minidocker system restore
+
+[Install]
+WantedBy=multi-user.target
+EOF
 systemctl daemon-reload
+systemctl enable minidocker-restore.service >/dev/null 2>&1
 systemctl enable minidocker-lab.service >/dev/null 2>&1
 systemctl restart minidocker-lab.service
 say "waiting for JupyterLab on port $PORT (the first start takes a while)"

@@ -186,9 +186,11 @@ class ContainerCollection:
                mem_limit: str | int | None = None, memswap_limit: str | int | None = None,
                nano_cpus: int | None = None, cpus: float | None = None, cpu_shares: int | None = None,
                pids_limit: int | None = None, network: str | None = None, network_mode: str | None = None,
-               ports: dict | None = None, publish_all_ports: bool = False) -> Container:
+               ports: dict | None = None, publish_all_ports: bool = False,
+               restart_policy: dict | None = None) -> Container:
         """docker-py's arguments (plus `cpus`, as on the command line).
-        `ports={"80/tcp": 8080}` or `{"80/tcp": ("127.0.0.1", 8080)}` or `{"80/tcp": None}`."""
+        `ports={"80/tcp": 8080}` or `{"80/tcp": ("127.0.0.1", 8080)}` or `{"80/tcp": None}`;
+        `restart_policy={"Name": "on-failure", "MaximumRetryCount": 3}`."""
         if isinstance(environment, dict):
             environment = [f"{k}={v}" for k, v in environment.items()]
         res = hostconfig.resources(mem_limit, memswap_limit, cpus, nano_cpus, cpu_shares, pids_limit)
@@ -204,8 +206,8 @@ class ContainerCollection:
         cid = self._rt.create(image, _argv(command), name=name, entrypoint=entrypoint,
                               env=environment or [], workdir=working_dir, user=user,
                               hostname=hostname, tty=tty, stdin_open=stdin_open,
-                              auto_remove=auto_remove, labels=labels, resources=res,
-                              network=network or network_mode or "default", publish=publish,
+                              auto_remove=auto_remove, restart_policy=restart_policy, labels=labels,
+                              resources=res, network=network or network_mode or "default", publish=publish,
                               publish_all=publish_all_ports)
         return self.get(cid)
 

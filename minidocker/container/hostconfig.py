@@ -20,10 +20,14 @@ from fractions import Fraction
 from ..core.cgroups.limits import CFS_PERIOD_US, cfs_quota
 from ..core.cgroups.stats import online_cpus
 from ..errors import InvalidArgument
+from . import restart
 
 MIN_MEMORY = 6 * 1024 * 1024     # Docker refuses smaller memory limits
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 SHM_SIZE = 64 * 1024 * 1024      # /dev/shm: 64 MiB, Docker's default
+RESTART_WITH_AUTOREMOVE = "Conflicting options: --restart and --rm"
+RESTART_WITH_AUTOREMOVE_UPDATE = ("Cannot update container {id}: Restart policy cannot be updated because "
+                                  "AutoRemove is enabled for the container")
 
 
 # ---------------------------------------------------------------- flag values -> HostConfig keys
@@ -177,9 +181,11 @@ def resources(memory=None, memory_swap=None, cpus=None, nano_cpus=None, cpu_shar
     return out
 
 
-def check_update(host: dict, changes: dict) -> dict:
+def check_update(host: dict, changes: dict, cid: str = "") -> dict:
     """`docker update`: the new HostConfig (host + changes), refused as dockerd refuses it."""
     new = {**host, **changes}
+    if "RestartPolicy" in changes and new.get("AutoRemove") and not restart.is_none(changes["RestartPolicy"]):
+        raise InvalidArgument(RESTART_WITH_AUTOREMOVE_UPDATE.format(id=cid), exit_code=1)
     if new.get("MemorySwap", 0) > 0 and new.get("Memory", 0) > new["MemorySwap"]:
         if "MemorySwap" in changes:
             raise InvalidArgument("Minimum memoryswap limit should be larger than memory "
@@ -194,7 +200,8 @@ def check_update(host: dict, changes: dict) -> dict:
 
 # ---------------------------------------------------------------- the whole HostConfig
 def host_config(*, network_mode: str = "default", port_bindings: dict | None = None,
-                publish_all: bool = False, auto_remove: bool = False, limits: dict | None = None,
+                publish_all: bool = False, auto_remove: bool = False, restart_policy: dict | None = None,
+                limits: dict | None = None,
                 binds: list[str] | None = None, tmpfs: list[str] | None = None,
                 masked_paths: list[str] = (), readonly_paths: list[str] = ()) -> dict:
     """The HostConfig `docker inspect` shows for a new container, in Docker's key order."""
@@ -202,7 +209,8 @@ def host_config(*, network_mode: str = "default", port_bindings: dict | None = N
         "Binds": list(binds) if binds else None, "ContainerIDFile": "",
         "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": network_mode or "default", "PortBindings": port_bindings or {},
-        "PublishAllPorts": publish_all, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "PublishAllPorts": publish_all,
+        "RestartPolicy": dict(restart_policy or {"Name": "no", "MaximumRetryCount": 0}),
         "AutoRemove": auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
         "Privileged": False, "ReadonlyRootfs": False, "ShmSize": SHM_SIZE, "Runtime": "minidocker",
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpuPeriod": 0,

@@ -1,10 +1,11 @@
 """Container lifecycle: states, legal transitions, and how `docker ps` words them.
 
     created --start--> running --(process exits / stop / kill)--> exited
-                          |  ^                                        |
-                    pause |  | unpause                                +--start--> running
-                          v  |
-                         paused                      rm: created|exited --> (gone)
+                          |  ^  |                                     |
+                    pause |  |  | exits, and its restart policy       +--start--> running
+                          v  |  | says again (container/restart.py)
+                         paused +--> restarting --(back-off)--> running
+                                                     rm: created|exited --> (gone)
 
 `State` mirrors the `State` object of `docker inspect` key for key. Everything here is
 pure (time is passed in), so the rules are unit-tested without root.
@@ -36,6 +37,14 @@ def set_running(state: dict, pid: int, when_ns: int) -> dict:
 def set_exited(state: dict, exit_code: int, when_ns: int, oom: bool = False, error: str = "") -> dict:
     state.update(Status=EXITED, Running=False, Paused=False, Restarting=False, Pid=0,
                  ExitCode=exit_code, OOMKilled=oom, Error=error, FinishedAt=rfc3339nano(when_ns))
+    return state
+
+
+def set_restarting(state: dict, exit_code: int, when_ns: int, oom: bool = False) -> dict:
+    """The process ended and its restart policy starts it again after a back-off. Docker
+    counts a restarting container as running (Running stays true: stop, rm, wait treat it so)."""
+    state.update(Status=RESTARTING, Running=True, Paused=False, Restarting=True, Pid=0,
+                 ExitCode=exit_code, OOMKilled=oom, FinishedAt=rfc3339nano(when_ns))
     return state
 
 

@@ -156,3 +156,12 @@ class ContainerStore:
     # --- the monitor ---
     def shim_alive(self, cid: str) -> bool:
         return fsutil.is_locked(self.shim_lock_path(cid))
+
+    def monitor_pid(self, cid: str) -> int | None:
+        """The PID of the container's monitor, while it holds shim.lock (it wrote its PID there)."""
+        if not self.shim_alive(cid):
+            return None
+        try:
+            return int(fsutil.read_text(self.shim_lock_path(cid), "") or 0) or None
+        except ValueError:
+            return None

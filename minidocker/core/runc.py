@@ -57,6 +57,17 @@ def cgroup_of(spec: dict, container_id: str) -> tuple[str, str]:
     return parent, name
 
 
+def _own_pid_namespace_for_children() -> None:
+    """Undo unshare(CLONE_NEWPID)/setns for our next children: point them back at our own PID
+    namespace. (The kernel refuses a second unshare(CLONE_NEWPID) until then: the monitor
+    needs it to start the container again for its restart policy.)"""
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        sc.setns(fd, sc.CLONE_NEWPID)
+    finally:
+        os.close(fd)
+
+
 def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, spec: dict | None = None,
           console_sock: int | None = None, on_created=None) -> int:
     """Create the container from the bundle and start its process; return its host PID.
@@ -98,6 +109,8 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
             os._exit(125)
     for fd in (sync_child_r, sync_child_w, err_w):
         os.close(fd)
+    if "pid" in join or new & sc.CLONE_NEWPID:
+        _own_pid_namespace_for_children()  # so that this process can start a container again
     # The child has its namespaces and waits ("R"): put it in its cgroup and run the hook now,
     # so that the user's program starts limited (and, with Docker's hook, connected): "G".
     try:

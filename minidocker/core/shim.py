@@ -136,6 +136,10 @@ class Shim:
             print(f"minidocker-shim: cannot remove the cgroup of {self.cid}: {e}", file=sys.stderr, flush=True)
         self.hooks.exited(code, oom)
         self.report(event="exited", code=code)
+        self._detach()  # the output has ended: let go of the attached caller's stdio
+        if self.attach_in >= 0:
+            os.close(self.attach_in)
+            self.attach_in = -1
         return 0
 
     def _stdio(self, tty: bool) -> dict:

@@ -21,7 +21,7 @@ import secrets
 import time
 
 from .. import fsutil, gotime
-from ..container import etcfiles, hostconfig, names, runconfig
+from ..container import etcfiles, hostconfig, names, restart, runconfig
 from ..container import state as st
 from ..core import security
 from ..errors import Conflict, InvalidArgument, NotFound
@@ -216,7 +216,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
            entrypoint: str | None = None, env: list[str] | None = None,
            workdir: str | None = None, user: str | None = None, hostname: str | None = None,
            tty: bool = False, stdin_open: bool = False, attach: bool = False,
-           auto_remove: bool = False, labels: dict | None = None,
+           auto_remove: bool = False, restart_policy: dict | None = None, labels: dict | None = None,
            resources: dict | None = None, stop_signal: str | None = None,
            stop_timeout: int | None = None, network: str = "default",
            network_aliases: list[str] | None = None, publish: list[str] | None = None,
@@ -229,6 +229,10 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
         raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     if name is not None:
         name = runconfig.validate_name(name)
+    if restart_policy is not None:
+        restart_policy = restart.validate(restart_policy)
+        if auto_remove and not restart.is_none(restart_policy):
+            raise InvalidArgument(hostconfig.RESTART_WITH_AUTOREMOVE)
     img = resolve_image(rt, image)
     icfg = img.config.get("config") or {}
     ep, cmd, argv = decide_command(icfg, command, entrypoint)
@@ -244,7 +248,8 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
                               anonymous=[v for v in volumes or [] if ":" not in v])
     binds = [v for v in volumes or [] if ":" in v]  # `-v src:dst`; `-v /dst` alone is in Config.Volumes
     host = hostconfig.host_config(network_mode=network, port_bindings=bindings, publish_all=publish_all,
-                                  auto_remove=auto_remove, limits=resources, binds=binds, tmpfs=tmpfs,
+                                  auto_remove=auto_remove, restart_policy=restart_policy, limits=resources,
+                                  binds=binds, tmpfs=tmpfs,
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
     for retry in range(10):
         rec = new_record(rt, cid, name or names.random_name(retry), argv, img, config, host, settings)

@@ -55,6 +55,8 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
         raise InvalidState(f"Container {cid} is not running")
     if s["Paused"]:
         raise InvalidState(f"Container {ref} is paused, unpause the container before exec")
+    if s.get("Restarting"):
+        raise InvalidState(f"Container {cid} is restarting, wait until the container is running")
     if workdir and not workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path",
                               exit_code=1)

@@ -8,18 +8,25 @@ does, for this one container, what dockerd and containerd would do around contai
     hooks:   created  plug the network in (veth, address, routes, NAT; the embedded DNS)
              started  record "running" and the PID
              failed   undo, record the start error (docker's 125/126/127)
-             exited   undo, record the exit code (and OOM kill); --rm removes the container
+             exited   undo, record the exit code (and OOM kill); --rm removes the container;
+                      or, if the restart policy says so (container/restart.py), record
+                      "restarting", wait out the back-off and run the container again
     after:   unmount the rootfs
 and core/shim.py does the rest: runc.start, logs, wait.
+
+A `stop` or `kill` during the back-off marks the container manually stopped and wakes the
+monitor with SIGUSR1 (engine/stop.py): it records the exit instead of restarting.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import sys
 import time
 
 from .. import fsutil
+from ..container import restart
 from ..container import state as st
 from ..container.logs import JsonFileLog
 from ..container.store import ContainerStore
@@ -62,6 +69,7 @@ class DockerHooks(shim.Hooks):
 
     def started(self, pid: int) -> None:
         from ..core.linux import procfs
+        self.m.started_at = time.time()
         fsutil.write_atomic(self.m.containers.init_identity_path(self.m.cid),
                             f"{pid} {procfs.start_time(pid)}", durable=False)
         with self.m.containers.update(self.m.cid) as r:
@@ -85,11 +93,21 @@ class DockerHooks(shim.Hooks):
 
     def exited(self, code: int, oom: bool) -> None:
         settings = self._teardown()
+        now = time.time()
         with self.m.containers.update(self.m.cid) as r:
-            st.set_exited(r["State"], code, time.time_ns(), oom=oom)
+            again = not r.get("RestartCanceled") and restart.should_restart(
+                r["HostConfig"].get("RestartPolicy"), code, r.get("HasBeenManuallyStopped", False),
+                r.get("RestartCount", 0))
+            if again:  # Docker counts the restart when it decides it, before the back-off
+                self.m.delay = restart.next_delay(self.m.delay, now - self.m.started_at)
+                r["RestartCount"] = r.get("RestartCount", 0) + 1
+                st.set_restarting(r["State"], code, int(now * 1e9), oom=oom)
+            else:
+                st.set_exited(r["State"], code, int(now * 1e9), oom=oom)
             r["NetworkSettings"] = settings
             auto_remove = r["HostConfig"].get("AutoRemove")
-        if auto_remove:  # --rm: the monitor removes the container (and its anonymous volumes)
+        self.m.restart_in = self.m.delay if again else None
+        if auto_remove and not again:  # --rm: the monitor removes the container (and its anonymous volumes)
             from .remove import remove_files
             self.m.images.driver.unmount(self.m.images.container_mount_id(self.m.cid))
             remove_files(self.m.root, self.m.cid, self.rec)
@@ -108,6 +126,9 @@ class Monitor:
                 pass
         self.containers = ContainerStore(root)
         self.images = ImageStore(root)
+        # the restart policy's bookkeeping (container/restart.py): the last back-off, when the
+        # current run started, and the delay before the next run (None: no restart)
+        self.delay, self.started_at, self.restart_in = 0.0, time.time(), None
 
     def report(self, **event) -> None:
         self.status_fd = shim.report(self.status_fd, **event)
@@ -138,12 +159,52 @@ class Monitor:
         except OSError as e:
             self.report(event="error", code=125, message=f"error mounting the container's rootfs: {e}")
             return 125
+        # stop/kill wake us from a back-off with SIGUSR1: blocked, so that it waits for sigtimedwait
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
-            return self._run(rec, rootfs)
+            while True:
+                code = self._run(rec, rootfs)
+                if self.restart_in is None or not self._back_off(self.restart_in):
+                    return code
+                rec = self.containers.read(self.cid)
+                self._detach_caller()  # an attached `run` saw the first exit; the rest runs detached
         finally:
             self.images.driver.unmount(mount_id)
 
+    def _back_off(self, delay: float) -> bool:
+        """Wait `delay` seconds before restarting; False if the user stopped the container meanwhile
+        (then its exit is recorded here: there is no process left to end)."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if signal.sigtimedwait({signal.SIGUSR1}, left) is not None and self._manually_stopped():
+                break
+        if not self._manually_stopped():
+            return True
+        with self.containers.update(self.cid) as r:
+            s = r["State"]
+            st.set_exited(s, s["ExitCode"], time.time_ns(), oom=s.get("OOMKilled", False))
+        return False
+
+    def _manually_stopped(self) -> bool:
+        try:
+            return bool(self.containers.read(self.cid).get("RestartCanceled"))
+        except MinidockerError:
+            return True  # removed
+
+    def _detach_caller(self) -> None:
+        """After the first run: the caller that started us has had its answer (the shim closed
+        its stdio); the restarts are nobody's but the log's."""
+        if self.status_fd >= 0:
+            os.close(self.status_fd)
+            self.status_fd = -1
+        self.attach = None
+        if self.caller_fd >= 0:
+            os.close(self.caller_fd)
+            self.caller_fd = -1
+
+
     def _run(self, rec: dict, rootfs: str) -> int:
+        self.restart_in = None  # (set by DockerHooks.exited if the policy restarts it)
         try:
             parent = oci.cgroup_parent(self.root)
             register_root(self.root)  # (so that a prune elsewhere can clean up if this root is deleted)

@@ -16,7 +16,7 @@ from ..errors import MinidockerError
 from ..images.store import ImageStore
 from ..paths import StateRoot
 from .reconcile import reconcile
-from .stop import send, wait_not_running
+from .stop import send, stopped_by_user, wait_not_running
 
 
 def remove_anonymous_volumes(root: StateRoot, rec: dict) -> None:
@@ -53,6 +53,7 @@ def _remove(rt, cid: str, force: bool, volumes: bool) -> str:
     rec = reconcile(rt, rt.containers.read(cid))
     st.check_remove(rec["State"], rec["Name"].lstrip("/"), force)
     if rec["State"]["Running"]:
+        rec = stopped_by_user(rt, cid)  # (a restart policy must not bring it back)
         send(rt, rec, signal.SIGKILL)
         wait_not_running(rt, cid, None)
     elif rt.containers.shim_alive(cid):

@@ -33,11 +33,13 @@ def unpause(rt, ref: str) -> str:
 
 
 def update(rt, ref: str, resources: dict) -> str:
-    """Change limits (HostConfig keys) now if running, and for every later start."""
+    """Change limits (HostConfig keys) now if running, and for every later start; a new
+    RestartPolicy applies from the container's next exit (its monitor reads it then)."""
     cid = rt.resolve(ref)
     with rt.containers.update(cid) as rec:
-        new = hostconfig.check_update(rec["HostConfig"], resources)
-        if rec["State"]["Running"]:
+        new = hostconfig.check_update(rec["HostConfig"], resources, cid)
+        s = rec["State"]
+        if s["Running"] and not s.get("Restarting") and set(resources) - {"RestartPolicy"}:
             rt.cgroups().apply(cid, hostconfig.oci_resources(new))
         rec["HostConfig"].update(new)
     return cid

@@ -29,6 +29,9 @@ INSPECT_ORDER = ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfP
                  "ProcessLabel", "AppArmorProfile", "ExecIDs", "HostConfig", "GraphDriver", "Mounts",
                  "Config", "NetworkSettings"]
 
+# kept in the record (as in Docker's config.v2.json) but not shown by inspect
+PRIVATE_KEYS = {"HasBeenManuallyStopped", "RestartCanceled"}
+
 
 class Runtime:
     """All lifecycle operations on one state root. Cheap to create; holds no open files.
@@ -60,7 +63,8 @@ class Runtime:
 
     def inspect(self, ref: str) -> dict:
         rec = reconcile(self, self.containers.read(self.resolve(ref)))
-        return {k: rec[k] for k in INSPECT_ORDER if k in rec} | {k: v for k, v in rec.items() if k not in INSPECT_ORDER}
+        return {k: rec[k] for k in INSPECT_ORDER if k in rec} | {
+            k: v for k, v in rec.items() if k not in INSPECT_ORDER and k not in PRIVATE_KEYS}
 
     def list(self, all: bool = False) -> list[dict]:
         recs = [reconcile(self, r) for r in self.containers.all()]

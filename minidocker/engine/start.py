@@ -85,6 +85,11 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
     rec = reconcile(rt, rt.containers.read(cid))  # (NotFound if it was removed meanwhile)
     if not st.check_start(rec["State"], cid):
         return None
+    if rec.get("HasBeenManuallyStopped") or rec.get("RestartCanceled") or rec.get("RestartCount"):
+        with rt.containers.update(cid) as r:  # started by the user: its restart policy counts afresh
+            r.pop("HasBeenManuallyStopped", None)
+            r.pop("RestartCanceled", None)
+            r["RestartCount"] = 0
     steps.replacements()  # a MINIDOCKER_STEPS file that cannot be used fails here, in one line
     r, w = os.pipe()
     # The caller's stdio is passed under new numbers: the monitor's own 0/1/2 are /dev/null

@@ -11,7 +11,7 @@ import os
 import signal as signalmod
 import time
 
-from ..container import runconfig
+from ..container import restart as policies, runconfig
 from ..container import state as st
 from ..errors import NotFound
 from .reconcile import reconcile, thaw_quietly
@@ -41,6 +41,24 @@ def send(rt, rec: dict, sig: int) -> None:
         thaw_quietly(rt, rec["Id"])
 
 
+def stopped_by_user(rt, cid: str, cancel: bool = True) -> dict:
+    """Record that the user ends this container (a stop, a kill, rm -f): its restart policy
+    no longer applies (container/restart.py) until the user starts it again. A monitor waiting
+    out a restart back-off is woken: there is no process to signal then."""
+    with rt.containers.update(cid) as r:
+        r["HasBeenManuallyStopped"] = True
+        if cancel:
+            r["RestartCanceled"] = True
+    if r["State"].get("Restarting"):
+        pid = rt.containers.monitor_pid(cid)
+        if pid:
+            try:
+                os.kill(pid, signalmod.SIGUSR1)  # see Monitor._back_off
+            except ProcessLookupError:
+                pass
+    return r
+
+
 def wait_not_running(rt, cid: str, timeout: float | None) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -63,6 +81,9 @@ def kill(rt, ref: str, sig: str | int = "KILL") -> str:
         raise NotFound(f"Cannot kill container: {ref}: {e}") from None
     rec = reconcile(rt, rt.containers.read(cid))
     st.check_kill(rec["State"], cid, ref)
+    configured = rec["Config"].get("StopSignal")
+    rec = stopped_by_user(rt, cid, policies.cancels_restart(
+        signo, runconfig.parse_signal(configured) if configured else None, signalmod.SIGKILL))
     send(rt, rec, signo)
     if signo == signalmod.SIGKILL:
         wait_not_running(rt, cid, None)
@@ -76,6 +97,7 @@ def stop(rt, ref: str, timeout: int | None = None) -> str:
         return cid  # docker: stopping a stopped container is not an error
     if timeout is None:
         timeout = rec["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
+    rec = stopped_by_user(rt, cid)
     send(rt, rec, runconfig.parse_signal(rec["Config"].get("StopSignal") or "SIGTERM"))
     if timeout < 0 or not wait_not_running(rt, cid, timeout):
         send(rt, rt.containers.read(cid), signalmod.SIGKILL)

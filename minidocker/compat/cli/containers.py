@@ -8,7 +8,7 @@ import sys
 import time
 
 from ...container import hostconfig, logs as logsmod
-from ...container import runconfig
+from ...container import restart, runconfig
 from ...container import state as st
 from ... import gotime
 from ...engine.runtime import Runtime
@@ -32,6 +32,8 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="append", default=[], help="Set meta data on a container")
     p.add_argument("--name", default=None, help="Assign a name to the container")
     p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
+    p.add_argument("--restart", default="no",
+                   help="Restart policy to apply when a container exits (default \"no\")")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     _add_resource_flags(p)
@@ -79,11 +81,13 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         if kv is not None:
             env.append(kv)
     labels = parse_labels(args.label, "-l, --label")
+    policy = restart.parse(args.restart)
     try:
         return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
-                         auto_remove=args.rm, labels=labels, resources=_resources_from_args(args),
+                         auto_remove=args.rm, restart_policy=policy, labels=labels,
+                         resources=_resources_from_args(args),
                          stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
                          network=args.network, network_aliases=args.network_alias,
                          publish=args.publish, publish_all=args.publish_all, expose=args.expose,
@@ -330,6 +334,12 @@ def cmd_unpause(args) -> int:
 def cmd_update(args) -> int:
     rt = _runtime()
     resources = _resources_from_args(args, for_update=True)
+    if args.restart is not None:
+        try:
+            resources["RestartPolicy"] = restart.parse(args.restart)
+        except InvalidArgument as e:
+            e.exit_code = 1  # (dockerd refuses it: docker update exits 1)
+            raise
     if not resources:
         raise InvalidArgument("you must provide one or more flags when using this command", exit_code=1)
     return each(args.containers, lambda ref: (rt.update(ref, resources), ref)[1])
@@ -599,6 +609,7 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("containers", nargs="+")
     p = add("update", cmd_update, "Update configuration of one or more containers")
     _add_resource_flags(p)
+    p.add_argument("--restart", default=None, help="Restart policy to apply when a container exits")
     p.add_argument("containers", nargs="+")
     p = add("stats", cmd_stats, "Display a live stream of container(s) resource usage statistics")
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")

@@ -1,4 +1,5 @@
-"""System commands: system prune (and the leftovers only a crash leaves behind)."""
+"""System commands: system prune (and the leftovers only a crash leaves behind), system restore
+(what dockerd does when it starts: run at boot)."""
 from __future__ import annotations
 
 from ...engine.runtime import Runtime
@@ -33,12 +34,21 @@ def cmd_system_prune(args) -> int:
     return 0
 
 
+def cmd_system_restore(args) -> int:
+    from ...engine.restore import restore
+    _, failed = restore(Runtime())
+    return 1 if failed else 0
+
+
 def register(sub, management: bool = False) -> None:
     from .common import Parser
     if management:
         return
     gp = sub.add_parser("system", help="Manage minidocker")
     gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+    p = gsub.add_parser("restore", help="At boot: start the containers whose restart policy says so "
+                                        "(what dockerd does when it starts)")
+    p.set_defaults(func=cmd_system_restore)
     p = gsub.add_parser("prune", help="Remove unused data")
     p.set_defaults(func=cmd_system_prune)
     p.add_argument("-a", "--all", action="store_true", help="Remove all unused images not just dangling ones")
