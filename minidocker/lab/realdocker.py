@@ -99,25 +99,35 @@ class RealDocker:
         workdir = tempfile.mkdtemp(prefix="realdocker-")
         sock = os.path.join(workdir, "docker.sock")
         bridge = make_bridge(workdir)
-        log = open(os.path.join(workdir, "dockerd.log"), "wb")
-        proc = subprocess.Popen(
-            [daemon, "--data-root", os.path.join(workdir, "data"),
-             "--exec-root", os.path.join(workdir, "exec"), "--pidfile", os.path.join(workdir, "dockerd.pid"),
-             "-H", f"unix://{sock}", f"--bridge={bridge}", "--iptables=false", "--ip-masq=false",
-             "--ip-forward=false", "--storage-driver=overlay2", "--log-level=warn"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        self = cls(workdir, proc, client)
+        self = cls(workdir, None, client)
+        self.argv = [daemon, "--data-root", os.path.join(workdir, "data"),
+                     "--exec-root", os.path.join(workdir, "exec"), "--pidfile", os.path.join(workdir, "dockerd.pid"),
+                     "-H", f"unix://{sock}", f"--bridge={bridge}", "--iptables=false", "--ip-masq=false",
+                     "--ip-forward=false", "--storage-driver=overlay2", "--log-level=warn"]
+        self._spawn(timeout)
+        return self
+
+    def _spawn(self, timeout: float) -> None:
+        with open(os.path.join(self.workdir, "dockerd.log"), "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if self.proc.poll() is not None:
                 self.stop()
-                raise MinidockerError(f"dockerd exited with {proc.returncode}; see its log")
-            if os.path.exists(sock) and self.docker("version", check=False).returncode == 0:
-                return self
+                raise MinidockerError(f"dockerd exited with {self.proc.returncode}; see its log")
+            if os.path.exists(self.socket) and self.docker("version", check=False).returncode == 0:
+                return
             time.sleep(0.2)
         self.stop()
         raise MinidockerError("dockerd did not start in time")
+
+    def restart_daemon(self, timeout: float = 60) -> None:
+        """Stop dockerd as a shutdown does (SIGTERM: it stops its containers) and start it again
+        on the same data: what a host's reboot looks like to the containers' restart policies."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self._spawn(timeout)
 
     def docker(self, *args: str, check: bool = True, input: bytes | str | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
@@ -154,7 +164,7 @@ class RealDocker:
                 self.docker("rm", "-f", *ids, check=False, timeout=60)
         except Exception:
             pass
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
