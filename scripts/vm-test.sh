@@ -258,6 +258,13 @@ print("the lab serves the learner's copy: %d exercise stubs, no solution" % sum(
 EOF
 phase_done
 
+# --- 7b. a real reboot: restart policies at boot (minidocker-restore.service) ----------------------
+phase "reboot (restart policies at boot)"
+vg ssh -c "sudo sh /vagrant/scripts/vm-boot-check.sh before" 2>&1 | stamp
+VG_TIMEOUT=900 vg reload --no-provision 2>&1 | stamp
+vg ssh -c "sudo sh /vagrant/scripts/vm-boot-check.sh after" 2>&1 | stamp
+phase_done
+
 # --- 8. the README's test command inside the VM ---------------------------------------------------
 phase "tests in the VM"
 vg ssh -c "echo \"guest: \$(. /etc/os-release; echo \$PRETTY_NAME), kernel \$(uname -r), /sys/fs/cgroup is \$(stat -f -c %T /sys/fs/cgroup), \$(nproc) CPUs\""
