@@ -1,11 +1,14 @@
 """Time as Docker's Go code prints and parses it: RFC 3339 with nanoseconds, Go's zero time,
-and go-units' human durations ("Up 5 seconds", "About a minute ago").
+go-units' human durations ("Up 5 seconds", "About a minute ago"), and Go's own durations
+("1m30s": time.ParseDuration and Duration.String, for --health-interval and HEALTHCHECK).
 
 A bottom helper (no minidocker imports): containers, images, networks, volumes and logs all
 carry timestamps in this form. Pure functions; tested without root.
 """
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's time.Time{}: "never" (e.g. FinishedAt of a running container)
@@ -61,3 +64,69 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+# ---------------------------------------------------------------- Go's time.Duration
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+                   "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+_DURATION_PART = re.compile(r"(\d*)(\.\d*)?([^\d.]*)")
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # Go's %q, near enough
+
+
+def parse_duration(text: str) -> int:
+    """Go's time.ParseDuration, in nanoseconds: "30s", "1m30s", "1.5h", "250ms"."""
+    s, sign = text, 1
+    if s[:1] in ("-", "+"):
+        sign, s = (-1 if s[0] == "-" else 1), s[1:]
+    if s == "0":
+        return 0
+    if s == "":
+        raise ValueError(f"time: invalid duration {_quote(text)}")
+    total, pos = 0, 0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        whole, frac, unit = m.group(1), (m.group(2) or "")[1:], m.group(3)
+        if not whole and not frac:
+            raise ValueError(f"time: invalid duration {_quote(text)}")
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {_quote(text)}")
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f"time: unknown unit {_quote(unit)} in duration {_quote(text)}")
+        scale = _DURATION_UNITS[unit]
+        total += int(whole or 0) * scale
+        if frac:
+            total += int(frac) * scale // 10 ** len(frac)
+        pos = m.end()
+    return sign * total
+
+
+def _decimal(value: int, scale: int) -> str:
+    """value/scale with the fraction's trailing zeros trimmed: 1500, 1000 -> "1.5"."""
+    whole, frac = divmod(value, scale)
+    digits = len(str(scale)) - 1
+    frac_s = f"{frac:0{digits}d}".rstrip("0") if digits else ""
+    return f"{whole}.{frac_s}" if frac_s else str(whole)
+
+
+def format_duration(ns: int) -> str:
+    """Go's Duration.String: "0s", "500ms", "1.5s", "1m30s", "1h0m0s"."""
+    if ns == 0:
+        return "0s"
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+    if u < 1_000:
+        return f"{sign}{u}ns"
+    if u < 1_000_000:
+        return f"{sign}{_decimal(u, 1_000)}µs"
+    if u < 1_000_000_000:
+        return f"{sign}{_decimal(u, 1_000_000)}ms"
+    hours, rest = divmod(u, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    out = f"{_decimal(rest, 1_000_000_000)}s"
+    if hours or minutes:
+        out = f"{minutes}m{out}"
+    if hours:
+        out = f"{hours}h{out}"
+    return sign + out

@@ -27,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 
 from ...errors import MinidockerError
+from ...gotime import parse_duration  # noqa: F401 (also this module's API: tests import it here)
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 DEFAULT_ESCAPE = "\\"
@@ -1230,38 +1231,6 @@ def parse_ports(specs: list[str]) -> list[str]:
             raise DockerfileError(None, None, f"invalid containerPort: {number}")
         ports += [f"{p}/{(proto or 'tcp').lower()}" for p in range(first, last + 1)]
     return ports
-
-
-_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-                   "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-_DURATION_PART = re.compile(r"(\d*)(\.\d*)?([^\d.]*)")
-
-
-def parse_duration(text: str) -> int:
-    """Go's time.ParseDuration, in nanoseconds: "30s", "1m30s", "1.5h", "250ms"."""
-    s, sign = text, 1
-    if s[:1] in ("-", "+"):
-        sign, s = (-1 if s[0] == "-" else 1), s[1:]
-    if s == "0":
-        return 0
-    if s == "":
-        raise ValueError(f"time: invalid duration {_quote(text)}")
-    total, pos = 0, 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        whole, frac, unit = m.group(1), (m.group(2) or "")[1:], m.group(3)
-        if not whole and not frac:
-            raise ValueError(f"time: invalid duration {_quote(text)}")
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {_quote(text)}")
-        if unit not in _DURATION_UNITS:
-            raise ValueError(f"time: unknown unit {_quote(unit)} in duration {_quote(text)}")
-        scale = _DURATION_UNITS[unit]
-        total += int(whole or 0) * scale
-        if frac:
-            total += int(frac) * scale // 10 ** len(frac)
-        pos = m.end()
-    return sign * total
 
 
 def host_platform() -> str:
