@@ -41,14 +41,15 @@ def parse(text: str) -> dict:
 
 
 def validate(policy: dict) -> dict:
-    """dockerd's checks of a RestartPolicy (create and update)."""
+    """dockerd's checks of a RestartPolicy (create and update): a daemon's refusal, exit 1
+    (`run` makes it 125)."""
     name, retries = policy.get("Name") or "no", policy.get("MaximumRetryCount") or 0
     if name not in POLICIES:
-        raise InvalidArgument(f"invalid restart policy '{name}'")
+        raise InvalidArgument(f"invalid restart policy '{name}'", exit_code=1)
     if retries and name != "on-failure":
-        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
+        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'", exit_code=1)
     if retries < 0:
-        raise InvalidArgument("maximum retry count cannot be negative")
+        raise InvalidArgument("maximum retry count cannot be negative", exit_code=1)
     return {"Name": name, "MaximumRetryCount": retries}
 
 

@@ -103,6 +103,9 @@ def run(req: dict, err_fd: int) -> int:
     os.close(err_fd)  # EOF = "started": a detached exec's caller may go now
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # forward to the command
         signal.signal(s, lambda signo, frame: os.kill(child, signo))
+    if req.get("kill_after"):  # a health probe's timeout: the command is killed, as dockerd kills it
+        signal.signal(signal.SIGALRM, lambda signo, frame: os.kill(child, signal.SIGKILL))
+        signal.setitimer(signal.ITIMER_REAL, float(req["kill_after"]))
     if master >= 0:
         _relay(master, req.get("interactive", False))
     else:

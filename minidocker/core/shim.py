@@ -60,6 +60,9 @@ class Hooks:
     def watch(self) -> dict:                           # {fd: callback(fd)} served while it runs
         return {}
 
+    def poll(self, sel) -> float | None:               # before each wait: may (un)register its own
+        return None                                    # fds as ("hook", callback); seconds to wake
+
 
 class Shim:
     def __init__(self, bundle_dir: str, container_id: str, status_fd: int, log, hooks: Hooks = Hooks(),
@@ -208,7 +211,8 @@ class Shim:
     def _pump(self, out_r: int, err_r: int, master: int, tty: bool, feeder: StdinFeeder | None = None) -> None:
         """Copy container output to the log (and the attached caller) until it closes, and the
         caller's input to the container's stdin; serve the hooks' file descriptors (Docker's
-        embedded DNS) meanwhile. (poll, not epoll: a caller's stdin may be a regular file.)"""
+        embedded DNS) and timers (health probes) meanwhile. (poll, not epoll: a caller's stdin
+        may be a regular file.)"""
         sel = selectors.PollSelector()
         if feeder is not None:
             feeder.register(sel)
@@ -228,7 +232,7 @@ class Shim:
         for fd, callback in self.hooks.watch().items():
             sel.register(fd, selectors.EVENT_READ, ("hook", callback))
         while streams:
-            for key, _ in sel.select():
+            for key, _ in sel.select(self.hooks.poll(sel)):
                 fd = key.fd
                 stream, attr = key.data
                 if stream == "hook":

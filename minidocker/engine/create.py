@@ -21,7 +21,7 @@ import secrets
 import time
 
 from .. import fsutil, gotime
-from ..container import etcfiles, hostconfig, names, restart, runconfig
+from ..container import etcfiles, health, hostconfig, names, restart, runconfig
 from ..container import state as st
 from ..core import security
 from ..errors import Conflict, InvalidArgument, NotFound
@@ -96,7 +96,7 @@ def wanted_mounts(image_config: dict, volumes: list[str], mounts: list[str], tmp
 def container_config(image: str, icfg: dict, *, hostname: str, user: str | None, env: list[str], cmd, ep,
                      workdir: str | None, tty: bool, stdin_open: bool, attach: bool, labels: dict,
                      exposed: dict, stop_signal: str | None, stop_timeout: int | None,
-                     anonymous: list[str] = ()) -> dict:
+                     anonymous: list[str] = (), healthcheck: dict | None = None) -> dict:
     """`Config` as `docker inspect` shows it: the image's settings with the run flags over them.
     `anonymous`: the targets of `-v /path` (Docker lists them in Config.Volumes, not in Binds)."""
     volumes = {**(icfg.get("Volumes") or {}), **{t: {} for t in anonymous}} or None
@@ -121,6 +121,14 @@ def container_config(image: str, icfg: dict, *, hostname: str, user: str | None,
         config["StopSignal"] = stop_signal or icfg["StopSignal"]
     if stop_timeout is not None:
         config["StopTimeout"] = stop_timeout
+    check = health.merge(icfg.get("Healthcheck"), healthcheck)
+    if check is not None:  # docker's key order: right after Cmd
+        health.validate(check)
+        items = list(config.items())
+        at = [k for k, _ in items].index("Cmd") + 1
+        config = dict(items[:at] + [("Healthcheck", check)] + items[at:])
+    if icfg.get("Shell"):  # (a CMD-SHELL health check runs in it)
+        config["Shell"] = list(icfg["Shell"])
     return config
 
 
@@ -216,7 +224,8 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
            entrypoint: str | None = None, env: list[str] | None = None,
            workdir: str | None = None, user: str | None = None, hostname: str | None = None,
            tty: bool = False, stdin_open: bool = False, attach: bool = False,
-           auto_remove: bool = False, restart_policy: dict | None = None, labels: dict | None = None,
+           auto_remove: bool = False, restart_policy: dict | None = None, healthcheck: dict | None = None,
+           labels: dict | None = None,
            resources: dict | None = None, stop_signal: str | None = None,
            stop_timeout: int | None = None, network: str = "default",
            network_aliases: list[str] | None = None, publish: list[str] | None = None,
@@ -245,7 +254,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
                               env=list(env or []), cmd=cmd, ep=ep, workdir=workdir, tty=tty,
                               stdin_open=stdin_open, attach=attach, labels=dict(labels or {}), exposed=exposed,
                               stop_signal=stop_signal, stop_timeout=stop_timeout,
-                              anonymous=[v for v in volumes or [] if ":" not in v])
+                              anonymous=[v for v in volumes or [] if ":" not in v], healthcheck=healthcheck)
     binds = [v for v in volumes or [] if ":" in v]  # `-v src:dst`; `-v /dst` alone is in Config.Volumes
     host = hostconfig.host_config(network_mode=network, port_bindings=bindings, publish_all=publish_all,
                                   auto_remove=auto_remove, restart_policy=restart_policy, limits=resources,

@@ -42,10 +42,12 @@ def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str 
 
 def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdir: str | None = None,
                env: list[str] | None = None, tty: bool = False, interactive: bool = False,
-               detach: bool = False, stdio: tuple[int, int, int] | None = None) -> subprocess.Popen:
+               detach: bool = False, stdio: tuple[int, int, int] | None = None,
+               kill_after: float | None = None) -> subprocess.Popen:
     """Start `argv` inside the running container in a helper process; return it once the
     command runs (its exit status is the command's exit code).
-    `stdio`: the (stdin, stdout, stderr) fds the command should use."""
+    `stdio`: the (stdin, stdout, stderr) fds the command should use; `kill_after`: seconds
+    after which the command is killed (a health probe's timeout)."""
     if not argv:
         raise InvalidArgument("exec needs a command", exit_code=1)
     cid = rt.resolve(ref)
@@ -70,7 +72,7 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
         raise MinidockerError(str(e), exit_code=126) from None
     parent, name = runc.cgroup_of(spec, cid)
     req = {"cid": name, "pid": s["Pid"], "cgroup_parent": parent, "process": process,
-           "tty": tty, "interactive": interactive}
+           "tty": tty, "interactive": interactive, "kill_after": kill_after}
     r, w = os.pipe()
     if stdio is None or detach:
         stdin = stdout = stderr = subprocess.DEVNULL

@@ -26,7 +26,7 @@ import sys
 import time
 
 from .. import fsutil
-from ..container import restart
+from ..container import health, restart
 from ..container import state as st
 from ..container.logs import JsonFileLog
 from ..container.store import ContainerStore
@@ -46,6 +46,7 @@ class DockerHooks(shim.Hooks):
         self.m, self.rec, self.joined = monitor, rec, joined
         self.net = Networking(monitor.root)
         self.dns = None
+        self.prober = None
 
     def created(self, pid: int) -> None:
         self.rec["NetworkSettings"] = self.net.attach(self.rec, pid)
@@ -67,17 +68,31 @@ class DockerHooks(shim.Hooks):
     def watch(self) -> dict:
         return {fd: self.dns.handle for fd in self.dns.fds()} if self.dns else {}
 
+    def poll(self, sel) -> float | None:
+        return self.prober.poll(sel) if self.prober else None
+
     def started(self, pid: int) -> None:
         from ..core.linux import procfs
         self.m.started_at = time.time()
         fsutil.write_atomic(self.m.containers.init_identity_path(self.m.cid),
                             f"{pid} {procfs.start_time(pid)}", durable=False)
+        check = self.rec["Config"].get("Healthcheck")
         with self.m.containers.update(self.m.cid) as r:
             st.set_running(r["State"], pid, time.time_ns())
             r["NetworkSettings"] = self.rec["NetworkSettings"]
+            if health.enabled(check):  # State.Health: `starting` until the first probe says
+                r["State"]["Health"] = health.on_start(r["State"].get("Health"))
+        if health.enabled(check):
+            from .health import Prober
+            from .runtime import Runtime
+            self.prober = Prober(Runtime(self.m.root), self.m.cid, check, self.rec["Config"].get("Shell"),
+                                 int(self.m.started_at * 1e9))
 
     def _teardown(self) -> dict:
-        """Undo what start did outside the container: DNS socket, addresses, firewall rules."""
+        """Undo what start did outside the container: health probe, DNS socket, addresses, firewall rules."""
+        if self.prober is not None:
+            self.prober.stop()
+            self.prober = None
         if self.dns is not None:
             self.dns.close()
             self.dns = None
@@ -104,6 +119,8 @@ class DockerHooks(shim.Hooks):
                 st.set_restarting(r["State"], code, int(now * 1e9), oom=oom)
             else:
                 st.set_exited(r["State"], code, int(now * 1e9), oom=oom)
+            if r["State"].get("Health"):
+                r["State"]["Health"] = health.on_stop(r["State"]["Health"])
             r["NetworkSettings"] = settings
             auto_remove = r["HostConfig"].get("AutoRemove")
         self.m.restart_in = self.m.delay if again else None

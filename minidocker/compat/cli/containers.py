@@ -8,7 +8,7 @@ import sys
 import time
 
 from ...container import hostconfig, logs as logsmod
-from ...container import restart, runconfig
+from ...container import health, restart, runconfig
 from ...container import state as st
 from ... import gotime
 from ...engine.runtime import Runtime
@@ -34,6 +34,15 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
     p.add_argument("--restart", default="no",
                    help="Restart policy to apply when a container exits (default \"no\")")
+    p.add_argument("--health-cmd", default=None, help="Command to run to check health")
+    p.add_argument("--health-interval", default="0s", help="Time between running the check (ms|s|m|h) (default 0s)")
+    p.add_argument("--health-timeout", default="0s",
+                   help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+    p.add_argument("--health-start-period", default="0s",
+                   help="Start period for the container to initialize before starting health-retries "
+                        "countdown (ms|s|m|h) (default 0s)")
+    p.add_argument("--health-retries", default="0", help="Consecutive failures needed to report unhealthy")
+    p.add_argument("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     _add_resource_flags(p)
@@ -82,11 +91,15 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
             env.append(kv)
     labels = parse_labels(args.label, "-l, --label")
     policy = restart.parse(args.restart)
+    check = health.from_flags(args.health_cmd, _duration(args.health_interval, "--health-interval"),
+                              _duration(args.health_timeout, "--health-timeout"),
+                              _duration(args.health_start_period, "--health-start-period"),
+                              _int_flag(args.health_retries, "--health-retries"), args.no_healthcheck)
     try:
         return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
-                         auto_remove=args.rm, restart_policy=policy, labels=labels,
+                         auto_remove=args.rm, restart_policy=policy, healthcheck=check, labels=labels,
                          resources=_resources_from_args(args),
                          stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
                          network=args.network, network_aliases=args.network_alias,
@@ -96,6 +109,22 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         if e.exit_code == 1 and is_run:
             e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)
         raise
+
+
+def _duration(value: str, flag: str) -> int:
+    """A Go duration flag ("30s", "1m30s") in nanoseconds, refused as the docker CLI's flag parser does."""
+    try:
+        return gotime.parse_duration(value)
+    except ValueError as e:
+        raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: {e}') from None
+
+
+def _int_flag(value: str, flag: str) -> int:
+    try:
+        return int(value, 10)
+    except ValueError:
+        raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseInt: parsing '
+                              f'"{value}": invalid syntax') from None
 
 
 def cmd_create(args) -> int:
@@ -444,12 +473,14 @@ def ps_row(rec: dict, trunc: bool, now: float | None = None) -> dict:
 
 def cmd_ps(args) -> int:
     rt = _runtime()
-    recs = rt.list(all=args.all or args.latest or args.last is not None)
+    groups = parse_ps_filters(args.filter)
+    # (a status filter lists stopped containers without -a, as dockerd does)
+    recs = rt.list(all=args.all or args.latest or args.last is not None or "status" in groups)
     if args.latest:
         recs = recs[:1]
     elif args.last is not None and args.last >= 0:
         recs = recs[:args.last]
-    recs = [r for r in recs if _ps_filter(r, args.filter)]
+    recs = [r for r in recs if _ps_filter(r, groups, _ancestor_ids(rt))]
     if args.quiet:
         for r in recs:
             print(r["Id"] if args.no_trunc else r["Id"][:12])
@@ -460,28 +491,65 @@ def cmd_ps(args) -> int:
     return 0
 
 
-def _ps_filter(rec: dict, filters: list[str]) -> bool:
+PS_FILTERS = ("status", "name", "id", "label", "exited", "health", "ancestor")
+HEALTH_FILTERS = ("starting", "healthy", "unhealthy", "none")
+
+
+def parse_ps_filters(filters: list[str]) -> dict[str, list[str]]:
+    """-f key=value flags -> {key: [values]}, refused as dockerd refuses them (exit 1)."""
+    groups: dict[str, list[str]] = {}
     for f in filters or []:
         key, _, value = f.partition("=")
-        if key == "status":
-            if value not in st.STATES:
-                raise InvalidArgument(f"Invalid filter 'status={value}'", exit_code=1)
-            if rec["State"]["Status"] != value:
-                return False
-        if key == "name" and value not in rec["Name"].lstrip("/"):
-            return False
-        if key == "id" and not rec["Id"].startswith(value):
-            return False
-        if key == "label":
-            k, _, v = value.partition("=")
-            labels = rec["Config"].get("Labels") or {}
-            if k not in labels or (v and labels[k] != v):
-                return False
-        if key == "exited" and (rec["State"]["Status"] != "exited" or str(rec["State"]["ExitCode"]) != value):
-            return False
-        if key not in ("status", "name", "id", "label", "exited"):
+        if key not in PS_FILTERS:
             raise InvalidArgument(f"Invalid filter '{key}'", exit_code=1)
-    return True
+        if key == "status" and value not in st.STATES:
+            raise InvalidArgument(f"Invalid filter 'status={value}'", exit_code=1)
+        if key == "health" and value not in HEALTH_FILTERS:
+            raise InvalidArgument(f"Unrecognised filter value for health: {value}", exit_code=1)
+        groups.setdefault(key, []).append(value)
+    return groups
+
+
+def _ps_filter(rec: dict, groups: dict[str, list[str]], ancestors=None) -> bool:
+    """Docker's rule: values of one key are alternatives (OR), different keys must all hold (AND)."""
+    s = rec["State"]
+    labels = rec["Config"].get("Labels") or {}
+
+    def label_ok(value: str) -> bool:
+        k, eq, v = value.partition("=")
+        return k in labels and (not eq or labels[k] == v)
+    tests = {
+        "status": lambda v: s["Status"] == v,
+        "name": lambda v: v in rec["Name"].lstrip("/"),
+        "id": lambda v: rec["Id"].startswith(v),
+        "label": label_ok,
+        "exited": lambda v: s["Status"] == "exited" and str(s["ExitCode"]) == v,
+        "health": lambda v: health.status_of(s) == v,
+        "ancestor": lambda v: ancestors is not None and rec["Image"] in ancestors(v),
+    }
+    return all(any(tests[key](v) for v in values) for key, values in groups.items())
+
+
+def _ancestor_ids(rt):
+    """`--filter ancestor=IMAGE`: the ids of that image (a name, an id or an id prefix) and of
+    every image built on it (its children, theirs, ...: the parent links builds and commits record)."""
+    cache: dict[str, set[str]] = {}
+
+    def ids(ref: str) -> set[str]:
+        if ref not in cache:
+            try:
+                todo = [rt.images.resolve(ref).id]
+            except MinidockerError:
+                todo = []
+            found: set[str] = set()
+            while todo:
+                image_id = todo.pop()
+                if image_id not in found:
+                    found.add(image_id)
+                    todo += rt.images.children_of(image_id)
+            cache[ref] = found
+        return cache[ref]
+    return ids
 
 
 def cmd_inspect(args) -> int:
@@ -629,7 +697,7 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("-n", "--last", type=int, default=None, help="Show n last created containers")
     p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
     p.add_argument("-f", "--filter", action="append", default=[],
-                   help="Filter output (status=, name=, id=, label=, exited=)")
+                   help="Filter output (status=, name=, id=, label=, exited=, health=, ancestor=)")
     p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
 
