@@ -77,6 +77,9 @@ KNOWN = {  # what may appear; what is listed but not honoured is refused in chec
     "linux": {"namespaces", "cgroupsPath", "resources", "maskedPaths", "readonlyPaths", "rootfsPropagation",
               "devices", "uidMappings", "gidMappings", "sysctl", "seccomp", "mountLabel"},
 }
+# --init (docker-init, tini): PID 1 stays a small init of ours that starts the program (core/init.py)
+INIT_ANNOTATION = "org.minidocker.init"
+
 NOT_YET = {"": ["hooks", "domainname"], "process": ["apparmorProfile", "selinuxLabel"],
            "linux": ["uidMappings", "gidMappings", "sysctl", "seccomp", "mountLabel", "devices"]}
 RESOURCES = {"memory": {"limit", "swap"}, "cpu": {"shares", "quota", "period"}, "pids": {"limit"},

@@ -187,7 +187,7 @@ def report(err_fd: int, code: int, message: str) -> None:
 
 
 def reset_signals() -> None:
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
@@ -205,6 +205,73 @@ def enter_namespaces(new: int, join: dict[str, str]) -> None:
             finally:
                 os.close(fd)
     sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP))
+
+
+def stay_as_init(exe: str, argv: list[str], env: dict, err_fd: int = -1) -> None:
+    """`--init` (Docker's docker-init, which is tini): PID 1 does not become the program; it
+    starts it as its child and stays, doing the two jobs of an init that most programs skip:
+
+      * reap: an orphan anywhere in the container is re-parented to PID 1; if PID 1 never
+        wait()s for it, it stays a zombie (a `Z` in ps) for as long as the container runs;
+      * forward signals: the kernel delivers to a namespace's PID 1 only the signals it has a
+        handler for, so `docker stop`'s SIGTERM does nothing to a program that has none; an
+        init passes it on to the program, which then gets the default action (it ends).
+
+    Signals are blocked and taken with sigwaitinfo (tini does the same with sigtimedwait);
+    PID 1 exits with the program's exit status (128 + n if a signal ended it). The runtime
+    learns that the program started as without --init: `err_fd` (close-on-exec) reaches EOF
+    when the child's execve succeeds, or carries its error."""
+    catchable = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, catchable)
+    child = os.fork()
+    if child == 0:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            execve(exe, argv, env)
+        except StartError as e:
+            report(err_fd, e.code, f"unable to start container process: {e}")
+            os._exit(e.code)
+        finally:
+            os._exit(127)
+    if err_fd >= 0:
+        os.close(err_fd)  # our copy: the child's goes at its execve
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)  # our memory and environment are the host's: keep them unreadable
+    sc.set_process_name("minidocker-init")
+    _show_as(["/sbin/minidocker-init", "--"] + argv)
+    while True:
+        info = signal.sigwaitinfo(catchable)
+        if info.si_signo != signal.SIGCHLD:
+            try:
+                os.kill(child, info.si_signo)
+            except ProcessLookupError:
+                pass
+            continue
+        while True:  # reap everything that ended; the program's end is ours too
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(0)
+            if pid == 0:
+                break
+            if pid == child:
+                os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
+                         else 128 + os.WTERMSIG(status))
+
+
+def _show_as(args: list[str]) -> None:
+    """What `ps` shows for us: /proc/self/cmdline is the memory the kernel recorded as our argv
+    (the monitor's, which we were forked from, host paths included); write over it, as
+    setproctitle does, cutting what does not fit."""
+    import ctypes
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[48 - 3]), int(fields[49 - 3])  # arg_start, arg_end (proc(5))
+    except (OSError, IndexError, ValueError):
+        return
+    room = end - start
+    text = b"\0".join(a.encode() for a in args) + b"\0"
+    ctypes.memmove(start, text[:room - 1].ljust(room, b"\0"), room)
 
 
 def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: int, err_fd: int,
@@ -238,6 +305,8 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
             make_terminal(console_sock)
         close_fds({err_fd})
         exe, argv, env = finalize(process)
+        if (spec.get("annotations") or {}).get(bundle.INIT_ANNOTATION) == "true":
+            stay_as_init(exe, argv, env, err_fd)  # --init: never returns
         execve(exe, argv, env)
     except StartError as e:
         report(err_fd, e.code, f"unable to start container process: {e}")

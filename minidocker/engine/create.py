@@ -225,6 +225,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
            workdir: str | None = None, user: str | None = None, hostname: str | None = None,
            tty: bool = False, stdin_open: bool = False, attach: bool = False,
            auto_remove: bool = False, restart_policy: dict | None = None, healthcheck: dict | None = None,
+           init: bool = False,
            labels: dict | None = None,
            resources: dict | None = None, stop_signal: str | None = None,
            stop_timeout: int | None = None, network: str = "default",
@@ -260,6 +261,8 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
                                   auto_remove=auto_remove, restart_policy=restart_policy, limits=resources,
                                   binds=binds, tmpfs=tmpfs,
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
+    if init:
+        host["Init"] = True  # (docker leaves the key out unless --init was given)
     for retry in range(10):
         rec = new_record(rt, cid, name or names.random_name(retry), argv, img, config, host, settings)
         try:

@@ -119,6 +119,8 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
             "readonlyPaths": list(host.get("ReadonlyPaths") or security.READONLY_PATHS),
         },
     }
+    if host.get("Init"):  # --init: Docker mounts docker-init (tini) and runs it first; ours is built in
+        spec["annotations"] = {bundle.INIT_ANNOTATION: "true"}
     return bundle.check(spec)
 
 

@@ -43,6 +43,8 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
                         "countdown (ms|s|m|h) (default 0s)")
     p.add_argument("--health-retries", default="0", help="Consecutive failures needed to report unhealthy")
     p.add_argument("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
+    p.add_argument("--init", action="store_true",
+                   help="Run an init inside the container that forwards signals and reaps processes")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     _add_resource_flags(p)
@@ -99,7 +101,8 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
-                         auto_remove=args.rm, restart_policy=policy, healthcheck=check, labels=labels,
+                         auto_remove=args.rm, restart_policy=policy, healthcheck=check, init=args.init,
+                         labels=labels,
                          resources=_resources_from_args(args),
                          stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
                          network=args.network, network_aliases=args.network_alias,
