@@ -146,16 +146,22 @@ def prune(runtime, all_images: bool = False) -> tuple[list[str], int]:
     store = runtime.images
     used = _in_use(runtime)
     lines, space = [], 0
-    for iid in store.image_ids():
-        if iid in used or not os.path.exists(os.path.join(store.root.imagedb, iid.split(":", 1)[1])):
-            continue
-        if store.children_of(iid) or (not all_images and store.tags_of(iid)):
-            continue  # dangling = no name and nothing built on it
-        img = store.get(iid)
-        before = {c: store.layer_size(c) for c in chain_ids(img.diff_ids)}
-        out = _delete_image(store, img, used)
-        space += sum(size for c, size in before.items() if f"Deleted: {c}" in out)
-        lines += [line.replace("Untagged:", "untagged:").replace("Deleted:", "deleted:") for line in out]
+    removed, tried = True, set()
+    while removed:  # a parent becomes prunable once its last child is gone: go round again
+        removed = False
+        for iid in store.image_ids():
+            gone = not os.path.exists(os.path.join(store.root.imagedb, iid.split(":", 1)[1]))
+            if iid in tried or iid in used or gone:
+                continue
+            if store.children_of(iid) or (not all_images and store.tags_of(iid)):
+                continue  # dangling = no name and nothing built on it
+            tried.add(iid)
+            img = store.get(iid)
+            before = {c: store.layer_size(c) for c in chain_ids(img.diff_ids)}
+            out = _delete_image(store, img, used)
+            removed = removed or bool(out)
+            space += sum(size for c, size in before.items() if f"Deleted: {c}" in out)
+            lines += [line.replace("Untagged:", "untagged:").replace("Deleted:", "deleted:") for line in out]
     return lines, space
 
 

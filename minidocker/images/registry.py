@@ -159,7 +159,7 @@ class Client:
                                         f"{self.host})") from None
                 raise
             except urllib.error.URLError as e:
-                raise RegistryError(f'Get "{url}": {e.reason}') from None
+                raise RegistryError(f'Get "{url}": {dial_error(url, e.reason)}') from None
         raise RegistryError("unauthorized")  # not reached
 
     def _authenticate(self, challenge: str, scope: str) -> bool:
@@ -184,7 +184,7 @@ class Client:
         except urllib.error.HTTPError as e:
             raise RegistryError(f"unauthorized: authentication required ({e.code} from {params['realm']})") from None
         except urllib.error.URLError as e:
-            raise RegistryError(f'Get "{params["realm"]}": {e.reason}') from None
+            raise RegistryError(f'Get "{params["realm"]}": {dial_error(params["realm"], e.reason)}') from None
         token = body.get("token") or body.get("access_token")
         if not token:
             return False
@@ -278,6 +278,22 @@ class Client:
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")[:200]
             raise RegistryError(f"manifest upload failed: {e.code} {e.reason} {detail}".strip()) from None
+
+
+def dial_error(url: str, reason) -> str:
+    """A connection failure in Go's words (as docker prints them), not a Python errno."""
+    import socket
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    if isinstance(reason, socket.gaierror):
+        return f"dial tcp: lookup {host}: no such host"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"dial tcp {host}:{port}: connect: connection refused"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"dial tcp {host}:{port}: i/o timeout"
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"dial tcp {host}:{port}: {reason.strerror.lower()}"
+    return str(reason)
 
 
 def client_for(ref: refmod.Reference) -> Client:

@@ -47,6 +47,8 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("--target", default=None, help="Set the target build stage to build")
     p.add_argument("--no-cache", action="store_true", help="Do not use cache when building the image")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the build output and print image ID on success")
+    p.add_argument("--progress", default="auto", choices=["auto", "plain", "tty"],
+                   help="Set type of progress output (BuildKit's; the classic builder prints its steps anyway)")
     p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version of the image")
     p.add_argument("--platform", default=None, help="Set platform if server is multi-platform capable")
     p.add_argument("--network", default="default", help="Networking mode for the RUN instructions")

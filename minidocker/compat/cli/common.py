@@ -25,6 +25,13 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--help", action="help", help="Print usage")
 
     def error(self, message: str):
+        import re
+        unknown = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if unknown:  # docker (cobra): one line naming the command, exit 1
+            tool = self.prog.split()[0]
+            where = "" if self.prog == tool else f" {self.prog[len(tool) + 1:]}"
+            raise UsageError(f"{tool}: '{unknown.group(1)}' is not a {tool}{where} command. "
+                             f"See '{self.prog} --help'", exit_code=1)
         if message.startswith("the following arguments are required"):
             # docker (cobra) exits 1 here, unlike other usage errors
             raise UsageError(f'"{self.prog}" requires at least 1 argument. '

@@ -462,7 +462,7 @@ def ps_row(rec: dict, trunc: bool, now: float | None = None) -> dict:
         "Command": fmt.go_quote(command),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created or 0)),
         "RunningFor": fmt.since(created, now),
-        "Ports": "",
+        "Ports": fmt.displayable_ports(fmt.api_ports((rec.get("NetworkSettings") or {}).get("Ports"))),
         "State": rec["State"]["Status"],
         "Status": st.status_string(rec["State"], now),
         "Size": "",

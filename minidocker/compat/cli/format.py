@@ -75,3 +75,52 @@ def json_indent(obj) -> str:
     """`docker inspect` prints JSON indented by 4 spaces, with Go's HTML-safe escapes."""
     text = json.dumps(obj, indent=4, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def api_ports(ports: dict | None) -> list[dict]:
+    """NetworkSettings.Ports -> the `Ports` list of GET /containers/json (moby daemon/list.go):
+    an unpublished port once, a published one once per host binding."""
+    out = []
+    for key, bindings in (ports or {}).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+            continue
+        for b in bindings:
+            out.append({"IP": b.get("HostIp") or "0.0.0.0", "PrivatePort": int(port),
+                        "PublicPort": int(b.get("HostPort") or 0), "Type": proto or "tcp"})
+    return out
+
+
+def displayable_ports(ports: list[dict]) -> str:
+    """The PORTS column of `docker ps` (docker/cli formatter.DisplayablePorts): consecutive ports
+    grouped ("8000-8002/tcp"), published ones as "127.0.0.1:8080->80/tcp"."""
+    def order(p):
+        return (p["PrivatePort"], p.get("IP", ""), p.get("PublicPort", 0), p["Type"])
+
+    def group(key: str, first: int, last: int) -> str:
+        ip, _, kind = key.rpartition("/")
+        text = str(first) if first == last else f"{first}-{last}"
+        if ip:
+            text = f"{ip}:{text}->{text}"
+        return f"{text}/{kind}"
+    groups: dict[str, list[int]] = {}
+    result, mappings = [], []
+    for p in sorted(ports, key=order):
+        current, key = p["PrivatePort"], p["Type"]
+        if p.get("IP"):
+            if p.get("PublicPort") != current:
+                host = f"[{p['IP']}]" if ":" in p["IP"] else p["IP"]
+                mappings.append(f"{host}:{p['PublicPort']}->{current}/{p['Type']}")
+                continue
+            key = f"{p['IP']}/{p['Type']}"
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [current, current]
+        elif current == g[1] + 1:
+            g[1] = current
+        else:
+            result.append(group(key, *g))
+            groups[key] = [current, current]
+    result += [group(key, *g) for key, g in groups.items()]
+    return ", ".join(result + mappings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ...engine.runtime import Runtime
+from ...errors import MinidockerError
 from ...volumes import VolumeStore
 from . import format as fmt
 
@@ -25,10 +26,39 @@ def cmd_volume_create(args) -> int:
     return 0
 
 
+VOLUME_FILTERS = ("dangling", "name", "driver", "label")
+
+
+def volume_matches(name: str, meta: dict, in_use: bool, groups: dict[str, list[str]]) -> bool:
+    """`volume ls --filter` (pure): values of one key OR'ed, keys AND'ed, as dockerd does."""
+    labels = meta.get("Labels") or {}
+
+    def label_ok(value: str) -> bool:
+        k, eq, v = value.partition("=")
+        return k in labels and (not eq or labels[k] == v)
+    tests = {"dangling": lambda v: (v in ("true", "1")) != in_use, "name": lambda v: v in name,
+             "driver": lambda v: v == "local", "label": label_ok}
+    return all(any(tests[key](v) for v in values) for key, values in groups.items())
+
+
+def parse_volume_filters(filters: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for f in filters:
+        key, _, value = f.partition("=")
+        if key not in VOLUME_FILTERS:
+            raise MinidockerError(f"Invalid filter '{key}'")
+        if key == "dangling" and value not in ("true", "false", "1", "0"):
+            raise MinidockerError(f"Invalid filter 'dangling={value}'")
+        groups.setdefault(key, []).append(value)
+    return groups
+
+
 def cmd_volume_ls(args) -> int:
     from .common import unescape_format, render_table
-    vs = VolumeStore(Runtime().root)
-    names = vs.names()
+    rt = Runtime()
+    vs = VolumeStore(rt.root)
+    groups = parse_volume_filters(args.filter)
+    names = [n for n in vs.names() if not groups or volume_matches(n, vs.get(n), bool(_users(rt, n)), groups)]
     if args.quiet:
         print("\n".join(names) + ("\n" if names else ""), end="")
         return 0
@@ -85,6 +115,8 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("-d", "--driver", default="local")
     p.add_argument("name", nargs="?", default=None)
     p = gsub.add_parser("ls", aliases=["list"], help="List volumes")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="Provide filter values (e.g. 'dangling=true', 'name=', 'label=', 'driver=')")
     p.set_defaults(func=cmd_volume_ls)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--format", default=None)

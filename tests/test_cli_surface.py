@@ -1,0 +1,105 @@
+"""What a new user met first (issue 16's list), fixed and compared with the docker CLI and a
+private dockerd: the PORTS column, an unknown command, `volume ls --filter`, `build --progress`,
+`image prune -a` in one pass, a registry that cannot be reached."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from minidocker.compat.cli import format as fmt
+
+N = ["--network", "none"]
+
+
+@pytest.mark.parametrize("ports,shown", [
+    ({}, ""),
+    ({"80/tcp": None}, "80/tcp"),
+    ({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18091"}]}, "127.0.0.1:18091->80/tcp"),
+    ({"8000/tcp": None, "8001/tcp": None, "8002/tcp": None, "9000/tcp": None}, "8000-8002/tcp, 9000/tcp"),
+    ({"53/udp": [{"HostIp": "0.0.0.0", "HostPort": "53"}], "53/tcp": [{"HostIp": "0.0.0.0", "HostPort": "53"}]},
+     "0.0.0.0:53->53/tcp, 0.0.0.0:53->53/udp"),
+    ({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": None}, "443/tcp, 0.0.0.0:8080->80/tcp"),
+])
+def test_the_ports_column(ports, shown):
+    """docker/cli's DisplayablePorts on the daemon's list of ports."""
+    assert fmt.displayable_ports(fmt.api_ports(ports)) == shown
+
+
+@pytest.mark.root
+@pytest.mark.docker
+def test_ps_shows_published_ports_as_docker_does(md, docker):
+    argv = ["run", "-d", "--name", "surface-ports", "-p", "127.0.0.1::80", "--expose", "443", "-p", "8000-8001",
+            "busybox", "sleep", "100"]
+    try:
+        assert md(*argv).returncode == 0 and docker.docker(*argv, check=False).returncode == 0
+        fmt_ports = ["ps", "--format", "{{.Ports}}", "-f", "name=surface-ports"]
+        ours, theirs = md.ok(*fmt_ports).strip(), docker.docker(*fmt_ports).stdout.strip()
+        anyport = re.compile(r"(127\.0\.0\.1|0\.0\.0\.0):\d+->")   # the host ports are each one's own pick
+        theirs = ", ".join(p for p in theirs.split(", ") if not p.startswith(":::"))  # (IPv6: not ours)
+        assert anyport.sub("<ip>:<port>->", ours) == anyport.sub("<ip>:<port>->", theirs), (ours, theirs)
+        assert "127.0.0.1:" in ours and "->80/tcp" in ours and "443/tcp" in ours
+    finally:
+        md("rm", "-f", "surface-ports"), docker.docker("rm", "-f", "surface-ports", check=False)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("argv,rc,said", [
+    (["bogus"], 1, "minidocker: 'bogus' is not a minidocker command. See 'minidocker --help'"),
+    (["volume", "bogus"], 1, "'bogus' is not a minidocker volume command"),
+    (["ps", "--bogus"], 125, "unknown flag: --bogus. See 'minidocker ps --help'."),
+])
+def test_unknown_commands_and_flags(md, argv, rc, said):
+    r = md(*argv)
+    assert r.returncode == rc and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.root
+@pytest.mark.docker
+def test_volume_ls_filters_as_docker(md, docker):
+    names = ["surface-vol-a", "surface-vol-b"]
+    try:
+        for rt in (md, lambda *a: docker.docker(*a, check=False)):
+            rt("volume", "create", "--label", "team=blue", names[0])
+            rt("volume", "create", names[1])
+            rt("create", "--name", "surface-vol-user", *N, "-v", f"{names[0]}:/data", "busybox", "true")
+
+        def listed(rt, *filters):
+            argv = ["volume", "ls", "-q"] + [x for f in filters for x in ("-f", f)]
+            out = rt.ok(*argv) if hasattr(rt, "ok") else rt(*argv).stdout
+            return sorted(n for n in out.split() if n.startswith("surface-vol"))
+        for filters in (["dangling=true"], ["dangling=false"], ["label=team=blue"], ["label=team"],
+                        ["name=vol-b"], ["name=vol-a", "name=vol-b"], ["driver=local", "dangling=true"]):
+            assert listed(md, *filters) == listed(docker.docker, *filters), filters
+        assert md("volume", "ls", "-f", "colour=red").returncode == docker.docker(
+            "volume", "ls", "-f", "colour=red", check=False).returncode == 1
+    finally:
+        for rt in (md, lambda *a: docker.docker(*a, check=False)):
+            rt("rm", "-f", "surface-vol-user")
+            rt("volume", "rm", *names)
+
+
+@pytest.mark.root
+def test_image_prune_all_takes_a_tagged_parent_in_one_pass(tmp_path):
+    from conftest import MD
+    md = MD(str(tmp_path / "root"))   # a root of its own: prune -a takes every image not in use
+    try:
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo parent > /p\n")
+        md.ok("build", "-q", "--progress=plain", "--network", "none", "-t", "surface-parent:1", str(ctx))
+        (ctx / "Dockerfile").write_text("FROM surface-parent:1\nRUN echo child > /c\n")
+        md.ok("build", "-q", "--network", "none", "-t", "surface-child:1", str(ctx))
+        md.ok("image", "prune", "-af")
+        for name in ("surface-child:1", "surface-parent:1", "busybox"):
+            assert md("image", "inspect", name).returncode == 1, name
+    finally:
+        md("system", "prune", "-af")
+
+
+@pytest.mark.root
+def test_a_registry_that_cannot_be_reached_is_one_line_in_gos_words(md):
+    r = md("pull", "127.0.0.1:1/nothing:1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "Errno" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ('Error: Get "http://127.0.0.1:1/v2/nothing/manifests/1": '
+                                                 "dial tcp 127.0.0.1:1: connect: connection refused")
