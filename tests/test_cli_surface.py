@@ -103,3 +103,42 @@ def test_a_registry_that_cannot_be_reached_is_one_line_in_gos_words(md):
     assert r.returncode == 1 and "Traceback" not in r.stderr and "Errno" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == ('Error: Get "http://127.0.0.1:1/v2/nothing/manifests/1": '
                                                  "dial tcp 127.0.0.1:1: connect: connection refused")
+
+
+@pytest.mark.root
+@pytest.mark.docker
+def test_info_and_version_say_what_dockers_say_about_this_host(md, docker):
+    import json
+    ours = json.loads(md.ok("info", "--format", "{{json .}}"))
+    theirs = json.loads(docker.docker("info", "--format", "{{json .}}").stdout)
+    for key in ("Driver", "LoggingDriver", "CgroupVersion", "KernelVersion", "OSType", "Architecture",
+                "NCPU", "MemTotal", "OperatingSystem", "CgroupDriver"):
+        assert ours[key] == theirs[key], key
+    assert ours["Containers"] == ours["ContainersRunning"] + ours["ContainersPaused"] + ours["ContainersStopped"]
+    assert md.ok("info", "-f", "{{.Driver}}") == "overlay2\n"
+    version = json.loads(md.ok("version", "--format", "{{json .}}"))
+    assert version["Server"]["KernelVersion"] == json.loads(
+        docker.docker("version", "--format", "{{json .}}").stdout)["Server"]["KernelVersion"]
+    r = md("version")
+    assert r.returncode == 0 and "API version:       1.41" in r.stdout
+
+
+@pytest.mark.root
+@pytest.mark.docker
+def test_rename_as_docker(md, docker):
+    dk = lambda *a: docker.docker(*a, check=False)  # noqa: E731
+    try:
+        for rt in (md, dk):
+            rt("create", "--name", "surface-r1", *N, "busybox", "true")
+            rt("create", "--name", "surface-r2", *N, "busybox", "true")
+        for argv in (["rename", "surface-r1", "surface-r3"], ["rename", "surface-r3", "surface-r2"],
+                     ["rename", "surface-r3", "bad!"], ["rename", "surface-r3", "surface-r3"],
+                     ["rename", "surface-nope", "x1"]):
+            m, d = md(*argv), dk(*argv)
+            assert m.returncode == d.returncode, (argv, m.stderr, d.stderr)
+        names = lambda rt: sorted(n for n in (rt.ok("ps", "-a", "--format", "{{.Names}}") if rt is md else  # noqa
+                                  rt("ps", "-a", "--format", "{{.Names}}").stdout).split() if n.startswith("surface-r"))
+        assert names(md) == names(dk) == ["surface-r2", "surface-r3"]
+    finally:
+        for rt in (md, dk):
+            rt("rm", "-f", "surface-r1", "surface-r2", "surface-r3")

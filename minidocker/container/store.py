@@ -17,7 +17,7 @@ import os
 from contextlib import contextmanager
 
 from .. import fsutil
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound
 from ..paths import StateRoot
 
 CONFIG = "config.v2.json"
@@ -121,6 +121,20 @@ class ContainerStore:
                                "container to be able to reuse that name.")
             os.makedirs(self.dir(rec["Id"]), mode=0o710)
             self.write(rec)
+
+    def rename(self, cid: str, new: str) -> None:
+        """`docker rename`: the new name is taken (or refused) under the same lock as create's."""
+        with fsutil.FileLock(self.root.lock):
+            with self.update(cid) as rec:
+                if rec["Name"] == "/" + new:
+                    raise InvalidArgument("Renaming a container with the same name as its current name",
+                                          exit_code=1)
+                other = self.name_in_use(new)
+                if other:
+                    raise Conflict(f'Error when allocating new name: Conflict. The container name "/{new}" '
+                                   f'is already in use by container "{other}". You have to remove (or '
+                                   "rename) that container to be able to reuse that name.")
+                rec["Name"] = "/" + new
 
     @contextmanager
     def update(self, cid: str):

@@ -363,6 +363,17 @@ def cmd_unpause(args) -> int:
     return each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
 
 
+def cmd_rename(args) -> int:
+    rt = _runtime()
+    cid = rt.resolve(args.container)
+    try:
+        new = runconfig.validate_name(args.new_name)
+    except InvalidArgument as e:
+        raise InvalidArgument(str(e), exit_code=1) from None  # (dockerd refuses it: exit 1)
+    rt.containers.rename(cid, new)
+    return 0
+
+
 def cmd_update(args) -> int:
     rt = _runtime()
     resources = _resources_from_args(args, for_update=True)
@@ -678,6 +689,9 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("containers", nargs="+")
     p = add("unpause", cmd_unpause, "Unpause all processes within one or more containers")
     p.add_argument("containers", nargs="+")
+    p = add("rename", cmd_rename, "Rename a container")
+    p.add_argument("container")
+    p.add_argument("new_name")
     p = add("update", cmd_update, "Update configuration of one or more containers")
     _add_resource_flags(p)
     p.add_argument("--restart", default=None, help="Restart policy to apply when a container exits")

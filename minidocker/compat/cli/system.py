@@ -34,6 +34,141 @@ def cmd_system_prune(args) -> int:
     return 0
 
 
+API_VERSION = "1.41"  # the Engine API version minidocker's replies follow (docker 20.10's)
+
+
+def version_info() -> dict:
+    """`docker version`'s data, for a daemonless runtime: the client and the "server" are
+    this one program (the Engine API of `minidocker serve` answers with the same)."""
+    import platform
+    import sys
+    from ... import __version__
+    from ...images.platform import host_architecture
+    now = platform.uname()
+    common = {"Version": __version__, "ApiVersion": API_VERSION, "GitCommit": "",
+              "GoVersion": f"python{sys.version.split()[0]}", "Os": "linux", "Arch": host_architecture()}
+    return {
+        "Client": {"Platform": {"Name": "minidocker"}, **common, "DefaultAPIVersion": API_VERSION,
+                   "BuildTime": "", "Context": "default", "Experimental": False},
+        "Server": {"Platform": {"Name": "minidocker (daemonless)"},
+                   "Components": [{"Name": "Engine", "Version": __version__,
+                                   "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": "1.12",
+                                               "Os": "linux", "Arch": host_architecture(),
+                                               "KernelVersion": now.release}},
+                                  {"Name": "runtime", "Version": __version__,
+                                   "Details": {"note": "minidocker's own low-level runtime (core/runc.py)"}}],
+                   **common, "MinAPIVersion": "1.12", "KernelVersion": now.release, "BuildTime": ""},
+    }
+
+
+VERSION_TEMPLATE = """Client:
+ Version:           {{.Client.Version}}
+ API version:       {{.Client.ApiVersion}}
+ Python version:    {{.Client.GoVersion}}
+ OS/Arch:           {{.Client.Os}}/{{.Client.Arch}}
+ Context:           {{.Client.Context}}
+
+Server: {{.Server.Platform.Name}}
+ Engine:
+  Version:          {{.Server.Version}}
+  API version:      {{.Server.ApiVersion}} (minimum version {{.Server.MinAPIVersion}})
+  OS/Arch:          {{.Server.Os}}/{{.Server.Arch}}
+  Kernel:           {{.Server.KernelVersion}}
+ runtime:
+  Version:          {{.Server.Version}} (core/runc.py: no runc, no containerd, no shim binary)"""
+
+
+def cmd_version(args) -> int:
+    from .common import parse_format, print_inspect
+    template = parse_format(args.format or VERSION_TEMPLATE)
+    return print_inspect([version_info()], template)
+
+
+def info_dict(rt: Runtime) -> dict:
+    """`docker info`'s data (the fields of GET /info that apply), from the state root and the host."""
+    import os
+    import platform
+    from ... import __version__
+    from ...core import cgroups
+    recs = rt.list(all=True)
+    running = sum(1 for r in recs if r["State"]["Running"] and not r["State"].get("Paused"))
+    paused = sum(1 for r in recs if r["State"].get("Paused"))
+    layout = cgroups.layout()
+    os_name = "Linux"
+    try:
+        with open("/etc/os-release") as f:
+            fields = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        os_name = fields.get("PRETTY_NAME", os_name).strip('"')
+    except OSError:
+        pass
+    with open("/proc/meminfo") as f:
+        mem = int(next(line.split()[1] for line in f if line.startswith("MemTotal:"))) * 1024
+    return {
+        "ID": rt.root.root, "Containers": len(recs), "ContainersRunning": running,
+        "ContainersPaused": paused, "ContainersStopped": len(recs) - running - paused,
+        "Images": len(rt.images.image_ids()), "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", _fs_type(rt.images.driver.home)], ["Supports d_type", "true"],
+                         ["Native Overlay Diff", "true"], ["userxattr", "false"]],
+        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+        "CgroupVersion": "2" if layout == "v2" else "1",
+        "KernelVersion": platform.release(), "OperatingSystem": os_name, "OSType": "linux",
+        "Architecture": platform.machine(), "NCPU": os.cpu_count(), "MemTotal": mem,
+        "DockerRootDir": rt.root.root, "Name": platform.node(), "ServerVersion": __version__,
+        "Runtimes": {"minidocker": {"path": "minidocker.core.runc"}}, "DefaultRuntime": "minidocker",
+        "SecurityOptions": ["name=cgroupns"], "Swarm": {"LocalNodeState": "inactive"},
+        "Warnings": (["WARNING: cgroups are hybrid here (v1 controllers): Docker uses v1 on such hosts, "
+                      "so does minidocker"] if layout == "hybrid" else []),
+    }
+
+
+def _fs_type(path: str) -> str:
+    from ...core.linux import procfs
+    best = ("", "")
+    for m in procfs.mountinfo():
+        if (path + "/").startswith(m["target"].rstrip("/") + "/") and len(m["target"]) >= len(best[0]):
+            best = (m["target"], m["fstype"])
+    return best[1] or "unknown"
+
+
+INFO_TEMPLATE = """Client:
+ Context:    default
+ Debug Mode: false
+
+Server:
+ Containers: {{.Containers}}
+  Running: {{.ContainersRunning}}
+  Paused: {{.ContainersPaused}}
+  Stopped: {{.ContainersStopped}}
+ Images: {{.Images}}
+ Server Version: {{.ServerVersion}} (minidocker, daemonless: each container has its own monitor)
+ Storage Driver: {{.Driver}}
+{{range .DriverStatus}}  {{index . 0}}: {{index . 1}}
+{{end}} Logging Driver: {{.LoggingDriver}}
+ Cgroup Driver: {{.CgroupDriver}}
+ Cgroup Version: {{.CgroupVersion}}
+ Default Runtime: {{.DefaultRuntime}}
+ Kernel Version: {{.KernelVersion}}
+ Operating System: {{.OperatingSystem}}
+ OSType: {{.OSType}}
+ Architecture: {{.Architecture}}
+ CPUs: {{.NCPU}}
+ Total Memory: {{.MemTotalHuman}}
+ Name: {{.Name}}
+ Docker Root Dir: {{.DockerRootDir}}
+{{range .Warnings}}{{.}}
+{{end}}"""
+
+
+def cmd_info(args) -> int:
+    from .common import parse_format, print_inspect
+    data = info_dict(Runtime())
+    if args.format:
+        return print_inspect([data], parse_format(args.format))
+    shown = dict(data, MemTotalHuman=fmt.bytes_size(data["MemTotal"]))
+    print(parse_format(INFO_TEMPLATE).execute(shown).rstrip("\n"))
+    return 0
+
+
 def cmd_system_restore(args) -> int:
     from ...engine.restore import restore
     _, failed = restore(Runtime())
@@ -44,6 +179,11 @@ def register(sub, management: bool = False) -> None:
     from .common import Parser
     if management:
         return
+    for name, func, help_text in (("version", cmd_version, "Show the minidocker version information"),
+                                  ("info", cmd_info, "Display system-wide information")):
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=func, needs_root=name != "version")
+        p.add_argument("-f", "--format", default=None, help="Format the output using the given Go template")
     gp = sub.add_parser("system", help="Manage minidocker")
     gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
     p = gsub.add_parser("restore", help="At boot: start the containers whose restart policy says so "
