@@ -201,13 +201,14 @@ def check_update(host: dict, changes: dict, cid: str = "") -> dict:
 # ---------------------------------------------------------------- the whole HostConfig
 def host_config(*, network_mode: str = "default", port_bindings: dict | None = None,
                 publish_all: bool = False, auto_remove: bool = False, restart_policy: dict | None = None,
+                log_config: dict | None = None,
                 limits: dict | None = None,
                 binds: list[str] | None = None, tmpfs: list[str] | None = None,
                 masked_paths: list[str] = (), readonly_paths: list[str] = ()) -> dict:
     """The HostConfig `docker inspect` shows for a new container, in Docker's key order."""
     return {
         "Binds": list(binds) if binds else None, "ContainerIDFile": "",
-        "LogConfig": {"Type": "json-file", "Config": {}},
+        "LogConfig": dict(log_config or {"Type": "json-file", "Config": {}}),
         "NetworkMode": network_mode or "default", "PortBindings": port_bindings or {},
         "PublishAllPorts": publish_all,
         "RestartPolicy": dict(restart_policy or {"Name": "no", "MaximumRetryCount": 0}),

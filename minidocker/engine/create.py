@@ -141,7 +141,7 @@ def new_record(rt, cid: str, name: str, argv: list[str], img: Image, config: dic
         "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
         "HostnamePath": os.path.join(cdir, "hostname"),
         "HostsPath": os.path.join(cdir, "hosts"),
-        "LogPath": rt.containers.log_path(cid),
+        "LogPath": rt.containers.log_path(cid) if host["LogConfig"]["Type"] != "none" else "",
         "Name": "/" + name, "RestartCount": 0, "Driver": "overlay2", "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": host, "GraphDriver": {"Data": None, "Name": "overlay2"},
@@ -183,7 +183,8 @@ def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> 
         fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname), durable=False)
         host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
         fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, kind), durable=False)
-        open(rec["LogPath"], "a").close()
+        if rec["LogPath"]:
+            open(rec["LogPath"], "a").close()
         rt.containers.write(rec)
     except BaseException:
         remove_files(rt.root, cid)
@@ -225,7 +226,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
            workdir: str | None = None, user: str | None = None, hostname: str | None = None,
            tty: bool = False, stdin_open: bool = False, attach: bool = False,
            auto_remove: bool = False, restart_policy: dict | None = None, healthcheck: dict | None = None,
-           init: bool = False,
+           init: bool = False, log_config: dict | None = None,
            labels: dict | None = None,
            resources: dict | None = None, stop_signal: str | None = None,
            stop_timeout: int | None = None, network: str = "default",
@@ -258,7 +259,8 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
                               anonymous=[v for v in volumes or [] if ":" not in v], healthcheck=healthcheck)
     binds = [v for v in volumes or [] if ":" in v]  # `-v src:dst`; `-v /dst` alone is in Config.Volumes
     host = hostconfig.host_config(network_mode=network, port_bindings=bindings, publish_all=publish_all,
-                                  auto_remove=auto_remove, restart_policy=restart_policy, limits=resources,
+                                  auto_remove=auto_remove, restart_policy=restart_policy, log_config=log_config,
+                                  limits=resources,
                                   binds=binds, tmpfs=tmpfs,
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
     if init:

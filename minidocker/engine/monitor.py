@@ -28,7 +28,7 @@ import time
 from .. import fsutil
 from ..container import health, restart
 from ..container import state as st
-from ..container.logs import JsonFileLog
+from ..container import logs
 from ..container.store import ContainerStore
 from ..core import cgroups, shim
 from ..errors import MinidockerError
@@ -234,8 +234,9 @@ class Monitor:
             return self.fail(e.exit_code if e.exit_code != 1 else 125, str(e))
         except OSError as e:
             return self.fail(125, str(e))
-        return shim.Shim(bundle, self.cid, self.status_fd, JsonFileLog(self.containers.log_path(self.cid)),
-                         DockerHooks(self, rec, joined), attach=self.attach, caller_fd=self.caller_fd,
+        log = logs.open_driver(rec["HostConfig"].get("LogConfig"), self.containers.log_path(self.cid))
+        return shim.Shim(bundle, self.cid, self.status_fd, log, DockerHooks(self, rec, joined),
+                         attach=self.attach, caller_fd=self.caller_fd,
                          interactive=bool(rec["Config"].get("OpenStdin"))).run()
 
 

@@ -43,6 +43,8 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
                         "countdown (ms|s|m|h) (default 0s)")
     p.add_argument("--health-retries", default="0", help="Consecutive failures needed to report unhealthy")
     p.add_argument("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
+    p.add_argument("--log-driver", default=None, help="Logging driver for the container (json-file, none)")
+    p.add_argument("--log-opt", action="append", default=[], help="Log driver options (max-size=, max-file=)")
     p.add_argument("--init", action="store_true",
                    help="Run an init inside the container that forwards signals and reaps processes")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
@@ -102,6 +104,7 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
                          auto_remove=args.rm, restart_policy=policy, healthcheck=check, init=args.init,
+                         log_config=logsmod.log_config(args.log_driver, args.log_opt),
                          labels=labels,
                          resources=_resources_from_args(args),
                          stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
@@ -596,6 +599,8 @@ def cmd_inspect(args) -> int:
 def cmd_logs(args) -> int:
     rt = _runtime()
     rec = rt.inspect(args.container)
+    if (rec["HostConfig"].get("LogConfig") or {}).get("Type") == "none":
+        raise MinidockerError("configured logging driver does not support reading")
     path = rec["LogPath"]
     tail = None
     if args.tail not in (None, "all"):
