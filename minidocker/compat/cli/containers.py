@@ -366,6 +366,28 @@ def cmd_unpause(args) -> int:
     return each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
 
 
+def cmd_cp(args) -> int:
+    from ...engine import cp
+    from ...errors import NotFound
+    src_ref, src = cp.split_arg(args.src)
+    dest_ref, dest = cp.split_arg(args.dest)
+    if src_ref and dest_ref:
+        raise MinidockerError("copying between containers is not supported")
+    if not src_ref and not dest_ref:
+        raise MinidockerError("must specify at least one container source")
+    ref, path = (src_ref, src) if src_ref else (dest_ref, dest)
+    rt = _runtime()
+    try:
+        rt.resolve(ref)
+    except NotFound:
+        raise NotFound(f"No such container:path: {ref}:{path}") from None
+    if src_ref:
+        cp.copy_from_container(rt, src_ref, src, dest, follow=args.follow_link)
+    else:
+        cp.copy_to_container(rt, dest_ref, src, dest)
+    return 0
+
+
 def cmd_rename(args) -> int:
     rt = _runtime()
     cid = rt.resolve(args.container)
@@ -694,6 +716,11 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("containers", nargs="+")
     p = add("unpause", cmd_unpause, "Unpause all processes within one or more containers")
     p.add_argument("containers", nargs="+")
+    p = add("cp", cmd_cp, "Copy files/folders between a container and the local filesystem")
+    p.add_argument("-a", "--archive", action="store_true", help="Archive mode (copy all uid/gid information)")
+    p.add_argument("-L", "--follow-link", action="store_true", help="Always follow symbol link in SRC_PATH")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dest", metavar="DEST")
     p = add("rename", cmd_rename, "Rename a container")
     p.add_argument("container")
     p.add_argument("new_name")
