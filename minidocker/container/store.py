@@ -134,7 +134,9 @@ class ContainerStore:
                     raise Conflict(f'Error when allocating new name: Conflict. The container name "/{new}" '
                                    f'is already in use by container "{other}". You have to remove (or '
                                    "rename) that container to be able to reuse that name.")
-                rec["Name"] = "/" + new
+                old, rec["Name"] = rec["Name"], "/" + new
+        from .. import events
+        events.emit(self.root, "container", "rename", cid, events.container_attributes(rec, oldName=old))
 
     @contextmanager
     def update(self, cid: str):

@@ -20,7 +20,7 @@ import os
 import secrets
 import time
 
-from .. import fsutil, gotime
+from .. import events, fsutil, gotime
 from ..container import etcfiles, health, hostconfig, names, restart, runconfig
 from ..container import state as st
 from ..core import security
@@ -269,6 +269,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
         rec = new_record(rt, cid, name or names.random_name(retry), argv, img, config, host, settings)
         try:
             make_files(rt, rec, img, wanted)
+            events.emit(rt.root, "container", "create", cid, events.container_attributes(rec))
             return cid
         except Conflict:
             if name or retry == 9:

@@ -88,8 +88,13 @@ class Prober:
         with self.rt.containers.update(self.cid) as r:
             s = r["State"]
             if s.get("Running") and not s.get("Restarting") and s.get("Health"):
+                before = s["Health"]["Status"]
                 s["Health"] = rules.record(s["Health"], self.config, code, output, self.start_ns, end,
                                            self.started_ns)
+                if s["Health"]["Status"] != before:
+                    from .. import events
+                    events.emit(self.rt.root, "container", f"health_status: {s['Health']['Status']}", self.cid,
+                                events.container_attributes(r))
         self.next_at = time.monotonic() + rules.interval(self.config)
 
     def stop(self) -> None:

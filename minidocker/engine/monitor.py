@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 
-from .. import fsutil
+from .. import events, fsutil
 from ..container import health, restart
 from ..container import state as st
 from ..container import logs
@@ -79,6 +79,7 @@ class DockerHooks(shim.Hooks):
         check = self.rec["Config"].get("Healthcheck")
         with self.m.containers.update(self.m.cid) as r:
             st.set_running(r["State"], pid, time.time_ns())
+            events.emit(self.m.root, "container", "start", self.m.cid, events.container_attributes(r))
             r["NetworkSettings"] = self.rec["NetworkSettings"]
             if health.enabled(check):  # State.Health: `starting` until the first probe says
                 r["State"]["Health"] = health.on_start(r["State"].get("Health"))
@@ -123,11 +124,15 @@ class DockerHooks(shim.Hooks):
                 r["State"]["Health"] = health.on_stop(r["State"]["Health"])
             r["NetworkSettings"] = settings
             auto_remove = r["HostConfig"].get("AutoRemove")
+            if oom:
+                events.emit(self.m.root, "container", "oom", self.m.cid, events.container_attributes(r))
+            events.emit(self.m.root, "container", "die", self.m.cid, events.container_attributes(r, exitCode=code))
         self.m.restart_in = self.m.delay if again else None
         if auto_remove and not again:  # --rm: the monitor removes the container (and its anonymous volumes)
             from .remove import remove_files
             self.m.images.driver.unmount(self.m.images.container_mount_id(self.m.cid))
             remove_files(self.m.root, self.m.cid, self.rec)
+            events.emit(self.m.root, "container", "destroy", self.m.cid, events.container_attributes(self.rec))
 
 
 class Monitor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 
-from .. import fsutil
+from .. import events, fsutil
 from ..container import state as st
 from ..container.store import ContainerStore
 from ..errors import MinidockerError
@@ -54,6 +54,7 @@ def _remove(rt, cid: str, force: bool, volumes: bool) -> str:
     st.check_remove(rec["State"], rec["Name"].lstrip("/"), force)
     if rec["State"]["Running"]:
         rec = stopped_by_user(rt, cid)  # (a restart policy must not bring it back)
+        events.emit(rt.root, "container", "kill", cid, events.container_attributes(rec, signal=9))
         send(rt, rec, signal.SIGKILL)
         wait_not_running(rt, cid, None)
     elif rt.containers.shim_alive(cid):
@@ -61,6 +62,7 @@ def _remove(rt, cid: str, force: bool, volumes: bool) -> str:
     with rt.containers.update(cid) as r:
         r["State"]["Status"] = st.REMOVING
     remove_files(rt.root, cid, rec if volumes else None)  # -v: anonymous volumes go too
+    events.emit(rt.root, "container", "destroy", cid, events.container_attributes(rec))
     return cid
 
 

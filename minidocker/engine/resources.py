@@ -5,6 +5,7 @@ Taught in notebook 04 (cgroups). A running container's limits are files in its c
 """
 from __future__ import annotations
 
+from .. import events
 from ..container import hostconfig
 from ..container import state as st
 from ..errors import InvalidState
@@ -20,6 +21,7 @@ def pause(rt, ref: str) -> str:
         st.check_pause(rec["State"], cid)
         rt.cgroups().freeze(cid)
         rec["State"].update(Paused=True, Status=st.PAUSED)
+    events.emit(rt.root, "container", "pause", cid, events.container_attributes(rec))
     return cid
 
 
@@ -29,6 +31,7 @@ def unpause(rt, ref: str) -> str:
         st.check_unpause(rec["State"], cid)
         rt.cgroups().thaw(cid)
         rec["State"].update(Paused=False, Status=st.RUNNING)
+    events.emit(rt.root, "container", "unpause", cid, events.container_attributes(rec))
     return cid
 
 
@@ -42,6 +45,7 @@ def update(rt, ref: str, resources: dict) -> str:
         if s["Running"] and not s.get("Restarting") and set(resources) - {"RestartPolicy"}:
             rt.cgroups().apply(cid, hostconfig.oci_resources(new))
         rec["HostConfig"].update(new)
+    events.emit(rt.root, "container", "update", cid, events.container_attributes(rec))
     return cid
 
 

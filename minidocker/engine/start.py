@@ -91,6 +91,9 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
             r.pop("RestartCanceled", None)
             r["RestartCount"] = 0
     steps.replacements()  # a MINIDOCKER_STEPS file that cannot be used fails here, in one line
+    if attach:
+        from .. import events
+        events.emit(rt.root, "container", "attach", cid, events.container_attributes(rec))
     r, w = os.pipe()
     # The caller's stdio is passed under new numbers: the monitor's own 0/1/2 are /dev/null
     # and its error log, so that a detached monitor holds no terminal.

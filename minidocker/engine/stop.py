@@ -11,6 +11,7 @@ import os
 import signal as signalmod
 import time
 
+from .. import events
 from ..container import restart as policies, runconfig
 from ..container import state as st
 from ..errors import NotFound
@@ -84,6 +85,7 @@ def kill(rt, ref: str, sig: str | int = "KILL") -> str:
     configured = rec["Config"].get("StopSignal")
     rec = stopped_by_user(rt, cid, policies.cancels_restart(
         signo, runconfig.parse_signal(configured) if configured else None, signalmod.SIGKILL))
+    events.emit(rt.root, "container", "kill", cid, events.container_attributes(rec, signal=signo))
     send(rt, rec, signo)
     if signo == signalmod.SIGKILL:
         wait_not_running(rt, cid, None)
@@ -98,10 +100,15 @@ def stop(rt, ref: str, timeout: int | None = None) -> str:
     if timeout is None:
         timeout = rec["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
     rec = stopped_by_user(rt, cid)
-    send(rt, rec, runconfig.parse_signal(rec["Config"].get("StopSignal") or "SIGTERM"))
+    stop_signal = runconfig.parse_signal(rec["Config"].get("StopSignal") or "SIGTERM")
+    if rec["State"]["Pid"] > 0:
+        events.emit(rt.root, "container", "kill", cid, events.container_attributes(rec, signal=stop_signal))
+    send(rt, rec, stop_signal)
     if timeout < 0 or not wait_not_running(rt, cid, timeout):
+        events.emit(rt.root, "container", "kill", cid, events.container_attributes(rec, signal=9))
         send(rt, rt.containers.read(cid), signalmod.SIGKILL)
         wait_not_running(rt, cid, None)
+    events.emit(rt.root, "container", "stop", cid, events.container_attributes(rec))
     return cid
 
 
@@ -109,6 +116,7 @@ def restart(rt, ref: str, timeout: int | None = None) -> str:
     from .start import start
     cid = stop(rt, ref, timeout)
     start(rt, cid)
+    events.emit(rt.root, "container", "restart", cid, events.container_attributes(rt.containers.read(cid)))
     return cid
 
 

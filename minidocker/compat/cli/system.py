@@ -169,6 +169,65 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _event_time(value: str | None) -> int | None:
+    """--since/--until: a unix time ("1764630000.5"), an RFC 3339 date, or a duration back from
+    now ("10m", "1h30m": Go's), as docker events takes them."""
+    import time
+    from ... import gotime
+    from ...errors import InvalidArgument
+    if not value:
+        return None
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    try:
+        return time.time_ns() - gotime.parse_duration(value)
+    except ValueError:
+        pass
+    t = gotime.parse_rfc3339(value if value.endswith("Z") or "+" in value else value + "Z")
+    if t is None:
+        raise InvalidArgument(f"invalid value for time: {value}")
+    return int(t * 1e9)
+
+
+def cmd_events(args) -> int:
+    import time
+    from ... import events
+    from ...errors import InvalidArgument
+    from .common import parse_format
+    filters: dict[str, list[str]] = {}
+    for f in args.filter:
+        key, _, value = f.partition("=")
+        if key not in events.FILTER_KEYS:
+            raise InvalidArgument(f"Invalid filter '{key}'", exit_code=1)
+        filters.setdefault(key, []).append(value)
+    template = parse_format(args.format)
+    rt = Runtime()
+    since, until = _event_time(args.since), _event_time(args.until)
+    start_ns = time.time_ns()
+
+    def show(msg: dict) -> None:
+        if events.matches(msg, filters):
+            print(template.execute(msg) if template else events.format_line(msg), flush=True)
+    seen = 0
+    past = events.read(rt.root, since, until) if since is not None else []
+    for msg in past:
+        show(msg)
+    if until is not None and until <= time.time_ns():
+        return 0
+    # then follow: what is appended from now on (until --until, or ^C)
+    last = max([m["timeNano"] for m in past] + [start_ns - 1])
+    while until is None or time.time_ns() < until:
+        fresh = [m for m in events.read(rt.root, last + 1, until) if m["timeNano"] > last]
+        for msg in fresh:
+            show(msg)
+            last = max(last, msg["timeNano"])
+        seen += len(fresh)
+        time.sleep(0.1)
+    return 0
+
+
 def cmd_system_restore(args) -> int:
     from ...engine.restore import restore
     _, failed = restore(Runtime())
@@ -184,6 +243,15 @@ def register(sub, management: bool = False) -> None:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func, needs_root=name != "version")
         p.add_argument("-f", "--format", default=None, help="Format the output using the given Go template")
+    for parent in (sub,):
+        p = parent.add_parser("events", help="Get real time events from the server")
+        p.set_defaults(func=cmd_events)
+        p.add_argument("-f", "--filter", action="append", default=[],
+                       help="Filter output based on conditions provided (container=, event=, image=, label=, "
+                            "type=, volume=, network=)")
+        p.add_argument("--format", default=None, help="Format the output using the given Go template")
+        p.add_argument("--since", default=None, help="Show all events created since timestamp")
+        p.add_argument("--until", default=None, help="Stream events until this timestamp")
     gp = sub.add_parser("system", help="Manage minidocker")
     gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
     p = gsub.add_parser("restore", help="At boot: start the containers whose restart policy says so "
