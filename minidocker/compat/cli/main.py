@@ -34,7 +34,20 @@ def build_parser() -> Parser:
         gp = sub.add_parser(group, help=f"Manage {group}s")
         gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
         module.register(gsub, management=True)
+    for name, parser in sub.choices.items():  # every --help names the notebook that teaches it
+        if name in TAUGHT_IN:
+            parser.description = f"{parser.description or ''}\n\nTaught in notebooks/{TAUGHT_IN[name]}.ipynb".lstrip()
     return p
+
+
+# which notebook explains each command (the course: notebooks/, README "The course")
+TAUGHT_IN = {
+    **dict.fromkeys(["run", "create", "start", "stop", "kill", "rm", "ps", "logs", "wait", "inspect", "container"],
+                    "01-container-is-a-process"),
+    "exec": "03-namespaces",
+    **dict.fromkeys(["pause", "unpause", "update", "stats"], "04-cgroups"),
+    **dict.fromkeys(["diff", "history", "save"], "05-overlay2"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
