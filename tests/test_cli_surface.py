@@ -142,3 +142,27 @@ def test_rename_as_docker(md, docker):
     finally:
         for rt in (md, dk):
             rt("rm", "-f", "surface-r1", "surface-r2", "surface-r3")
+
+
+@pytest.mark.root
+def test_system_df_counts_what_is_there(tmp_path):
+    from conftest import MD
+    md = MD(str(tmp_path / "root"))
+    try:
+        md.ok("run", "-d", "--name", "df-run", *N, "-v", "df-vol:/data", "busybox", "sh", "-c",
+              "head -c 300000 /dev/zero > /data/z; head -c 200000 /dev/zero > /w; sleep 100")
+        md.ok("create", "--name", "df-idle", *N, "busybox", "true")
+        md.ok("volume", "create", "df-unused")
+        import time
+        time.sleep(1)
+        rows = [line.split("\t") for line in md.ok("system", "df", "--format",
+                                                   "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}").splitlines()]
+        assert rows[0][:3] == ["Images", "1", "1"]
+        assert rows[1][:3] == ["Containers", "2", "1"] and rows[1][3] == "200kB"   # the writable layer
+        assert rows[2][:3] == ["Local Volumes", "2", "1"] and rows[2][3] == "300kB"
+        assert rows[3] == ["Build Cache", "0", "0", "0B"]
+        verbose = md.ok("system", "df", "-v")
+        assert "df-run" in verbose and "df-idle" in verbose and "df-unused" in verbose and "busybox" in verbose
+    finally:
+        md("rm", "-f", "df-run", "df-idle")
+        md("system", "prune", "-af", "--volumes")

@@ -228,6 +228,88 @@ def cmd_events(args) -> int:
     return 0
 
 
+def disk_usage(rt: Runtime) -> dict:
+    """`docker system df`'s numbers: images (each layer counted once), containers' writable
+    layers, volumes; active = in use by a container (running, for containers)."""
+    import os
+    from ... import fsutil
+    from ...images.store import chain_ids
+    from ...volumes import VolumeStore
+    from .volumes import _users
+    store = rt.images
+    recs = rt.list(all=True)
+    used_images = {r["Image"] for r in recs}
+    images = [store.get(i) for i in store.image_ids()]
+    layers = {c: store.layer_size(c) for img in images for c in chain_ids(img.diff_ids)}
+    active_layers = {c for img in images if img.id in used_images for c in chain_ids(img.diff_ids)}
+    image_total = sum(layers.values())
+    image_reclaim = sum(size for c, size in layers.items() if c not in active_layers)
+
+    def upper(rec):
+        d = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        return fsutil.dir_size(d) if d and os.path.isdir(d) else 0
+    containers = [(r, upper(r)) for r in recs]
+    vs = VolumeStore(rt.root)
+    volumes = [(n, fsutil.dir_size(vs.path(n)), bool(_users(rt, n))) for n in vs.names()]
+    return {
+        "images": images, "used_images": used_images, "containers": containers, "volumes": volumes,
+        "rows": [
+            ("Images", len(images), sum(1 for i in images if i.id in used_images), image_total, image_reclaim),
+            ("Containers", len(recs), sum(1 for r in recs if r["State"]["Running"]),
+             sum(size for _, size in containers), sum(size for r, size in containers if not r["State"]["Running"])),
+            ("Local Volumes", len(volumes), sum(1 for v in volumes if v[2]), sum(v[1] for v in volumes),
+             sum(v[1] for v in volumes if not v[2])),
+            ("Build Cache", 0, 0, 0, 0),  # (the classic builder's cache is its images)
+        ],
+    }
+
+
+def cmd_system_df(args) -> int:
+    import sys
+    from .common import render_table, unescape_format
+    du = disk_usage(Runtime())
+    rows = []
+    for kind, total, active, size, reclaim in du["rows"]:
+        pct = ""
+        if kind != "Build Cache" and (size or kind == "Images"):  # (docker's column: a share where it has one)
+            pct = f" ({int(100 * reclaim / size) if size else 0}%)"
+        rows.append({"Type": kind, "TotalCount": str(total), "Active": str(active), "Size": fmt.human_size(size),
+                     "Reclaimable": fmt.human_size(reclaim) + pct})
+    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+    if args.format:
+        sys.stdout.write(render_table(unescape_format(args.format), rows, headers))
+        return 0
+    if not args.verbose:
+        sys.stdout.write(render_table("table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+                                      rows, headers))
+        return 0
+    store = Runtime().images
+    print("Images space usage:\n")
+    img_rows = []
+    for img in du["images"]:
+        tags = store.tags_of(img.id) or ["<none>:<none>"]
+        for t in tags:
+            repo, _, tag = t.rpartition(":")
+            img_rows.append({"Repository": repo, "Tag": tag, "ID": img.short_id,
+                             "Size": fmt.human_size(store.size(img)),
+                             "Containers": str(sum(1 for r, _ in du["containers"] if r["Image"] == img.id))})
+    sys.stdout.write(render_table("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}\t{{.Containers}}", img_rows,
+                                  {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Size": "SIZE",
+                                   "Containers": "CONTAINERS"}))
+    print("\nContainers space usage:\n")
+    c_rows = [{"ID": r["Id"][:12], "Image": r["Config"].get("Image", ""), "Size": fmt.human_size(size),
+               "Status": r["State"]["Status"], "Names": r["Name"].lstrip("/")} for r, size in du["containers"]]
+    sys.stdout.write(render_table("table {{.ID}}\t{{.Image}}\t{{.Size}}\t{{.Status}}\t{{.Names}}", c_rows,
+                                  {"ID": "CONTAINER ID", "Image": "IMAGE", "Size": "SIZE", "Status": "STATUS",
+                                   "Names": "NAMES"}))
+    print("\nLocal Volumes space usage:\n")
+    v_rows = [{"Name": n, "Links": "1" if used else "0", "Size": fmt.human_size(size)}
+              for n, size, used in du["volumes"]]
+    sys.stdout.write(render_table("table {{.Name}}\t{{.Links}}\t{{.Size}}", v_rows,
+                                  {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}))
+    return 0
+
+
 def cmd_system_restore(args) -> int:
     from ...engine.restore import restore
     _, failed = restore(Runtime())
@@ -254,6 +336,10 @@ def register(sub, management: bool = False) -> None:
         p.add_argument("--until", default=None, help="Stream events until this timestamp")
     gp = sub.add_parser("system", help="Manage minidocker")
     gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
+    p = gsub.add_parser("df", help="Show minidocker disk usage")
+    p.set_defaults(func=cmd_system_df)
+    p.add_argument("-v", "--verbose", action="store_true", help="Show detailed information on space usage")
+    p.add_argument("--format", default=None, help="Pretty-print using a Go template")
     p = gsub.add_parser("restore", help="At boot: start the containers whose restart policy says so "
                                         "(what dockerd does when it starts)")
     p.set_defaults(func=cmd_system_restore)
