@@ -35,7 +35,7 @@ import socket
 import sys
 
 from . import bundle, cgroups, runc, steps
-from .stdio import StdinFeeder
+from .stdio import StdinFeeder, split_detach
 from .linux import syscalls as sc
 
 
@@ -63,6 +63,9 @@ class Hooks:
     def poll(self, sel) -> float | None:               # before each wait: may (un)register its own
         return None                                    # fds as ("hook", callback); seconds to wake
 
+    def output(self, stream: str, data: bytes) -> None: ...  # what the container wrote (for attach)
+    def stdin(self, fd: int) -> None: ...              # where input for the container goes (-i, -t)
+
 
 class Shim:
     def __init__(self, bundle_dir: str, container_id: str, status_fd: int, log, hooks: Hooks = Hooks(),
@@ -78,6 +81,7 @@ class Shim:
         # the container to end).
         self.caller_fd = caller_fd
         self.interactive = interactive
+        self.held = b""  # input that may be the start of the detach keys
 
     def report(self, **event) -> None:
         self.status_fd = report(self.status_fd, **event)
@@ -118,9 +122,17 @@ class Shim:
             return self.fail(e.code, str(e))
         self._close_child_ends(io)
         master = self._receive_terminal(io)
+        if master >= 0 and self.attach_out >= 0:
+            # the attached caller's window changes size: it sends us SIGWINCH (run -it), we pass
+            # the new size on to the container's terminal (whose programs then get SIGWINCH)
+            signal.signal(signal.SIGWINCH, lambda *_: self._copy_winsize(master))
         self.hooks.started(pid)
         self.report(event="started", pid=pid)
 
+        if master >= 0 and self.interactive:
+            self.hooks.stdin(master)
+        elif io["keep_open_w"] >= 0 and self.attach_in < 0:
+            self.hooks.stdin(io["keep_open_w"])
         feeder = None
         if io["keep_open_w"] >= 0 and self.attach_in >= 0:  # -i, attached: copy the caller's input
             feeder, io["keep_open_w"] = StdinFeeder(self.attach_in, io["keep_open_w"]), -1
@@ -254,13 +266,22 @@ class Shim:
                 except OSError:  # EIO on a pty master: every slave fd is closed
                     data = b""
                 if stream == "stdin":
+                    detached = False
+                    if data:
+                        data, self.held, detached = split_detach(data, self.held)
                     if data and master >= 0:
                         try:
                             os.write(master, data)
                         except OSError:
                             pass
-                    else:
+                    if not data and not detached and not self.held:
                         sel.unregister(fd)
+                    if detached:  # ctrl-p ctrl-q (run -it): the caller leaves, the container runs on
+                        sel.unregister(fd)
+                        self.report(event="detached")
+                        self._detach()
+                        if self.caller_fd >= 0 and self.caller_fd in sel.get_map():
+                            sel.unregister(self.caller_fd)
                     continue
                 if not data:
                     sel.unregister(fd)
@@ -269,6 +290,7 @@ class Shim:
                     streams -= 1
                     continue
                 self._write_attached(attr, data)
+                self.hooks.output(stream, data)
                 self.log.feed(stream, data)
         if feeder is not None:
             feeder.close()

@@ -86,3 +86,19 @@ class StdinFeeder:
                 self.sel.unregister(fd)
         os.close(self.pipe_w)
         self.pipe_w = -1
+
+
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q: leave a container without stopping it
+
+
+def split_detach(data: bytes, pending: bytes, keys: bytes = DETACH_KEYS) -> tuple[bytes, bytes, bool]:
+    """Look for the detach keys in the input (they may come split across reads): returns
+    (bytes to send on, bytes held back as a possible start of the keys, detached?). Pure."""
+    buf = pending + data
+    at = buf.find(keys)
+    if at >= 0:
+        return buf[:at], b"", True
+    for n in range(min(len(keys) - 1, len(buf)), 0, -1):  # a prefix of the keys at the end waits
+        if buf.endswith(keys[:n]):
+            return buf[:-n], buf[-n:], False
+    return buf, b"", False

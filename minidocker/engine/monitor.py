@@ -47,6 +47,7 @@ class DockerHooks(shim.Hooks):
         self.net = Networking(monitor.root)
         self.dns = None
         self.prober = None
+        self.attach = None  # the attach socket's clients (engine/attach.py)
 
     def created(self, pid: int) -> None:
         self.rec["NetworkSettings"] = self.net.attach(self.rec, pid)
@@ -66,14 +67,32 @@ class DockerHooks(shim.Hooks):
         return dns.EmbeddedServer(pid, lambda: self.net.dns_records(self.m.cid), upstreams)
 
     def watch(self) -> dict:
-        return {fd: self.dns.handle for fd in self.dns.fds()} if self.dns else {}
+        fds = {self.attach.fd: self.attach.accept} if self.attach is not None else {}
+        if self.dns:
+            fds.update({fd: self.dns.handle for fd in self.dns.fds()})
+        return fds
 
     def poll(self, sel) -> float | None:
+        if self.attach is not None:
+            self.attach.poll(sel)
         return self.prober.poll(sel) if self.prober else None
+
+    def output(self, stream: str, data: bytes) -> None:
+        if self.attach is not None:
+            self.attach.output(stream, data)
+
+    def stdin(self, fd: int) -> None:
+        if self.attach is not None:
+            self.attach.stdin_fd = fd
 
     def started(self, pid: int) -> None:
         from ..core.linux import procfs
+        from .attach import Listener
         self.m.started_at = time.time()
+        try:  # `docker attach` connects here (engine/attach.py)
+            self.attach = Listener(self.m.containers.dir(self.m.cid), bool(self.rec["Config"].get("Tty")))
+        except OSError as e:
+            print(f"minidocker-shim: no attach socket for {self.m.cid}: {e}", file=sys.stderr)
         fsutil.write_atomic(self.m.containers.init_identity_path(self.m.cid),
                             f"{pid} {procfs.start_time(pid)}", durable=False)
         check = self.rec["Config"].get("Healthcheck")
@@ -94,6 +113,9 @@ class DockerHooks(shim.Hooks):
         if self.prober is not None:
             self.prober.stop()
             self.prober = None
+        if self.attach is not None:
+            self.attach.close()
+            self.attach = None
         if self.dns is not None:
             self.dns.close()
             self.dns = None

@@ -57,6 +57,7 @@ class StartedContainer:
     def __init__(self, pid: int, status: StatusPipe | None = None):
         self.pid = pid
         self._status = status
+        self.detached = False
 
     def wait_exit(self) -> int | None:
         """Block until the monitor reports the exit code (None if it died without saying)."""
@@ -65,6 +66,9 @@ class StartedContainer:
         ev = self._status.next_event()
         self._status.close()
         self._status = None
+        if ev and ev.get("event") == "detached":
+            self.detached = True  # ctrl-p ctrl-q: the container runs on without us
+            return 0
         return ev.get("code") if ev and ev.get("event") == "exited" else None
 
 

@@ -180,6 +180,12 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
         except MinidockerError:
             pass
     old = {s: signal.signal(s, forward) for s in proxied} if not tty else {}
+    if tty:  # our window's new size goes to the monitor, which sets the container's terminal to it
+        def resize(signo, frame):
+            pid = rt.containers.monitor_pid(cid)
+            if pid:
+                os.kill(pid, signal.SIGWINCH)
+        old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         with _TerminalRaw(0, tty and interactive):
             started = rt.start(cid, attach=attach)
@@ -189,6 +195,8 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
             for signo in pending:
                 forward(signo, None)
             code = started.wait_exit()
+            if started.detached:  # ctrl-p ctrl-q: the container runs on
+                sys.stderr.write("read escape sequence\r\n" if tty else "read escape sequence\n")
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -364,6 +372,16 @@ def cmd_pause(args) -> int:
 def cmd_unpause(args) -> int:
     rt = _runtime()
     return each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
+
+
+def cmd_attach(args) -> int:
+    from ...engine import attach
+    rt = _runtime()
+    keys = attach.parse_detach_keys(args.detach_keys) if args.detach_keys else attach.DETACH_KEYS
+    tty = bool(rt.inspect(args.container)["Config"].get("Tty"))
+    with _TerminalRaw(0, tty and not args.no_stdin):
+        return attach.attach(rt, args.container, stdin=not args.no_stdin, detach_keys=keys,
+                             sig_proxy=args.sig_proxy != "false")
 
 
 def cmd_cp(args) -> int:
@@ -716,6 +734,12 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("containers", nargs="+")
     p = add("unpause", cmd_unpause, "Unpause all processes within one or more containers")
     p.add_argument("containers", nargs="+")
+    p = add("attach", cmd_attach, "Attach local standard input, output, and error streams to a running container")
+    p.add_argument("--detach-keys", default=None, help="Override the key sequence for detaching a container")
+    p.add_argument("--no-stdin", action="store_true", help="Do not attach STDIN")
+    p.add_argument("--sig-proxy", default="true", choices=["true", "false"],
+                   help="Proxy all received signals to the process (default true)")
+    p.add_argument("container")
     p = add("cp", cmd_cp, "Copy files/folders between a container and the local filesystem")
     p.add_argument("-a", "--archive", action="store_true", help="Archive mode (copy all uid/gid information)")
     p.add_argument("-L", "--follow-link", action="store_true", help="Always follow symbol link in SRC_PATH")
