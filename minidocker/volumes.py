@@ -314,6 +314,7 @@ def oci_mount(m: dict) -> dict:
 # ---------------------------------------------------------------- the store
 class VolumeStore:
     def __init__(self, root):
+        self.root = root
         self.dir = os.path.join(root.root, "volumes")
         os.makedirs(self.dir, mode=PRIVATE_DIR, exist_ok=True)  # (see paths.StateRoot.ensure)
         if os.stat(self.dir).st_mode & 0o7777 != PRIVATE_DIR:
@@ -361,6 +362,8 @@ class VolumeStore:
         fsutil.write_json(os.path.join(self.dir, name, "metadata.json"),
                           {"CreatedAt": rfc3339nano(time.time_ns()), "Labels": labels or {},
                            "Anonymous": anonymous})
+        from . import events
+        events.emit(self.root, "volume", "create", name, {"driver": "local"})
         return name
 
     def anonymous(self, name: str) -> bool:
@@ -379,6 +382,8 @@ class VolumeStore:
             if in_use:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(in_use)}]")
             fsutil.rmtree(os.path.join(self.dir, name))
+        from . import events
+        events.emit(self.root, "volume", "destroy", name, {"driver": "local"})
 
     def prune(self, users, named_too: bool = False) -> tuple[list[str], int]:
         """Remove the volumes nobody uses (`users(name)` -> container ids): anonymous ones,
@@ -391,6 +396,9 @@ class VolumeStore:
                 space += self.size(name)
                 fsutil.rmtree(os.path.join(self.dir, name))
                 removed.append(name)
+        from . import events
+        for name in removed:
+            events.emit(self.root, "volume", "destroy", name, {"driver": "local"})
         return removed, space
 
     def size(self, name: str) -> int:

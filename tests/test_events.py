@@ -66,3 +66,29 @@ def test_events_follows_until_its_until(md):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+@pytest.mark.root
+@pytest.mark.docker
+def test_image_volume_and_network_events_as_dockers(md, docker):
+    dk = lambda *a: docker.docker(*a, check=False)  # noqa: E731
+    start = f"{time.time() - 1:.3f}"
+    for rt in (md, dk):
+        rt("tag", "busybox", "ev-image:1")
+        rt("rmi", "ev-image:1")
+        rt("volume", "create", "ev-volume")
+        rt("volume", "rm", "ev-volume")
+        rt("network", "create", "ev-network")
+        rt("network", "rm", "ev-network")
+    time.sleep(0.5)
+    argv = ["events", "--since", start, "--until", f"{time.time():.3f}", "--filter", "type=image", "--filter",
+            "type=volume", "--filter", "type=network", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}} "
+            "{{.Actor.Attributes.name}} {{.Actor.Attributes.driver}}"]
+
+    def shown(out: str) -> list[str]:  # (ids differ between the two: kept as their kind)
+        lines = [line for line in out.splitlines() if "ev-" in line or " untag " in line or " delete " in line]
+        return [" ".join("<id>" if w.startswith("sha256:") or len(w) == 64 else w for w in line.split())
+                for line in lines]
+    ours, theirs = shown(md.ok(*argv)), shown(docker.docker(*argv).stdout)
+    assert ours == theirs, (ours, theirs)
+    assert "volume create ev-volume <no value> local" in ours and "network destroy <id> ev-network <no value>" in ours

@@ -69,6 +69,8 @@ def _delete_image(store: ImageStore, img: Image, in_use: set[str] = frozenset())
     fsutil.rmtree(os.path.join(store.root.image_dir, "imagedb", "metadata", "sha256", img.id.split(":", 1)[1]),
                   ignore_errors=True)
     out.append(f"Deleted: {img.id}")
+    from .. import events
+    events.emit(store.root, "image", "delete", img.id, {"name": img.id})
     out += [f"Deleted: {c}" for c in delete_unused_layers(store, chain_ids(img.diff_ids))]
     # a build's intermediate images go with the last image built on them
     if parent and parent not in in_use and not store.tags_of(parent) and not store.children_of(parent):

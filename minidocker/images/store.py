@@ -372,6 +372,8 @@ class ImageStore:
             repos = self._read_repos()
             repos.setdefault(r.familiar_name, {})[str(r)] = image_id
             fsutil.write_json(self.root.repositories, {"Repositories": repos})
+        from .. import events
+        events.emit(self.root, "image", "tag", image_id, {"name": str(r)})
 
     def untag(self, ref: str) -> None:
         from . import reference as refmod
@@ -379,11 +381,14 @@ class ImageStore:
         with self.lock():
             repos = self._read_repos()
             repo = repos.get(r.familiar_name, {})
-            if repo.pop(str(r), None) is None:
+            image_id = repo.pop(str(r), None)
+            if image_id is None:
                 raise NotFound(f"No such image: {ref}")
             if not repo:
                 repos.pop(r.familiar_name, None)
             fsutil.write_json(self.root.repositories, {"Repositories": repos})
+        from .. import events
+        events.emit(self.root, "image", "untag", image_id, {"name": image_id})  # (dockerd names the id)
 
     def tags_of(self, image_id: str) -> list[str]:
         return sorted(t for t, i in self.tags().items() if i == image_id)

@@ -189,7 +189,9 @@ class NetworkStore:
             rec = self._new(name, "bridge", str(net), str(gw), None, labels, internal)
             rec["Options"][BRIDGE_NAME_OPT] = f"md-{rec['Id'][:12]}"
             self._write(rec)
-            return rec
+        from .. import events
+        events.emit(self.root, "network", "create", rec["Id"], {"name": name, "type": "bridge"})
+        return rec
 
     def remove(self, ref: str) -> dict:
         rec = self.get(ref)
@@ -201,6 +203,8 @@ class NetworkStore:
                 raise Conflict(f"error while removing network: network {rec['Name']} id {rec['Id']} "
                                "has active endpoints")
             os.unlink(self._path(rec["Id"]))
+        from .. import events
+        events.emit(self.root, "network", "destroy", rec["Id"], {"name": rec["Name"], "type": "bridge"})
         return rec
 
     @contextmanager
