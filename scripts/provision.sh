@@ -190,14 +190,19 @@ EOF
 cat > /etc/systemd/system/minidocker-restore.service <<EOF
 # written by minidocker's scripts/provision.sh
 [Unit]
-Description=minidocker: start the containers whose restart policy says so (as dockerd does at boot)
-After=network-online.target
+Description=minidocker: containers' restart policies at boot, a clean stop at shutdown (as dockerd)
+After=network-online.target minidocker-lab.service
 Wants=network-online.target
 
 [Service]
 Type=oneshot
+RemainAfterExit=yes
 Environment=MINIDOCKER_ROOT=$STATE
-ExecStart=$PYBIN/python -m minidocker system restore
+ExecStart=-$PYBIN/python -m minidocker system restore
+# stopped first at shutdown (it starts after the lab): the containers, the lab's included, stop
+# cleanly instead of holding the shutdown until systemd kills their monitors
+ExecStop=$PYBIN/python -m minidocker system shutdown
+TimeoutStopSec=60
 
 [Install]
 WantedBy=multi-user.target

@@ -256,3 +256,24 @@ def test_the_python_api_takes_docker_pys_restart_policy(state_root):
         assert c.attrs["State"]["ExitCode"] == 7
     finally:
         c.remove(force=True)
+
+
+def test_a_clean_shutdown_is_no_users_stop(md):
+    """`system shutdown` (the VM unit's ExecStop) stops everything as dockerd does when it stops:
+    at boot `system restore` brings back unless-stopped containers too, not the ones a user stopped."""
+    names = ["rs-sd-unless", "rs-sd-always", "rs-sd-user"]
+    try:
+        for name in names:
+            md.ok("run", "-d", "--name", name, *N, "--restart",
+                  "always" if name == "rs-sd-always" else "unless-stopped", "busybox", "sleep", "1000")
+        md.ok("stop", "-t", "0", "rs-sd-user")
+        t = time.monotonic()
+        out = md.ok("system", "shutdown", "-t", "1")
+        assert time.monotonic() - t < 10 and sorted(n for n in out.split() if n.startswith("rs-sd")) == \
+            ["rs-sd-always", "rs-sd-unless"]
+        assert {n: state(md, n)["Status"] for n in names} == dict.fromkeys(names, "exited")
+        md.ok("system", "restore")
+        assert {n: state(md, n)["Status"] for n in names} == {"rs-sd-unless": "running", "rs-sd-always": "running",
+                                                              "rs-sd-user": "exited"}
+    finally:
+        md("rm", "-f", *names)

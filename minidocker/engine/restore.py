@@ -1,4 +1,5 @@
-"""What dockerd does when it starts, for a daemonless runtime: `minidocker system restore`.
+"""What dockerd does when it starts and stops, for a daemonless runtime: `minidocker system
+restore` and `minidocker system shutdown`.
 
 Taught in notebook 09 (lifecycle). When the host boots, every container's monitor is gone.
 dockerd, starting, marks the containers it finds as stopped and starts again those whose
@@ -7,6 +8,11 @@ user had stopped them, `unless-stopped` ones unless the user had, `on-failure` o
 last exit was a failure with retries left. minidocker has no daemon to start, so a boot
 step runs this instead (the lab VM's minidocker-restore.service; any host: a systemd unit
 or an @reboot cron line running `minidocker system restore`).
+
+When the host shuts down, dockerd stops every container first (SIGTERM, then SIGKILL) and
+that does not count as a user's `docker stop`: an unless-stopped container comes back at
+boot. `system shutdown` does that (the same unit's ExecStop); without it the monitors, which
+ignore SIGTERM, would hold the shutdown until systemd kills them.
 """
 from __future__ import annotations
 
@@ -34,3 +40,29 @@ def restore(rt, say=print) -> tuple[list[str], list[str]]:
             failed.append(name)
             say(f"{name}: {e}")
     return started, failed
+
+
+def shutdown(rt, timeout: int = 15, say=print) -> list[str]:
+    """Stop every running container at once, as dockerd does when it stops (its default
+    shutdown timeout: 15 s), not as a user's stop; return their names."""
+    import threading
+    from .stop import stop
+    running = [r for r in rt.list() if r["State"]["Running"]]
+    errors: list[str] = []
+
+    def one(rec):
+        try:
+            stop(rt, rec["Id"], timeout, shutting_down=True)
+        except MinidockerError as e:
+            errors.append(f"{rec['Name'].lstrip('/')}: {e}")
+    threads = [threading.Thread(target=one, args=(r,)) for r in running]  # (stop forks nothing)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in errors:
+        say(e)
+    names = [r["Name"].lstrip("/") for r in running]
+    for name in names:
+        say(name)
+    return names

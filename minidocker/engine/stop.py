@@ -42,12 +42,13 @@ def send(rt, rec: dict, sig: int) -> None:
         thaw_quietly(rt, rec["Id"])
 
 
-def stopped_by_user(rt, cid: str, cancel: bool = True) -> dict:
+def stopped_by_user(rt, cid: str, cancel: bool = True, manual: bool = True) -> dict:
     """Record that the user ends this container (a stop, a kill, rm -f): its restart policy
     no longer applies (container/restart.py) until the user starts it again. A monitor waiting
     out a restart back-off is woken: there is no process to signal then."""
     with rt.containers.update(cid) as r:
-        r["HasBeenManuallyStopped"] = True
+        if manual:  # (the host shutting down is no user's stop: see engine/restore.shutdown)
+            r["HasBeenManuallyStopped"] = True
         if cancel:
             r["RestartCanceled"] = True
     if r["State"].get("Restarting"):
@@ -92,14 +93,14 @@ def kill(rt, ref: str, sig: str | int = "KILL") -> str:
     return cid
 
 
-def stop(rt, ref: str, timeout: int | None = None) -> str:
+def stop(rt, ref: str, timeout: int | None = None, shutting_down: bool = False) -> str:
     cid = rt.resolve(ref)
     rec = reconcile(rt, rt.containers.read(cid))
     if not rec["State"]["Running"]:
         return cid  # docker: stopping a stopped container is not an error
     if timeout is None:
         timeout = rec["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
-    rec = stopped_by_user(rt, cid)
+    rec = stopped_by_user(rt, cid, manual=not shutting_down)
     stop_signal = runconfig.parse_signal(rec["Config"].get("StopSignal") or "SIGTERM")
     if rec["State"]["Pid"] > 0:
         events.emit(rt.root, "container", "kill", cid, events.container_attributes(rec, signal=stop_signal))

@@ -310,6 +310,12 @@ def cmd_system_df(args) -> int:
     return 0
 
 
+def cmd_system_shutdown(args) -> int:
+    from ...engine.restore import shutdown
+    shutdown(Runtime(), args.time)
+    return 0
+
+
 def cmd_system_restore(args) -> int:
     from ...engine.restore import restore
     _, failed = restore(Runtime())
@@ -340,6 +346,10 @@ def register(sub, management: bool = False) -> None:
     p.set_defaults(func=cmd_system_df)
     p.add_argument("-v", "--verbose", action="store_true", help="Show detailed information on space usage")
     p.add_argument("--format", default=None, help="Pretty-print using a Go template")
+    p = gsub.add_parser("shutdown", help="Before the host shuts down: stop every container as dockerd does "
+                                         "when it stops (restart policies bring them back at boot)")
+    p.set_defaults(func=cmd_system_shutdown)
+    p.add_argument("-t", "--time", type=int, default=15, help="Seconds to wait for each container to stop")
     p = gsub.add_parser("restore", help="At boot: start the containers whose restart policy says so "
                                         "(what dockerd does when it starts)")
     p.set_defaults(func=cmd_system_restore)
