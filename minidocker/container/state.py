@@ -51,7 +51,7 @@ def set_restarting(state: dict, exit_code: int, when_ns: int, oom: bool = False)
 def set_start_failed(state: dict, exit_code: int, error: str) -> dict:
     """A start that never reached the user's command: Docker keeps the container `created`
     (if it never ran before) and records the exit code and error."""
-    state.update(Running=False, Paused=False, Pid=0, ExitCode=exit_code, Error=error)
+    state.update(Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=exit_code, Error=error)
     if state["StartedAt"] == ZERO_TIME:
         state["Status"] = CREATED
     else:

@@ -226,11 +226,17 @@ def stay_as_init(exe: str, argv: list[str], env: dict, err_fd: int = -1) -> None
     child = os.fork()
     if child == 0:
         try:
+            if os.isatty(0):  # (tini's way: the terminal's ^C goes to the program, once, not to us too)
+                os.setpgid(0, 0)
+                os.tcsetpgrp(0, os.getpgrp())  # (SIGTTOU is still blocked here)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             execve(exe, argv, env)
         except StartError as e:
             report(err_fd, e.code, f"unable to start container process: {e}")
             os._exit(e.code)
+        except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
+            report(err_fd, 125, f"{type(e).__name__}: {e}")
+            os._exit(125)
         finally:
             os._exit(127)
     if err_fd >= 0:

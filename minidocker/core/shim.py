@@ -244,11 +244,19 @@ class Shim:
         for fd, callback in self.hooks.watch().items():
             sel.register(fd, selectors.EVENT_READ, ("hook", callback))
         while streams:
-            for key, _ in sel.select(self.hooks.poll(sel)):
+            try:
+                wake = self.hooks.poll(sel)
+            except Exception as e:  # noqa: BLE001 -- a hook's trouble must not end the monitor
+                print(f"minidocker-shim: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                wake = 1.0
+            for key, _ in sel.select(None if wake is None else min(wake, 3600.0)):
                 fd = key.fd
                 stream, attr = key.data
                 if stream == "hook":
-                    attr(fd)
+                    try:
+                        attr(fd)
+                    except Exception as e:  # noqa: BLE001 -- (as above)
+                        print(f"minidocker-shim: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
                     continue
                 if stream == "stdin-feed":
                     attr.handle(fd)
@@ -274,7 +282,13 @@ class Shim:
                             os.write(master, data)
                         except OSError:
                             pass
-                    if not data and not detached and not self.held:
+                    if not data and not detached:  # the caller's input ended
+                        if self.held and master >= 0:
+                            try:
+                                os.write(master, self.held)
+                            except OSError:
+                                pass
+                        self.held = b""
                         sel.unregister(fd)
                     if detached:  # ctrl-p ctrl-q (run -it): the caller leaves, the container runs on
                         sel.unregister(fd)

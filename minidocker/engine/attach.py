@@ -97,11 +97,12 @@ class Listener:
             c["header"] = None
             try:
                 c["stdin"] = bool(json.loads(line).get("stdin"))
-            except ValueError:
+            except (ValueError, AttributeError):
                 self._drop(fd, sel)
                 return
         if data and c["stdin"] and self.stdin_fd >= 0:
-            try:
+            try:  # never blocks the monitor: a container that reads no input loses what overflows
+                os.set_blocking(self.stdin_fd, False)
                 os.write(self.stdin_fd, data)
             except OSError:
                 pass
@@ -147,6 +148,8 @@ def attach(rt, ref: str, stdin: bool = True, detach_keys: bytes = DETACH_KEYS, s
     s = rec["State"]
     if not s["Running"]:
         raise InvalidState("You cannot attach to a stopped container, start it first", exit_code=1)
+    if s.get("Restarting"):
+        raise InvalidState("You cannot attach to a restarting container, wait until it is running", exit_code=1)
     if s.get("Paused"):
         raise InvalidState("You cannot attach to a paused container, unpause it first", exit_code=1)
     tty = bool(rec["Config"].get("Tty"))

@@ -162,14 +162,18 @@ def _enter(req: dict) -> None:
         if not os.path.exists(target):
             os.makedirs(target, exist_ok=True) if os.path.isdir(m["Source"]) else open(target, "a").close()
         sc.mount(m["Source"], target, None, sc.MS_BIND | sc.MS_REC)
+        if not m.get("RW", True):  # (:ro stays read-only for cp too, as dockerd keeps it)
+            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
     os.chroot(root)
     os.chdir("/")
 
 
 def main() -> int:
     req = json.loads(sys.argv[1])
-    import pwd  # noqa: F401 -- (tarfile looks up names: load the modules before the root changes)
-    import grp  # noqa: F401
+    # tarfile would look owners' names up with getpwuid(): inside the container's root, glibc
+    # would read its nsswitch.conf and load its libnss_*.so into us, root on the host (Docker's
+    # CVE-2019-14271). Numbers only, then.
+    tarfile.pwd = tarfile.grp = None
     _enter(req)
     return _in_container(req)
 
@@ -184,7 +188,7 @@ def _helper(rt, cid: str, req: dict, stdin=None, stdout=None) -> subprocess.Pope
     else:
         d = rt.images.driver
         req["root"] = d.merged(rt.images.container_mount_id(cid))
-        req["binds"] = [{"Source": m["Source"], "Destination": m["Destination"]}
+        req["binds"] = [{"Source": m["Source"], "Destination": m["Destination"], "RW": m.get("RW", True)}
                         for m in rec.get("Mounts") or [] if m.get("Type") in ("volume", "bind")]
     return subprocess.Popen([sys.executable, "-S", "-m", "minidocker.engine.cp", json.dumps(req)],
                             stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=helper_env())

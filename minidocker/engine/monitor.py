@@ -98,10 +98,15 @@ class DockerHooks(shim.Hooks):
         check = self.rec["Config"].get("Healthcheck")
         with self.m.containers.update(self.m.cid) as r:
             st.set_running(r["State"], pid, time.time_ns())
-            events.emit(self.m.root, "container", "start", self.m.cid, events.container_attributes(r))
             r["NetworkSettings"] = self.rec["NetworkSettings"]
             if health.enabled(check):  # State.Health: `starting` until the first probe says
                 r["State"]["Health"] = health.on_start(r["State"].get("Health"))
+            events.emit(self.m.root, "container", "start", self.m.cid, events.container_attributes(r))
+            stopped_meanwhile = bool(r.get("RestartCanceled"))
+        if stopped_meanwhile:
+            # a stop/kill came after the back-off ended but before this PID was recorded: it
+            # signalled nobody, so the restarted process ends here (the exit is recorded as usual)
+            os.kill(pid, signal.SIGKILL)
         if health.enabled(check):
             from .health import Prober
             from .runtime import Runtime

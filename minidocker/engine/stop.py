@@ -130,7 +130,8 @@ def wait(rt, ref: str) -> int:
         except NotFound:
             raise NotFound(f"No such container: {ref}") from None
         s = rec["State"]
-        # docker waits for "not running": a created container returns at once
-        if not s["Running"] and not rt.containers.shim_alive(cid):
+        # docker waits for "not running": a created container returns at once, and so does
+        # one that ended and waits to be restarted (dockerd's SetRestarting wakes the waiters)
+        if (not s["Running"] and not rt.containers.shim_alive(cid)) or s.get("Restarting"):
             return s["ExitCode"]
         time.sleep(0.02)

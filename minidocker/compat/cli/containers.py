@@ -94,12 +94,12 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
         if kv is not None:
             env.append(kv)
     labels = parse_labels(args.label, "-l, --label")
-    policy = restart.parse(args.restart)
-    check = health.from_flags(args.health_cmd, _duration(args.health_interval, "--health-interval"),
-                              _duration(args.health_timeout, "--health-timeout"),
-                              _duration(args.health_start_period, "--health-start-period"),
-                              _int_flag(args.health_retries, "--health-retries"), args.no_healthcheck)
     try:
+        policy = restart.parse(args.restart)
+        check = health.from_flags(args.health_cmd, _duration(args.health_interval, "--health-interval"),
+                                  _duration(args.health_timeout, "--health-timeout"),
+                                  _duration(args.health_start_period, "--health-start-period"),
+                                  _int_flag(args.health_retries, "--health-retries"), args.no_healthcheck)
         return rt.create(args.image, args.cmd or None, name=args.name, entrypoint=args.entrypoint,
                          env=env, workdir=args.workdir, user=args.user, hostname=args.hostname,
                          tty=args.tty, stdin_open=args.interactive, attach=attach,
@@ -183,8 +183,11 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
     if tty:  # our window's new size goes to the monitor, which sets the container's terminal to it
         def resize(signo, frame):
             pid = rt.containers.monitor_pid(cid)
-            if pid:
-                os.kill(pid, signal.SIGWINCH)
+            try:
+                if pid:
+                    os.kill(pid, signal.SIGWINCH)
+            except ProcessLookupError:
+                pass
         old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         with _TerminalRaw(0, tty and interactive):
