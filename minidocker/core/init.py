@@ -187,8 +187,12 @@ def report(err_fd: int, code: int, message: str) -> None:
 
 
 def reset_signals() -> None:
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_DFL)  # ignored signals would survive execve
+    """Every signal to its default action and none blocked: an ignored signal survives execve,
+    and the program must start as Docker's do, whatever the runtime's own parents ignored
+    (the monitor ignores SIGINT/HUP/TERM/QUIT; GNU make leaves 32 and 33 ignored)."""
+    for sig in range(1, signal.SIGRTMAX + 1):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            sc.default_signal_action(sig)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -83,6 +84,17 @@ def remove_stale_bridges() -> None:
             bridge.delete_link(name)
 
 
+_DEFAULT_SIGNALS_THEN_EXEC = """
+import os, sys
+sys.path.insert(0, %r)
+from minidocker.core.linux.syscalls import default_signal_action
+for sig in range(1, 65):
+    if sig not in (9, 19):
+        default_signal_action(sig)
+os.execv(sys.argv[1], sys.argv[1:])
+""" % os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 class RealDocker:
     def __init__(self, workdir: str, proc: subprocess.Popen, client: str):
         self.workdir = workdir
@@ -100,7 +112,11 @@ class RealDocker:
         sock = os.path.join(workdir, "docker.sock")
         bridge = make_bridge(workdir)
         self = cls(workdir, None, client)
-        self.argv = [daemon, "--data-root", os.path.join(workdir, "data"),
+        # dockerd starts with no signal ignored, as systemd starts it, whatever our own parents
+        # ignored (GNU make leaves 32 and 33 ignored, which glibc's sigaction and `env
+        # --default-signal` cannot undo; the containers would inherit it through runc)
+        self.argv = [sys.executable, "-c", _DEFAULT_SIGNALS_THEN_EXEC,
+                     daemon, "--data-root", os.path.join(workdir, "data"),
                      "--exec-root", os.path.join(workdir, "exec"), "--pidfile", os.path.join(workdir, "dockerd.pid"),
                      "-H", f"unix://{sock}", f"--bridge={bridge}", "--iptables=false", "--ip-masq=false",
                      "--ip-forward=false", "--storage-driver=overlay2", "--log-level=warn"]

@@ -240,3 +240,17 @@ class Linux:
 
 
 LINUX = Linux()
+
+
+# rt_sigaction(2) by number: glibc's sigaction() refuses signals 32 and 33 (it keeps them for
+# its threads), yet they can arrive ignored from a parent (GNU make leaves them so).
+SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
+
+
+def default_signal_action(sig: int) -> None:
+    """Set `sig` back to SIG_DFL with the raw system call (an all-zero kernel sigaction)."""
+    nr = SYS_RT_SIGACTION.get(os.uname().machine)
+    if nr is None:
+        return
+    act = ctypes.create_string_buffer(32)  # handler=SIG_DFL(0), no flags, no restorer, empty mask
+    _libc.syscall(ctypes.c_long(nr), ctypes.c_int(sig), act, None, ctypes.c_size_t(8))
