@@ -209,6 +209,9 @@ WantedBy=multi-user.target
 EOF
 systemctl daemon-reload
 systemctl enable minidocker-restore.service >/dev/null 2>&1
+# started now too (it restores nothing yet): only an active unit gets its ExecStop at the next
+# shutdown (found in the VM: without it the first reboot waited ~90 s for the monitors)
+systemctl start minidocker-restore.service
 systemctl enable minidocker-lab.service >/dev/null 2>&1
 systemctl restart minidocker-lab.service
 say "waiting for JupyterLab on port $PORT (the first start takes a while)"
