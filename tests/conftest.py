@@ -142,6 +142,16 @@ def runtime(state_root):
     return Runtime(state_root)
 
 
+@pytest.fixture
+def both(md, docker):
+    """The two runtimes, and the names each test made (removed afterwards in both)."""
+    made = []
+    yield md, docker.docker, made
+    for name in made:
+        md("rm", "-f", name)
+        docker.docker("rm", "-f", name, check=False)
+
+
 @pytest.fixture(scope="module")
 def docker(state_root):
     """A private real dockerd (lab/realdocker.py) with our busybox imported, per test module."""

@@ -32,15 +32,6 @@ def shape(h: dict | None) -> dict | None:
             "Log": [{"ExitCode": e["ExitCode"], "Output": e["Output"]} for e in h["Log"]]}
 
 
-@pytest.fixture
-def both(md, docker):
-    made = []
-    yield md, docker.docker, made
-    for name in made:
-        md("rm", "-f", name)
-        docker.docker("rm", "-f", name, check=False)
-
-
 def run_both(md, dk, made, name, *flags, cmd=("sleep", "100"), right_after=None):
     made.append(name)
     for rt in (md, dk):

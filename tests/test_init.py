@@ -19,15 +19,6 @@ def ps_rows(rt, name: str) -> list[tuple[str, str, str]]:
     return [tuple(line.split(None, 2)) for line in out.splitlines()[1:] if "ps -o" not in line]
 
 
-@pytest.fixture
-def both(md, docker):
-    made = []
-    yield md, docker.docker, made
-    for name in made:
-        md("rm", "-f", name)
-        docker.docker("rm", "-f", name, check=False)
-
-
 def test_zombies_pile_up_without_an_init_and_not_with_one(both):
     md, dk, made = both
     made += ["init-no", "init-yes"]

@@ -33,16 +33,6 @@ def settle(runtime, name: str, until, timeout: float = 20) -> dict:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def both(md, docker):
-    """The two runtimes, and the names each test made (removed afterwards in both)."""
-    made = []
-    yield md, docker.docker, made
-    for name in made:
-        md("rm", "-f", name)
-        docker.docker("rm", "-f", name, check=False)
-
-
 def test_on_failure_2_restarts_twice_and_the_attached_run_returns_the_first_exit(both):
     md, dk, made = both
     made.append("rs-of2")
