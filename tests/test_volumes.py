@@ -129,3 +129,26 @@ def test_workdir_under_a_volume_is_made_inside(md):
     assert out == "/data/sub/dir\n"
     assert md.ok("run", "--rm", "--network", "none", "-v", "wdvol:/data", "busybox", "ls", "/data/sub") == "dir\n"
     md.ok("volume", "rm", "wdvol")
+
+
+def test_an_empty_volume_made_earlier_is_filled_from_the_image_as_dockerd_fills_it(both):
+    """dockerd fills *every* empty volume at create (populateVolumes/copyExistingContents), not
+    only one it has just made: a `volume create`d one gets the image's files too; one that has
+    files is left alone; volume-nocopy fills nothing. Beside the private dockerd."""
+    md, docker, _ = both
+    seen = {}
+    for name, run in (("minidocker", lambda *a: md.ok(*a)), ("docker", lambda *a: docker(*a).stdout)):
+        run("volume", "create", "nb07-early")
+        run("volume", "create", "nb07-nocopy")
+        seen[name] = [
+            run("run", "--rm", "--network", "none", "-v", "nb07-early:/etc", "busybox", "ls", "/etc").split(),
+            run("run", "--rm", "--network", "none", "-v", "nb07-early:/etc", "busybox", "sh", "-c",
+                "rm /etc/passwd; ls /etc").split(),
+            run("run", "--rm", "--network", "none", "-v", "nb07-early:/etc", "busybox", "ls", "/etc").split(),
+            run("run", "--rm", "--network", "none", "--mount", "type=volume,src=nb07-nocopy,dst=/etc,volume-nocopy",
+                "busybox", "ls", "/etc").split(),
+        ]
+        run("volume", "rm", "nb07-early", "nb07-nocopy")
+    assert "passwd" in seen["minidocker"][0] and "passwd" not in seen["minidocker"][2]  # filled once, then kept
+    assert "passwd" not in seen["minidocker"][3]
+    assert seen["minidocker"] == seen["docker"]

@@ -166,11 +166,11 @@ def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> 
     from .. import volumes as volmod
     rt.containers.create(rec)  # reserves the name; raises Conflict if taken
     try:
+        mount_id, init_id = rt.images.create_container_layers(cid, img)
         vs = volmod.VolumeStore(rt.root)
         with vs.lock():  # no volume prune between making a volume and the record naming it
-            rec["Mounts"] = prepare_mounts(rt, wanted, img, vs)
+            rec["Mounts"] = prepare_mounts(rt, wanted, img, vs, init_id)
             rt.containers.write(rec)
-        mount_id, _init_id = rt.images.create_container_layers(cid, img)
         d = rt.images.driver
         lowers = [os.path.realpath(os.path.join(d.home, x)) for x in d.lower_chain(mount_id)]
         rec["GraphDriver"]["Data"] = {
@@ -191,19 +191,21 @@ def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> 
         raise
 
 
-def prepare_mounts(rt, wanted: list[dict], img: Image, vs) -> list[dict]:
-    """Create named/anonymous volumes (filled from the image the first time) and bind
-    sources; return docker inspect's `Mounts` entries. (The caller holds vs.lock().)"""
+def prepare_mounts(rt, wanted: list[dict], img: Image, vs, init_id: str | None = None) -> list[dict]:
+    """Create named/anonymous volumes (an empty one is filled from the container's view of the
+    image, its `init_id` layer on top) and bind sources; return docker inspect's `Mounts`
+    entries. (The caller holds vs.lock().)"""
     from .. import volumes as volmod
     out = []
     for m in wanted:
         m = dict(m)
         if m["Type"] == "volume":
-            fresh = not m["Name"] or not vs.exists(m["Name"])
             m["Name"] = vs.create(m["Name"] or None, anonymous=not m["Name"], locked=True)
             m.update(Source=vs.path(m["Name"]), Driver="local", Propagation="")
-            if fresh and not m.pop("nocopy", False):
-                with rt.images.image_rootfs(img) as rootfs:
+            # dockerd's populateVolumes: any *empty* volume is filled, also one made earlier by
+            # `volume create` (copy_image_content leaves a volume that has files alone)
+            if not m.pop("nocopy", False) and not os.listdir(m["Source"]):
+                with rt.images.image_rootfs(img, init_id) as rootfs:
                     volmod.copy_image_content(fsutil.scoped_path(rootfs, m["Destination"]), m["Source"])
             m.pop("nocopy", None)
             out.append({k: m[k] for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW",

@@ -326,20 +326,23 @@ class ImageStore:
         return [i for i in self.image_ids() if self.parent_of(i) == image_id]
 
     @contextmanager
-    def image_rootfs(self, image: Image):
-        """A read-only view of the image's filesystem (for COPY --from, chown lookups)."""
+    def image_rootfs(self, image: Image, init_id: str | None = None):
+        """A read-only view of the image's filesystem (for COPY --from, chown lookups). With
+        `init_id`, a new container's view: the image under the container's `-init` layer (what
+        dockerd fills an empty volume from: its /etc/mtab link comes from that layer)."""
         import tempfile
-        chains = chain_ids(image.diff_ids)
-        if len(chains) <= 1:
-            if chains:
-                yield self.driver.diff(self.layer_cache_id(chains[0]))
+        caches = [self.layer_cache_id(c) for c in reversed(chain_ids(image.diff_ids))]
+        caches = [init_id] + caches if init_id else caches
+        if len(caches) <= 1:
+            if caches:
+                yield self.driver.diff(caches[0])
             else:
                 with tempfile.TemporaryDirectory(dir=self.root.tmp) as empty:
                     yield empty
             return
         target = tempfile.mkdtemp(prefix="rootfs-", dir=self.root.tmp)
         try:
-            self.driver.mount_readonly([self.layer_cache_id(c) for c in reversed(chains)], target)
+            self.driver.mount_readonly(caches, target)
             try:
                 yield target
             finally:
