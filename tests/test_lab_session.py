@@ -123,3 +123,42 @@ def test_fresh_frees_a_name_so_a_cell_can_run_again(lab):
     lab.cli("run", "-d", "--name", lab.fresh("again"), "busybox", "sleep", "60")   # a second run of the cell
     assert lab.cli("ps", "-q", "--filter", "name=again").strip()
     assert lab.fresh("never-made") == "never-made"
+
+
+@pytest.mark.root
+def test_hand_made_network_objects_are_reported_and_removed(tmp_path):
+    """own_net_names(prefix): a named netns, a host link and an nft table made by hand (notebook
+    06 makes them) are leftovers until cleanup() removes them, also for a dead kernel's session."""
+    import secrets
+
+    from minidocker.lab.session import NETNS_DIR
+    from minidocker.network import nft
+    prefix = f"t{secrets.token_hex(2)}-"
+    s = LabSession("t", base=str(tmp_path))
+    assert s.own_net_names(prefix) == prefix and s.net_prefixes() == [prefix]
+    s.run_python(f"""
+import os
+from minidocker.core.linux import syscalls as sc
+from pyroute2 import IPRoute
+os.makedirs({NETNS_DIR!r}, exist_ok=True)
+path = os.path.join({NETNS_DIR!r}, {prefix!r} + "ns")
+open(path, "w").close()
+if os.fork() == 0:
+    sc.unshare(sc.CLONE_NEWNET)
+    sc.mount("/proc/self/ns/net", path, "none", sc.MS_BIND, None)
+    os._exit(0)
+os.wait()
+with IPRoute() as ipr:
+    ipr.link("add", ifname={prefix!r} + "br", kind="bridge")
+""")
+    nft.run(f"add table ip {prefix}nat")
+    left = s.leftovers()
+    assert {f"network namespace {prefix}ns", f"link {prefix}br", f"firewall table {prefix}nat"} <= set(left)
+    adopted = LabSession.adopt(s.root)            # a later session cleaning up after a dead kernel
+    assert adopted.net_prefixes() == [prefix]
+    done = adopted.cleanup()
+    assert f"network namespace {prefix}ns" in done and f"link {prefix}br" in done
+    assert not os.path.exists(os.path.join(NETNS_DIR, prefix + "ns"))
+    assert not os.path.exists(f"/sys/class/net/{prefix}br") and not nft.table_exists("ip", f"{prefix}nat")
+    s.cleanup()
+    s.assert_clean()

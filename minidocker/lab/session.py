@@ -30,10 +30,13 @@ import time
 from .. import fsutil
 from ..core.linux import procfs
 from ..core.linux.procfs import mounts_under
+from ..errors import MinidockerError
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = "mdlab-"
 OWNER_FILE = "lab-owner.json"  # which process (kernel) made the session
+NET_FILE = "lab-net.json"  # name prefixes of network objects made by hand (own_net_names)
+NETNS_DIR = "/run/netns"   # where `ip netns` (and notebook 06) keeps named network namespaces
 
 
 def monitor_pids(root: str) -> list[int]:
@@ -176,6 +179,74 @@ class LabSession:
         self.cli("rm", "-f", name, check=False)
         return name
 
+    def own_net_names(self, prefix: str) -> str:
+        """Network objects a notebook makes by hand, named `prefix`..., belong to this session:
+        named network namespaces (/run/netns/<prefix>*), host links (bridges, veths) and nftables
+        tables (`ip <prefix>*`). leftovers() lists them and cleanup() removes them, also after a
+        crash (the prefix is kept in the state root). Pick a prefix no other notebook uses
+        (e.g. "nb06-"). Returns the prefix."""
+        prefixes = self.net_prefixes()
+        if prefix not in prefixes:
+            self._net = prefixes + [prefix]
+            fsutil.write_json(os.path.join(self.root, NET_FILE), self._net)
+        return prefix
+
+    def net_prefixes(self) -> list[str]:
+        """The prefixes given to own_net_names (kept in memory, and in the state root for adopt())."""
+        mine = list(getattr(self, "_net", []))
+        try:
+            mine += [p for p in fsutil.read_json(os.path.join(self.root, NET_FILE)) if p not in mine]
+        except (OSError, ValueError, TypeError):
+            pass
+        return mine
+
+    def hand_made_net(self) -> dict[str, list[str]]:
+        """{"netns": [...], "links": [...], "tables": [...]}: what of own_net_names' objects exists."""
+        prefixes = tuple(self.net_prefixes())
+        found: dict[str, list[str]] = {"netns": [], "links": [], "tables": []}
+        if not prefixes:
+            return found
+        if os.path.isdir(NETNS_DIR):
+            found["netns"] = sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefixes))
+        found["links"] = sorted(n for n in os.listdir("/sys/class/net") if n.startswith(prefixes))
+        try:
+            from ..network import nft
+            found["tables"] = sorted(t["table"]["name"] for t in nft.list_json("tables")
+                                     if "table" in t and t["table"]["family"] == "ip"
+                                     and t["table"]["name"].startswith(prefixes))
+        except (ImportError, OSError, MinidockerError):
+            pass
+        return found
+
+    def _remove_hand_made_net(self) -> list[str]:
+        found = self.hand_made_net()
+        done = []
+        if found["links"]:  # netlink in a child: pyroute2 misbehaves in the kernel's asyncio loop
+            code = ("import sys\nfrom minidocker.network import bridge\n"
+                    "for name in sys.argv[1:]:\n    bridge.delete_link(name)\n")
+            self.run_python(code, *found["links"], check=False)
+            done += [f"link {n}" for n in found["links"]]
+        for t in found["tables"]:
+            from ..network import nft
+            try:
+                nft.run(f"delete table ip {t}")
+                done.append(f"firewall table {t}")
+            except MinidockerError as e:
+                done.append(f"(firewall table {t}: {e})")
+        from ..core.linux import syscalls as sc
+        for n in found["netns"]:
+            path = os.path.join(NETNS_DIR, n)
+            try:
+                sc.umount2(path, sc.MNT_DETACH)
+            except OSError:
+                pass  # not mounted (a half-made one): the file goes all the same
+            try:
+                os.unlink(path)
+                done.append(f"network namespace {n}")
+            except OSError as e:
+                done.append(f"(network namespace {n}: {e})")
+        return done
+
     def mounts(self) -> list[str]:
         """The mountinfo lines of every mount inside this session's root."""
         root = os.path.realpath(self.root)
@@ -195,6 +266,7 @@ class LabSession:
                 if f:
                     f.close()
         self._children.clear()
+        done += self._remove_hand_made_net()
         if not os.path.isdir(self.root):
             self._restore_env()
             return done
@@ -252,6 +324,10 @@ class LabSession:
         out += [f"monitor process {p}" for p in monitor_pids(self.root)]
         out += [f"child process {p.pid}" for p in self._children if p.poll() is None]
         out += [f"cgroup {d}" for d in self.cgroup_dirs()]
+        hand = self.hand_made_net()
+        out += [f"network namespace {n}" for n in hand["netns"]]
+        out += [f"link {n}" for n in hand["links"]]
+        out += [f"firewall table {t}" for t in hand["tables"]]
         try:
             from ..network.store import default_bridge_name, root_tag
             from ..paths import StateRoot
