@@ -61,7 +61,7 @@ def test_multistage_build_runs_and_is_small(md, tmp_path):
     i = img(md, "ms:1")
     assert i["Config"]["Entrypoint"] == ["/bin/sh", "/app/main"] and i["Config"]["Cmd"] == ["world"]
     assert "MODE=prod" in i["Config"]["Env"] and i["Config"]["WorkingDir"] == "/app"
-    assert len(i["RootFS"]["Layers"]) == 2  # two COPYs on scratch
+    assert len(i["RootFS"]["Layers"]) == 3  # two COPYs and WORKDIR /app (a directory scratch lacks)
     # --target stops at the builder stage; --build-arg reaches both ARGs
     r = build(md, ctx, "--target", "builder", "--build-arg", "GREETING=hi", "-t", "ms:builder")
     assert r.returncode == 0 and "compiling with hi" in r.stdout
@@ -299,3 +299,29 @@ def test_arg_is_a_cached_step_of_its_own(md, tmp_path):
     r = build(md, ctx, "-t", "argstep:3")
     assert r.returncode == 0 and "a=1 b=-e\n" in r.stdout
     assert "/bin/sh -c #(nop)  ARG A=1 B=-e" in md.ok("history", "--no-trunc", "argstep:3")
+
+
+def test_workdir_and_empty_run_layers_as_the_classic_builder(md, tmp_path):
+    """Which steps make a layer, as Docker 20.10's classic builder decides it (compared with a
+    private dockerd): WORKDIR of a directory the image lacks makes a layer holding the missing
+    directories (root's, 0755), WORKDIR of an existing one an empty layer; a RUN that changes no
+    file makes an empty layer (NewChildImage drops it: history "empty_layer": true, no DiffID)."""
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nWORKDIR /work\nWORKDIR /work\nWORKDIR /etc\n"
+                                         "WORKDIR /a/b\nRUN true\nUSER nobody\nWORKDIR /c\n"})
+    r = build(md, ctx, "-t", "wdlayers:1")
+    assert r.returncode == 0, r.stderr
+    i = img(md, "wdlayers:1")
+    from minidocker.images.store import ImageStore
+    from minidocker.paths import StateRoot
+    cfg = ImageStore(StateRoot(md.root)).resolve("wdlayers:1").config
+    steps = [(h["created_by"].split("#(nop) ")[-1].strip(), h.get("empty_layer", False)) for h in cfg["history"][2:]]
+    assert steps == [("WORKDIR /work", False), ("WORKDIR /work", True), ("WORKDIR /etc", True),
+                     ("WORKDIR /a/b", False), ("/bin/sh -c true", True), ("USER nobody", True), ("WORKDIR /c", False)]
+    assert len(i["RootFS"]["Layers"]) == 1 + 3
+    out = md.ok("run", "--rm", "--network", "none", "--entrypoint", "sh", "wdlayers:1", "-c",
+                "ls -dn /work /a/b /c; pwd")
+    assert [ln.split()[0] + " " + ln.split()[2] + " " + ln.split()[-1] for ln in out.splitlines()[:3]] == \
+        ["drwxr-xr-x 0 /a/b", "drwxr-xr-x 0 /c", "drwxr-xr-x 0 /work"]
+    assert out.splitlines()[3] == "/c"
+    again = build(md, ctx, "-t", "wdlayers:1")
+    assert again.stdout.count("Using cache") == 7 and img(md, "wdlayers:1")["Id"] == i["Id"]

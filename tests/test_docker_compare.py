@@ -219,6 +219,9 @@ def test_same_dockerfile_same_image(md, docker, tmp_path):
     mcfg = json.loads(md.ok("image", "inspect", "same:1"))[0]["Config"]
     for key in CONFIG_KEYS:
         assert mcfg.get(key) == dcfg.get(key), key
+    # the same steps make layers (WORKDIR of a new directory does, ENV/LABEL/EXPOSE/... do not)
+    dhist = json.loads(docker.docker("image", "inspect", "same:1").stdout)[0]["RootFS"]["Layers"]
+    assert len(json.loads(md.ok("image", "inspect", "same:1"))[0]["RootFS"]["Layers"]) == len(dhist)
     drun = docker.docker("run", "--rm", "--network", "none", "same:1", "x", check=False)
     mrun = md("run", "--rm", "--network", "none", "same:1", "x")
     assert (mrun.returncode, mrun.stdout) == (drun.returncode, drun.stdout) == (0, "app at /opt/app: x\n")

@@ -307,6 +307,8 @@ class Builder:
             if ins.cmd == "ARG":
                 return self._arg(img, ins, env_args, state)
             x = dfmod.expand_instruction(ins, self._env(img, env_args), self.filename)
+            if x.cmd == "WORKDIR":
+                return self._workdir(img, x, env_args, state)
             if x.cmd in CONFIG_ONLY:
                 shell = state.get("shell") or (img.config.get("config") or {}).get("Shell") or DEFAULT_SHELL
 
@@ -403,6 +405,54 @@ class Builder:
             self._remember(img, key, new)
         return new
 
+    def _workdir(self, img: Image, x, env_args: dict, state: dict) -> Image:
+        """WORKDIR changes the config and, as Docker's classic builder does (dispatchWorkdir:
+        ContainerCreateWorkdir, then a commit), creates the directory: a directory that is not
+        in the image yet makes a layer of its own (the missing directories, root's, 0755); an
+        existing one makes an empty layer."""
+        shell = state.get("shell") or (img.config.get("config") or {}).get("Shell") or DEFAULT_SHELL
+        created_by = nop_created_by(x, shell)
+        key = f"CONFIG {created_by}"
+        hit = self._cached(img, key)
+        if hit:
+            return hit
+
+        def change(cfg):
+            apply_config_instruction(cfg, x, env_args, state)
+        probe = dict(img.config.get("config") or {})
+        change(probe)
+        parts = [p for p in probe["WorkingDir"].split("/") if p]
+        cid = self.rt.create(img.id, ["/bin/sh", "-c", created_by], entrypoint="", network="none")
+        self.say(f" ---> Running in {cid[:12]}\n")
+        try:
+            missing: list[str] = []
+            with self.store.image_rootfs(img) as root:
+                for i in range(1, len(parts) + 1):
+                    found = _scoped(root, "/".join(parts[:i]))
+                    if not os.path.lexists(found):
+                        base = os.path.relpath(os.path.dirname(found), root)
+                        base = "" if base == "." else base + "/"
+                        missing = [base + "/".join(parts[i - 1:j]) for j in range(i, len(parts) + 1)]
+                        break
+            diff_id = None
+            if missing:
+                now = int(time.time())
+                fd, tar = tempfile.mkstemp(prefix="workdir-", suffix=".tar", dir=self.store.root.tmp)
+                try:
+                    with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tf:
+                        for d in missing:
+                            _dir_entry(d, 0o755, 0, 0, now)(tf)
+                    diff_id = self.store.layer_diff_id(self.store.register_layer(tar, img.top_chain_id))
+                finally:
+                    os.unlink(tar)
+            cfg = self._new_config(img, created_by, diff_id, change, state.get("author"))
+            new = self.store.put_image(json.dumps(cfg, separators=(",", ":")).encode())
+        finally:
+            self.say(f"Removing intermediate container {cid[:12]}\n")
+            self.rt.remove(cid, force=True, volumes=True)
+        self._remember(img, key, new)
+        return new
+
     def _arg(self, img: Image, ins, env_args: dict, state: dict) -> Image:
         """ARG in a stage: declare the names (a --build-arg wins over a default), and commit
         a config-only image, as Docker's classic builder does: `/bin/sh -c #(nop)  ARG V=1`.
@@ -449,11 +499,13 @@ class Builder:
                 raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
             from ...engine import changes
             upper, _ = changes._upper_and_lowers(self.rt, cid)
-            chain = self._layer_from_dir(upper, img)
+            # a RUN that changed no file makes no layer: Docker's NewChildImage drops an empty
+            # layer (layer.IsEmpty) and marks the history entry "empty_layer": true
+            chain = self._layer_from_dir(upper, img) if os.listdir(upper) else None
         finally:
             self.say(f"Removing intermediate container {cid[:12]}\n")
             self.rt.remove(cid, force=True, volumes=True)  # (Docker removes its anonymous volumes too)
-        new_cfg = self._new_config(img, created_by, self.store.layer_diff_id(chain))
+        new_cfg = self._new_config(img, created_by, self.store.layer_diff_id(chain) if chain else None)
         new = self.store.put_image(json.dumps(new_cfg, separators=(",", ":")).encode())
         self._remember(img, "RUN " + created_by, new)
         return new
