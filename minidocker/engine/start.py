@@ -89,6 +89,12 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
     rec = reconcile(rt, rt.containers.read(cid))  # (NotFound if it was removed meanwhile)
     if not st.check_start(rec["State"], cid):
         return None
+    if rt.containers.shim_alive(cid):
+        # The last run's monitor recorded the exit and is still finishing up (unmounting, removing
+        # the cgroup): for Docker the container is exited and may be started now, so wait for it
+        # rather than fail with "already running".
+        from .stop import wait_not_running
+        wait_not_running(rt, cid, 10)
     if rec.get("HasBeenManuallyStopped") or rec.get("RestartCanceled") or rec.get("RestartCount"):
         with rt.containers.update(cid) as r:  # started by the user: its restart policy counts afresh
             r.pop("HasBeenManuallyStopped", None)
