@@ -122,7 +122,7 @@ def test_user_defined_network_dns_and_isolation(md):
         assert "nameserver 127.0.0.11" in out and "by-name\nhello-api\n" in out
         api_id = inspect(md, "api")["Id"]
         out = md.ok("run", "--rm", "--network", "front", "busybox", "nslookup", api_id[:12], "127.0.0.11")
-        assert ip_of(md, "api", "front") in out
+        assert out.count(f"Address: {ip_of(md, 'api', 'front')}") == 1   # one A record, as Docker's
         r = md("run", "--rm", "--network", "front", "busybox", "nslookup", "no-such-name", "127.0.0.11")
         assert r.returncode != 0
         # another network: no name, and no route through

@@ -200,10 +200,12 @@ class LabSession:
             pass
         return mine
 
-    def hand_made_net(self) -> dict[str, list[str]]:
-        """{"netns": [...], "links": [...], "tables": [...]}: what of own_net_names' objects exists."""
+    def hand_made_net(self) -> dict[str, list]:
+        """{"netns": [...], "links": [...], "tables": [...], "rules": [handle, ...]}: what of
+        own_net_names' objects exists ("rules": accept rules commented <prefix>... that a notebook
+        put into another firewall's `ip filter FORWARD` chain, as minidocker does beside dockerd)."""
         prefixes = tuple(self.net_prefixes())
-        found: dict[str, list[str]] = {"netns": [], "links": [], "tables": []}
+        found: dict[str, list] = {"netns": [], "links": [], "tables": [], "rules": []}
         if not prefixes:
             return found
         if os.path.isdir(NETNS_DIR):
@@ -214,6 +216,8 @@ class LabSession:
             found["tables"] = sorted(t["table"]["name"] for t in nft.list_json("tables")
                                      if "table" in t and t["table"]["family"] == "ip"
                                      and t["table"]["name"].startswith(prefixes))
+            found["rules"] = sorted(o["rule"]["handle"] for o in nft.list_json("chain ip filter FORWARD")
+                                    if "rule" in o and str(o["rule"].get("comment", "")).startswith(prefixes))
         except (ImportError, OSError, MinidockerError):
             pass
         return found
@@ -226,8 +230,14 @@ class LabSession:
                     "for name in sys.argv[1:]:\n    bridge.delete_link(name)\n")
             self.run_python(code, *found["links"], check=False)
             done += [f"link {n}" for n in found["links"]]
+        from ..network import nft
+        for h in found["rules"]:
+            try:
+                nft.run(f"delete rule ip filter FORWARD handle {h}")
+                done.append(f"forward rule {h}")
+            except MinidockerError as e:
+                done.append(f"(forward rule {h}: {e})")
         for t in found["tables"]:
-            from ..network import nft
             try:
                 nft.run(f"delete table ip {t}")
                 done.append(f"firewall table {t}")
@@ -328,6 +338,7 @@ class LabSession:
         out += [f"network namespace {n}" for n in hand["netns"]]
         out += [f"link {n}" for n in hand["links"]]
         out += [f"firewall table {t}" for t in hand["tables"]]
+        out += [f"forward rule {h} (ip filter FORWARD)" for h in hand["rules"]]
         try:
             from ..network.store import default_bridge_name, root_tag
             from ..paths import StateRoot

@@ -278,7 +278,9 @@ class Networking:
             for n, ep in (r["NetworkSettings"].get("Networks") or {}).items():
                 if ep.get("NetworkID") in mine and ep.get("IPAddress"):
                     for name in [r["Name"].lstrip("/"), r["Id"][:12]] + list(ep.get("Aliases") or []):
-                        records.setdefault(name.lower(), []).append(ep["IPAddress"])
+                        ips = records.setdefault(name.lower(), [])
+                        if ep["IPAddress"] not in ips:  # the short id is also an alias: one record, not two
+                            ips.append(ep["IPAddress"])
         return records
 
     # ------------------------------------------------------------------ host cleanup
