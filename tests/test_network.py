@@ -171,6 +171,27 @@ def test_connect_and_disconnect_live(md):
         md("network", "rm", "extra")
 
 
+def test_a_network_connected_while_running_is_kept_at_stop_and_released_at_rm(md):
+    """The monitor tears down with the record as it is at exit, not as it was at start: a network
+    connected meanwhile gives its address back (else `network rm` says "active endpoints") and
+    stays in the record for the next start, as in Docker. (Found by notebook 06.)"""
+    md.ok("network", "create", "late")
+    cid = md.ok("run", "-d", "busybox", "sleep", "60").strip()
+    try:
+        md.ok("network", "connect", "late", cid)
+        md.ok("stop", "-t", "0", cid)
+        assert "late" in inspect(md, cid)["NetworkSettings"]["Networks"]
+        assert json.loads(md.ok("network", "inspect", "late"))[0]["Containers"] == {}
+        md.ok("start", cid)
+        pid = inspect(md, cid)["State"]["Pid"]
+        assert sorted(os.listdir(f"/proc/{pid}/root/sys/class/net")) == ["eth0", "eth1", "lo"]
+        md.ok("rm", "-f", cid)
+        assert md("network", "rm", "late").returncode == 0
+    finally:
+        md("rm", "-f", cid)
+        md("network", "rm", "late")
+
+
 def test_none_host_and_container_modes(md):
     assert md.ok("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net").split() == ["lo"]
     host_links = sorted(os.listdir("/sys/class/net"))

@@ -125,6 +125,14 @@ class DockerHooks(shim.Hooks):
             self.dns.close()
             self.dns = None
         try:
+            # the record as it is now: `network connect` / `disconnect` may have changed its
+            # networks since this monitor read it at start (else a connected network keeps the
+            # address, and the record forgets the network)
+            self.rec["NetworkSettings"] = self.m.containers.read(self.m.cid).get("NetworkSettings") \
+                or self.rec["NetworkSettings"]
+        except (MinidockerError, OSError, ValueError):
+            pass  # removed meanwhile: what we knew at start
+        try:
             return self.net.detach(self.rec)
         except (MinidockerError, OSError) as e:
             print(f"minidocker-shim: network teardown of {self.m.cid}: {e}", file=sys.stderr)
