@@ -33,7 +33,7 @@ def collect(namespaces: dict[str, str]) -> dict:
 
     from pyroute2 import IPRoute
 
-    from ..core.linux import syscalls as sc
+    from minidocker.core.linux import syscalls as sc  # (absolute: in_child runs this function's source)
 
     by_inode: dict[int, list[str]] = {}
     paths: dict[int, str] = {}
@@ -100,7 +100,8 @@ def veth_pairs(snapshot: dict) -> list[tuple[tuple[str, str], tuple[str, str]]]:
 def graph(snapshot: dict, host_prefixes: tuple[str, ...] = ()) -> dict:
     """Nodes and edges to draw. In the host namespace only the links named with one of
     `host_prefixes`, the ports of those bridges, and veth ends whose peer is drawn are kept
-    (a host has many interfaces that are not ours); other namespaces are drawn whole.
+    (a host has many interfaces that are not ours); other namespaces are drawn whole, but for `lo`
+    where there is more than `lo` (every namespace has one).
 
     {"namespaces": [names, host first], "nodes": {id: {"ns", "name", "kind", "addrs", "up", "master"}},
      "edges": [(id, id, "veth" | "port")]}; a node id is "ns/ifname"."""
@@ -117,10 +118,13 @@ def graph(snapshot: dict, host_prefixes: tuple[str, ...] = ()) -> dict:
             by_index[(ns["name"], ln["index"])] = f"{ns['name']}/{ln['name']}"
     for ns in nss:
         host = ns["name"] == HOST
+        alone = len(ns["links"]) == 1           # lo is drawn only where it is all there is (--network none)
         kept_bridges = {ln["index"] for ln in ns["links"]
                         if ln["kind"] == "bridge" and ln["name"].startswith(host_prefixes)}
         for ln in ns["links"]:
             nid = f"{ns['name']}/{ln['name']}"
+            if ln["kind"] == "loopback" and not alone:
+                continue
             if host:
                 peer = peer_of.get(nid)
                 keep = (ln["name"].startswith(host_prefixes) or ln.get("master") in kept_bridges
@@ -253,7 +257,7 @@ def figure(g: dict, title: str = ""):
     import matplotlib.pyplot as plt
     pos = layout(g)
     xs = [p[0] for p in pos["nodes"].values()] or [0]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * (max(xs) - min(xs) + 2)), 3.4))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 1.6 * (max(xs) - min(xs) + 2))), 3.4))
     draw(ax, g, pos, title)
     fig.tight_layout()
     return fig
