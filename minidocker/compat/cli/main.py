@@ -47,6 +47,7 @@ TAUGHT_IN = {
     "exec": "03-namespaces",
     **dict.fromkeys(["pause", "unpause", "update", "stats"], "04-cgroups"),
     **dict.fromkeys(["diff", "history", "save"], "05-overlay2"),
+    **dict.fromkeys(["restart", "attach", "events"], "09-lifecycle-and-operations"),
 }
 
 
