@@ -94,7 +94,10 @@ def test_bundle_refuses_what_it_cannot_honour(tmp_path):
     spec = oci.build(REC, "/r", (0, 0, []), cgroup_version=1)
     bundle.write(str(tmp_path), spec)
     assert bundle.load(str(tmp_path)) == spec
-    for bad, why in ((dict(spec, linux=dict(spec["linux"], seccomp={"defaultAction": "SCMP_ACT_ERRNO"})), "seccomp"),
+    assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"  # Docker's default profile
+    for bad, why in ((dict(spec, linux=dict(spec["linux"], seccomp={"defaultAction": "SCMP_ACT_NOTIFY"})), "seccomp"),
+                     (dict(spec, linux=dict(spec["linux"], seccomp={"defaultAction": "SCMP_ACT_ALLOW",
+                                                                    "listenerPath": "/x"})), "seccomp"),
                      (dict(spec, linux=dict(spec["linux"], namespaces=[{"type": "user"}])), "'user'"),
                      (dict(spec, process=dict(spec["process"], args=[])), "process.args"),
                      (dict(spec, vm={}), "vm")):

@@ -20,9 +20,9 @@ silently ignored):
     mounts      destination type source options (flags like runc's parseMountOptions)
     linux       namespaces (type, path; a new mount namespace is required) cgroupsPath
                 resources{memory{limit swap} cpu{shares quota period} pids{limit}}
-                maskedPaths readonlyPaths rootfsPropagation
+                maskedPaths readonlyPaths rootfsPropagation seccomp (core/seccomp.py)
                 (linux.resources.devices is accepted: the cgroup device rules are always Docker's
-                defaults, only the standard nodes; hooks, user namespaces, sysctl, seccomp,
+                defaults, only the standard nodes; hooks, user namespaces, sysctl,
                 AppArmor/SELinux labels: refused)
 
 Pure functions: reading, checking and writing the file; option parsing. Tested without root.
@@ -81,7 +81,7 @@ KNOWN = {  # what may appear; what is listed but not honoured is refused in chec
 INIT_ANNOTATION = "org.minidocker.init"
 
 NOT_YET = {"": ["hooks", "domainname"], "process": ["apparmorProfile", "selinuxLabel"],
-           "linux": ["uidMappings", "gidMappings", "sysctl", "seccomp", "mountLabel", "devices"]}
+           "linux": ["uidMappings", "gidMappings", "sysctl", "mountLabel", "devices"]}
 RESOURCES = {"memory": {"limit", "swap"}, "cpu": {"shares", "quota", "period"}, "pids": {"limit"},
              "devices": None}  # devices: the cgroup rules are always Docker's defaults
 
@@ -163,10 +163,33 @@ def check(spec: dict) -> dict:
         unknown = [o for o in m.get("options") or [] if o not in MOUNT_FLAGS and o not in PROPAGATION]
         if is_bind and unknown:  # a bind mount has no data string: these would vanish silently
             raise BundleError(f"config.json: mount {dest}: option {unknown[0]!r} is not supported by minidocker")
+    check_seccomp(linux.get("seccomp"))
     new, join = namespaces(spec)
     if not new & sc.CLONE_NEWNS:  # rootfs.setup would pivot the host's own root
         raise BundleError("config.json: linux.namespaces must have a new mount namespace (no path)")
     return spec
+
+
+SECCOMP_KEYS = {"defaultAction", "defaultErrnoRet", "architectures", "flags", "syscalls"}
+
+
+def check_seccomp(section: dict | None) -> None:
+    """linux.seccomp: actions and comparisons this runtime can compile (core/seccomp.py)."""
+    if not section:
+        return
+    from . import seccomp
+    unknown = sorted(set(section) - SECCOMP_KEYS)
+    if unknown or section.get("flags") or section.get("listenerPath"):
+        raise BundleError(f"config.json: linux.seccomp.{(unknown or ['flags'])[0]} is not supported by minidocker")
+    try:
+        seccomp.action_value(section.get("defaultAction") or "", section.get("defaultErrnoRet"))
+        for call in section.get("syscalls") or []:
+            seccomp.action_value(call.get("action") or "", call.get("errnoRet"))
+            for arg in call.get("args") or []:
+                if arg.get("op") not in seccomp.OPS:
+                    raise seccomp.ProfileError(f"unknown comparison {arg.get('op')!r}")
+    except seccomp.ProfileError as e:
+        raise BundleError(f"config.json: linux.seccomp: {e}") from None
 
 
 def root_path(bundle: str, spec: dict) -> str:

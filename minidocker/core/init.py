@@ -13,8 +13,8 @@ namespace. From here (runc calls this "init"), reading only config.json (`spec`)
     rootfs.setup()                              mounts, /dev, pivot_root, masked paths
     sethostname()                               in our own UTS namespace only
     [terminal] make a pty inside the container and hand its master to the monitor
-    finalize()                                  rlimits, groups, gid, uid, capabilities, cwd,
-                                                no_new_privs, find the program, close fds
+    finalize()                                  rlimits, seccomp, groups, gid, uid, capabilities,
+                                                cwd, no_new_privs, find the program, close fds
     execve(process.args)                        from here on, PID 1 is the user's program
 
 `finalize` is shared with `docker exec` (core/nsexec.py), as runc's finalizeNamespace is.
@@ -128,16 +128,24 @@ def set_user(user: dict, caps: dict) -> None:
     os.setgid(gid)
     os.setuid(uid)  # a non-root uid loses all remaining capabilities here
     if uid == 0:
-        sc.capset(security.cap_mask(caps.get("effective") or []), security.cap_mask(caps.get("permitted") or []),
-                  security.cap_mask(caps.get("inheritable") or []))
+        try:  # (fails for a capability the runtime itself lacks: runc's "unable to apply caps")
+            sc.capset(security.cap_mask(caps.get("effective") or []), security.cap_mask(caps.get("permitted") or []),
+                      security.cap_mask(caps.get("inheritable") or []))
+        except OSError as e:
+            raise StartError(125, f"unable to apply caps: {os.strerror(e.errno).lower()}") from None
     for name in caps.get("ambient") or []:
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, security.cap_number(name))
 
 
-def finalize(process: dict) -> tuple[str, list[str], dict]:
-    """From a privileged helper to the user's process: rlimits, user, capabilities, cwd,
-    no_new_privs, the program's path; everything but the execve itself (the caller has closed
-    every fd the program must not get). Returns (program path, argv, environment) for execve."""
+def finalize(process: dict, seccomp_bpf: bytes | None = None) -> tuple[str, list[str], dict]:
+    """From a privileged helper to the user's process: rlimits, seccomp, user, capabilities,
+    cwd, no_new_privs, the program's path; everything but the execve itself (the caller has
+    closed every fd the program must not get). Returns (program path, argv, environment)."""
+    nnp = bool(process.get("noNewPrivileges"))
+    if seccomp_bpf and not nnp:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities
+        # go (runc does the same). The calls left before execve are all in Docker's allow-list.
+        sc.seccomp_filter(seccomp_bpf)
     for r in process.get("rlimits") or []:  # (2**64-1 in the spec is RLIM_INFINITY)
         soft, hard = (resource.RLIM_INFINITY if int(v) >= 2**63 else int(v) for v in (r["soft"], r["hard"]))
         resource.setrlimit(bundle.RLIMITS[r["type"]], (soft, hard))
@@ -152,12 +160,23 @@ def finalize(process: dict) -> tuple[str, list[str], dict]:
     except OSError as e:
         raise StartError(126, f'chdir to cwd ("{cwd}") set in config.json failed: '
                               f"{os.strerror(e.errno).lower()}") from None
-    if process.get("noNewPrivileges"):
+    if nnp:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if seccomp_bpf:
+            sc.seccomp_filter(seccomp_bpf)  # as late as possible: few calls run under it before execve
     path_env = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     argv = list(process["args"])
     exe = steps.get("find_executable", find_executable)(argv[0], path_env)
     return exe, argv, dict(e.split("=", 1) for e in env if "=" in e)
+
+
+def compile_seccomp(spec: dict) -> bytes | None:
+    """The BPF program of the spec's linux.seccomp (None: no filter, e.g. --privileged)."""
+    section = (spec.get("linux") or {}).get("seccomp")
+    if not section:
+        return None
+    from . import seccomp
+    return seccomp.compile(section)
 
 
 def close_fds(keep: set[int]) -> None:
@@ -305,6 +324,8 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
             # Now that the runtime has put us in our cgroup, a new cgroup namespace makes that
             # cgroup look like the root ("/") from inside, as /proc/self/cgroup will show.
             sc.unshare(sc.CLONE_NEWCGROUP)
+        # compiled while the host's libseccomp is still reachable; installed by finalize()
+        seccomp_bpf = compile_seccomp(spec)
         rootfs.setup(root, spec, cgroup_mounts)
         if spec.get("hostname") and new & sc.CLONE_NEWUTS:
             sc.sethostname(spec["hostname"])
@@ -314,7 +335,7 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
         if process.get("terminal"):
             make_terminal(console_sock)
         close_fds({err_fd})
-        exe, argv, env = finalize(process)
+        exe, argv, env = finalize(process, seccomp_bpf)
         if (spec.get("annotations") or {}).get(bundle.INIT_ANNOTATION) == "true":
             stay_as_init(exe, argv, env, err_fd)  # --init: never returns
         execve(exe, argv, env)

@@ -48,6 +48,8 @@ def run(req: dict, err_fd: int) -> int:
 
     pid = req["pid"]
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    # the container's seccomp filter, compiled while the host's libseccomp is reachable
+    bpf = initmod.compile_seccomp({"linux": {"seccomp": req.get("seccomp")}})
     os.set_inheritable(err_fd, False)  # the command must never get the pipe to our caller
     try:
         fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in NS_ORDER}
@@ -86,7 +88,7 @@ def run(req: dict, err_fd: int) -> int:
                 os.dup2(pipes["in"][0] if "in" in pipes else devnull, 0)
                 os.dup2(pipes["out"][1], 1)
                 os.dup2(pipes["err"][1], 2)
-            _child(req, w)
+            _child(req, w, bpf)
         finally:
             os._exit(126)
     os.close(w)
@@ -174,11 +176,11 @@ def _relay(master: int, interactive: bool) -> None:
                 sel.unregister(0)
 
 
-def _child(req: dict, err_fd: int) -> None:
+def _child(req: dict, err_fd: int, bpf: bytes | None = None) -> None:
     try:
         initmod.reset_signals()
         initmod.close_fds({err_fd})  # stdio only, as in the container's own init
-        exe, argv, env = initmod.finalize(req["process"])
+        exe, argv, env = initmod.finalize(req["process"], bpf)
         initmod.execve(exe, argv, env)
     except initmod.StartError as e:
         # docker exec reports every start failure with 126 (runc exec's "exec failed"),

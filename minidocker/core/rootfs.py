@@ -98,6 +98,10 @@ def mount_cgroups(rootfs: str, dest: str, flags: int, mounts: list[tuple], linux
         linux.mkdir_p(where)
         ro = 0 if fstype == "tmpfs" else flags & sc.MS_RDONLY
         linux.mount(source, where, fstype, NOSUID_NODEV_NOEXEC | ro | extra, data)
+    if flags & sc.MS_RDONLY and any(fstype == "tmpfs" for _, _, fstype, _, _ in mounts):
+        # v1: the tmpfs holding the hierarchies stays a writable mount, but its root becomes
+        # r-x for everyone, as runc leaves it (dr-xr-xr-x: only CAP_DAC_OVERRIDE writes there)
+        linux.chmod(dest, 0o555)
 
 
 def create_devices(rootfs: str, linux=LINUX) -> None:

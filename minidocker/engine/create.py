@@ -21,9 +21,10 @@ import secrets
 import time
 
 from .. import events, fsutil, gotime
-from ..container import etcfiles, health, hostconfig, names, restart, runconfig
+from ..container import confinement, etcfiles, health, hostconfig, names, restart, runconfig
 from ..container import state as st
 from ..core import security
+from ..core.linux import syscalls as sc
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..images import busybox
 from ..images.store import Image
@@ -235,9 +236,15 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
            network_aliases: list[str] | None = None, publish: list[str] | None = None,
            publish_all: bool = False, expose: list[str] | None = None,
            ip: str | None = None, volumes: list[str] | None = None,
-           mounts: list[str] | None = None, tmpfs: list[str] | None = None) -> str:
+           mounts: list[str] | None = None, tmpfs: list[str] | None = None,
+           confine: dict | None = None) -> str:
     """Create a container; return its id. `resources` holds HostConfig limits (Memory,
-    MemorySwap, NanoCpus, CpuShares, PidsLimit), as container/hostconfig.resources() makes them."""
+    MemorySwap, NanoCpus, CpuShares, PidsLimit), as container/hostconfig.resources() makes them;
+    `confine` the confinement keys (CapAdd, CapDrop, Privileged, ReadonlyRootfs, SecurityOpt),
+    as the CLI sends them (container/confinement.py checks them here, as dockerd does)."""
+    confine = dict(confine or {})
+    confinement.check_caps(confine, confinement.known_caps(sc.cap_last_cap()))
+    confinement.parse_security_opts(list(confine.get("SecurityOpt") or []))
     if workdir and not workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     if name is not None:
@@ -267,6 +274,9 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
     if init:
         host["Init"] = True  # (docker leaves the key out unless --init was given)
+    host.update(confine)
+    if host["Privileged"]:  # nothing masked or read-only (dockerd leaves both lists null)
+        host["MaskedPaths"] = host["ReadonlyPaths"] = None
     for retry in range(10):
         rec = new_record(rt, cid, name or names.random_name(retry), argv, img, config, host, settings)
         try:

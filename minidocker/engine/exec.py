@@ -72,7 +72,8 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
         raise MinidockerError(str(e), exit_code=126) from None
     parent, name = runc.cgroup_of(spec, cid)
     req = {"cid": name, "pid": s["Pid"], "cgroup_parent": parent, "process": process,
-           "tty": tty, "interactive": interactive, "kill_after": kill_after}
+           "tty": tty, "interactive": interactive, "kill_after": kill_after,
+           "seccomp": (spec.get("linux") or {}).get("seccomp")}  # exec runs under the container's filter
     r, w = os.pipe()
     if stdio is None or detach:
         stdin = stdout = stderr = subprocess.DEVNULL

@@ -16,14 +16,19 @@ core/runc.py (or the real runc) runs it.
                                     or the path of another container's (container:<name>)
     HostConfig limits            -> linux.resources (container/hostconfig.py)
     MaskedPaths, ReadonlyPaths   -> linux.maskedPaths, linux.readonlyPaths
+    CapAdd, CapDrop, Privileged  -> process.capabilities (container/confinement.py)
+    SecurityOpt                  -> linux.seccomp (Docker's default profile unless told otherwise,
+                                    core/seccomp.py), process.noNewPrivileges
+    ReadonlyRootfs               -> root.readonly
 """
 from __future__ import annotations
 
 import os
 
 from .. import fsutil, volumes
-from ..container import hostconfig, runconfig
+from ..container import confinement, hostconfig, runconfig
 from ..core import bundle, cgroups, security
+from ..core.linux import syscalls as sc
 from ..errors import MinidockerError
 
 # moby oci/defaults.go DefaultLinuxSpec: the mounts every container gets, in this order
@@ -59,13 +64,17 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int], str]:
     return runconfig.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
 
 
-def capabilities(cgroup_version: int) -> list[str]:
-    caps = list(security.DEFAULT_CAPS)
-    if cgroup_version == 2:
-        # Docker guards device access on v2 with an eBPF program; minidocker has none, so the
-        # container's root must not create device nodes at all.
-        caps.remove("MKNOD")
-    return [f"CAP_{c}" for c in caps]
+def capabilities(cgroup_version: int, host: dict | None = None) -> list[str]:
+    """Docker's 14 capabilities, changed by --cap-add/--cap-drop/--privileged."""
+    host = host or {}
+    caps = confinement.capabilities([f"CAP_{c}" for c in security.DEFAULT_CAPS], list(host.get("CapAdd") or []),
+                                    list(host.get("CapDrop") or []), bool(host.get("Privileged")),
+                                    confinement.known_caps(sc.cap_last_cap()))
+    if cgroup_version == 2 and not host.get("Privileged") and "CAP_MKNOD" in caps:
+        # Docker guards device access on v2 with an eBPF program; minidocker has none yet, so
+        # the container's root must not create device nodes at all.
+        caps.remove("CAP_MKNOD")
+    return caps
 
 
 def depth(path: str) -> int:
@@ -82,7 +91,9 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
     hostname = (joined or rec)["Config"].get("Hostname") or rec["Id"][:12]
     tty = bool(cfg.get("Tty"))
     uid, gid, groups = user
-    caps = capabilities(cgroup_version)
+    caps = capabilities(cgroup_version, host)
+    privileged = bool(host.get("Privileged"))
+    opts = confinement.parse_security_opts(list(host.get("SecurityOpt") or []))
     namespaces = [{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "cgroup"}]
     if join_netns:
         namespaces.append({"type": "network", "path": join_netns})
@@ -106,7 +117,7 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
             "env": runconfig.process_env(cfg.get("Env") or [], hostname, tty),
             "cwd": cfg.get("WorkingDir") or "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": False,
+            "noNewPrivileges": opts["no_new_privileges"],
         },
         "root": {"path": rootfs, "readonly": bool(host.get("ReadonlyRootfs"))},
         "hostname": hostname,
@@ -115,10 +126,16 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
             "namespaces": namespaces,
             "cgroupsPath": f"/{cgroup_parent}/{rec['Id']}",
             "resources": hostconfig.oci_resources(host),
-            "maskedPaths": list(host.get("MaskedPaths") or security.MASKED_PATHS),
-            "readonlyPaths": list(host.get("ReadonlyPaths") or security.READONLY_PATHS),
+            "maskedPaths": [] if privileged else list(host.get("MaskedPaths") or security.MASKED_PATHS),
+            "readonlyPaths": [] if privileged else list(host.get("ReadonlyPaths") or security.READONLY_PATHS),
         },
     }
+    filter_ = confinement.seccomp_spec(host, caps)
+    if filter_:
+        spec["linux"]["seccomp"] = filter_
+    if privileged:  # --privileged: /sys writable, as Docker mounts it
+        spec["mounts"] = [dict(m, options=[o for o in m["options"] if o != "ro"]) if m["destination"] == "/sys" else m
+                          for m in spec["mounts"]]
     if host.get("Init"):  # --init: Docker mounts docker-init (tini) and runs it first; ours is built in
         spec["annotations"] = {bundle.INIT_ANNOTATION: "true"}
     return bundle.check(spec)

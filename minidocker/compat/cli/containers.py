@@ -8,7 +8,7 @@ import sys
 import time
 
 from ...container import hostconfig, logs as logsmod
-from ...container import health, restart, runconfig
+from ...container import confinement, health, restart, runconfig
 from ...container import state as st
 from ... import gotime
 from ...engine.runtime import Runtime
@@ -47,6 +47,11 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-opt", action="append", default=[], help="Log driver options (max-size=, max-file=)")
     p.add_argument("--init", action="store_true",
                    help="Run an init inside the container that forwards signals and reaps processes")
+    p.add_argument("--cap-add", action="append", default=[], help="Add Linux capabilities")
+    p.add_argument("--cap-drop", action="append", default=[], help="Drop Linux capabilities")
+    p.add_argument("--privileged", action="store_true", help="Give extended privileges to this container")
+    p.add_argument("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
+    p.add_argument("--security-opt", action="append", default=[], help="Security Options")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     _add_resource_flags(p)
@@ -110,11 +115,29 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
                          stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
                          network=args.network, network_aliases=args.network_alias,
                          publish=args.publish, publish_all=args.publish_all, expose=args.expose,
-                         ip=args.ip, volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs)
+                         ip=args.ip, volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs,
+                         confine=_confinement_from_args(args))
     except MinidockerError as e:
         if e.exit_code == 1 and is_run:
             e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)
         raise
+
+
+def _confinement_from_args(args) -> dict:
+    """The HostConfig keys of the confinement flags (container/confinement.py); only those given,
+    as the docker CLI sends them (names as typed; a seccomp profile file read and compacted)."""
+    host = {}
+    if args.cap_add:
+        host["CapAdd"] = list(args.cap_add)
+    if args.cap_drop:
+        host["CapDrop"] = list(args.cap_drop)
+    if args.privileged:
+        host["Privileged"] = True
+    if args.read_only:
+        host["ReadonlyRootfs"] = True
+    if args.security_opt:
+        host["SecurityOpt"] = confinement.cli_security_opts(args.security_opt)
+    return host
 
 
 def _duration(value: str, flag: str) -> int:
@@ -723,6 +746,11 @@ def register(sub, management: bool = False) -> None:
     p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
     p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
     p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("--cap-add", action="append", default=[], help="Add Linux capabilities")
+    p.add_argument("--cap-drop", action="append", default=[], help="Drop Linux capabilities")
+    p.add_argument("--privileged", action="store_true", help="Give extended privileges to this container")
+    p.add_argument("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
+    p.add_argument("--security-opt", action="append", default=[], help="Security Options")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")

@@ -115,10 +115,32 @@ def info_dict(rt: Runtime) -> dict:
         "Architecture": platform.machine(), "NCPU": os.cpu_count(), "MemTotal": mem,
         "DockerRootDir": rt.root.root, "Name": platform.node(), "ServerVersion": __version__,
         "Runtimes": {"minidocker": {"path": "minidocker.core.runc"}}, "DefaultRuntime": "minidocker",
-        "SecurityOptions": ["name=cgroupns"], "Swarm": {"LocalNodeState": "inactive"},
+        "SecurityOptions": _security_options(), "Swarm": {"LocalNodeState": "inactive"},
         "Warnings": (["WARNING: cgroups are hybrid here (v1 controllers): Docker uses v1 on such hosts, "
                       "so does minidocker"] if layout == "hybrid" else []),
     }
+
+
+def _security_options() -> list[str]:
+    """What `docker info` lists under Security Options: seccomp with the default profile when
+    the kernel and libseccomp can do it (no AppArmor or SELinux in minidocker yet)."""
+    from ...core.linux import libseccomp
+    opts = []
+    with open("/proc/self/status") as f:
+        kernel_has_it = "Seccomp:" in f.read()
+    if kernel_has_it and libseccomp.available():
+        opts.append("name=seccomp,profile=default")
+    return opts + ["name=cgroupns"]
+
+
+def _security_lines(opts: list[str]) -> list[str]:
+    """"name=seccomp,profile=default" -> "  seccomp" and "   Profile: default", as docker info prints it."""
+    lines = []
+    for opt in opts:
+        fields = dict(kv.split("=", 1) for kv in opt.split(",") if "=" in kv)
+        lines.append(f"  {fields.get('name', opt)}")
+        lines += [f"   {k.capitalize()}: {v}" for k, v in fields.items() if k != "name"]
+    return lines
 
 
 def _fs_type(path: str) -> str:
@@ -147,7 +169,9 @@ Server:
  Cgroup Driver: {{.CgroupDriver}}
  Cgroup Version: {{.CgroupVersion}}
  Default Runtime: {{.DefaultRuntime}}
- Kernel Version: {{.KernelVersion}}
+ Security Options:
+{{range .SecurityOptionsShown}}{{.}}
+{{end}} Kernel Version: {{.KernelVersion}}
  Operating System: {{.OperatingSystem}}
  OSType: {{.OSType}}
  Architecture: {{.Architecture}}
@@ -164,7 +188,8 @@ def cmd_info(args) -> int:
     data = info_dict(Runtime())
     if args.format:
         return print_inspect([data], parse_format(args.format))
-    shown = dict(data, MemTotalHuman=fmt.bytes_size(data["MemTotal"]))
+    shown = dict(data, MemTotalHuman=fmt.bytes_size(data["MemTotal"]),
+                 SecurityOptionsShown=_security_lines(data["SecurityOptions"]))
     print(parse_format(INFO_TEMPLATE).execute(shown).rstrip("\n"))
     return 0
 

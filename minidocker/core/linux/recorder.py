@@ -43,6 +43,9 @@ class Recorder(Linux):
     def mkdir_p(self, path, mode=0o755) -> None:
         self._rec("mkdir", path)
 
+    def chmod(self, path, mode) -> None:
+        self._rec("chmod", path, oct(mode))
+
     def touch(self, path) -> None:
         self._rec("touch", path)
 

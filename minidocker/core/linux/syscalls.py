@@ -8,6 +8,7 @@ learner can read in one file which system calls a container runtime really needs
     pivot_root            swap the root filesystem (chroot cannot be escaped this way)
     sethostname           the UTS namespace's hostname
     prctl, capget/capset  capabilities and the child-subreaper flag
+    prctl(PR_SET_SECCOMP) install a seccomp filter (core/seccomp.py)
 
 Each wrapper turns a -1 return into an OSError carrying errno, the call's name and its
 arguments, e.g. ``OSError(22, 'pivot_root(".", "."): Invalid argument')``.
@@ -121,6 +122,23 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), f"prctl({option})")
 
 
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):  # struct sock_fprog: the program's length and its instructions
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_filter(bpf: bytes) -> None:
+    """Install a seccomp filter (classic BPF, 8 bytes per instruction) on the calling thread.
+    Needs CAP_SYS_ADMIN or no_new_privs; can never be undone (core/seccomp.py reads and runs one)."""
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl(PR_SET_SECCOMP, {len(bpf) // 8} instructions)")
+
+
 def set_process_name(name: str) -> None:
     """Set the name `ps` shows in its COMM column (15 bytes max)."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
@@ -213,6 +231,9 @@ class Linux:
 
     def mkdir_p(self, path: str, mode: int = 0o755) -> None:
         os.makedirs(path, mode=mode, exist_ok=True)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode)
 
     def touch(self, path: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
