@@ -15,7 +15,7 @@ import time
 from .. import fsutil, gotime
 from ..container import state as st
 from ..core.linux import procfs
-from ..errors import MinidockerError
+from ..errors import MinidockerError, NotFound
 
 
 def in_other_pidns(pid: int) -> bool:
@@ -88,3 +88,19 @@ def reconcile(rt, rec: dict) -> dict:
             st.set_exited(s, 255, int(died * 1e9), error="the container's monitor died")
         rec = r
     return rec
+
+
+def wait_not_running(rt, cid: str, timeout: float | None) -> bool:
+    """Until the container has stopped and its monitor is gone (True), or `timeout` seconds
+    passed (False). start, stop, kill and rm all wait this way."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            rec = reconcile(rt, rt.containers.read(cid))
+        except NotFound:
+            return True  # --rm containers are gone once stopped
+        if not rec["State"]["Running"] and not rt.containers.shim_alive(cid):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)

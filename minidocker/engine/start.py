@@ -17,7 +17,7 @@ import sys
 from ..container import state as st
 from ..core import steps
 from ..errors import MinidockerError, RuntimeFailure
-from .reconcile import reconcile
+from .reconcile import reconcile, wait_not_running
 
 # The directory that holds the `minidocker` package: it goes first on the monitor's path
 # (an editable install is found through a .pth hook that `python -S` skips).
@@ -93,7 +93,6 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
         # The last run's monitor recorded the exit and is still finishing up (unmounting, removing
         # the cgroup): for Docker the container is exited and may be started now, so wait for it
         # rather than fail with "already running".
-        from .stop import wait_not_running
         wait_not_running(rt, cid, 10)
     if rec.get("HasBeenManuallyStopped") or rec.get("RestartCanceled") or rec.get("RestartCount"):
         with rt.containers.update(cid) as r:  # started by the user: its restart policy counts afresh

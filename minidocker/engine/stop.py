@@ -15,7 +15,7 @@ from .. import events
 from ..container import restart as policies, runconfig
 from ..container import state as st
 from ..errors import NotFound
-from .reconcile import reconcile, thaw_quietly
+from .reconcile import reconcile, thaw_quietly, wait_not_running  # noqa: F401 (remove.py imports it here)
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -59,20 +59,6 @@ def stopped_by_user(rt, cid: str, cancel: bool = True, manual: bool = True) -> d
             except ProcessLookupError:
                 pass
     return r
-
-
-def wait_not_running(rt, cid: str, timeout: float | None) -> bool:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        try:
-            rec = reconcile(rt, rt.containers.read(cid))
-        except NotFound:
-            return True  # --rm containers are gone once stopped
-        if not rec["State"]["Running"] and not rt.containers.shim_alive(cid):
-            return True
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
 
 
 def kill(rt, ref: str, sig: str | int = "KILL") -> str:
