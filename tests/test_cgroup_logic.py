@@ -122,7 +122,8 @@ def _prepare_child(root, cid):
 
 
 def test_v2_create_enables_controllers_top_down(fake_v2):
-    d = V2Driver(str(fake_v2))
+    restricted = []
+    d = V2Driver(str(fake_v2), restrict=restricted.append)
     (fake_v2 / "minidocker").mkdir()
     (fake_v2 / "minidocker" / "cgroup.subtree_control").write_text("")
     d.create("c1")
@@ -131,6 +132,7 @@ def test_v2_create_enables_controllers_top_down(fake_v2):
     assert (fake_v2 / "minidocker" / "cgroup.subtree_control").read_text() == "+cpu +memory +pids +io"
     assert (fake_v2 / "minidocker" / "c1").is_dir()
     assert d.ids() == ["c1"]
+    assert restricted == [str(fake_v2 / "minidocker" / "c1")]  # the device program goes on the new cgroup
 
 
 def test_v2_missing_controller_is_named(fake_v2):

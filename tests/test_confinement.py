@@ -80,16 +80,8 @@ def results(rt, probes, *flags) -> dict[str, str]:
     return dict(line.split("=", 1) for line in p.stdout.split())
 
 
-def v2_host() -> bool:
-    from minidocker.core import cgroups
-    return cgroups.layout() == "v2"
-
-
 def test_every_probe_ends_as_in_docker_with_the_default_profile(md, docker, probes):
     ours, theirs = results(md, probes), results(docker.docker, probes)
-    if v2_host():  # no eBPF device controller yet: CAP_MKNOD is dropped on v2 (README)
-        for r in (ours, theirs):
-            r.pop("mknod_c"), r.pop("CapEff"), r.pop("CapBnd")
     assert ours == theirs
     assert theirs["Seccomp"] == "2" and theirs["keyctl"] == "1" and theirs["unshare_U"] != "0"
 
@@ -105,9 +97,6 @@ def test_every_probe_ends_as_in_docker_with_the_default_profile(md, docker, prob
 ], ids=lambda f: " ".join(f))
 def test_each_flag_changes_what_it_changes_in_docker(md, docker, probes, flags):
     ours, theirs = results(md, probes, *flags), results(docker.docker, probes, *flags)
-    if v2_host():
-        for r in (ours, theirs):
-            r.pop("mknod_c"), r.pop("CapEff"), r.pop("CapBnd")
     assert ours == theirs
 
 

@@ -57,13 +57,10 @@ def test_network_none_has_only_loopback(md):
 
 
 def test_default_capabilities_like_docker(md):
-    from minidocker.core import cgroups, security
+    from minidocker.core import security
     out = md.ok("run", "--rm", "busybox", "grep", "CapEff", "/proc/self/status")
     eff = int(out.split()[1], 16)
-    expected = {f"CAP_{c}" for c in security.DEFAULT_CAPS}
-    if cgroups.driver().version == 2:
-        # no device cgroup without eBPF on v2: minidocker drops CAP_MKNOD instead (README)
-        expected.discard("CAP_MKNOD")
+    expected = {f"CAP_{c}" for c in security.DEFAULT_CAPS}  # on v1 and v2 alike
     assert sorted(security.cap_names(eff)) == sorted(expected)
     r = md("run", "--rm", "busybox", "mount", "-t", "tmpfs", "x", "/mnt")
     assert r.returncode != 0  # no CAP_SYS_ADMIN: cannot mount

@@ -64,17 +64,13 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int], str]:
     return runconfig.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
 
 
-def capabilities(cgroup_version: int, host: dict | None = None) -> list[str]:
+def capabilities(host: dict | None = None) -> list[str]:
     """Docker's 14 capabilities, changed by --cap-add/--cap-drop/--privileged."""
     host = host or {}
     caps = confinement.capabilities([f"CAP_{c}" for c in security.DEFAULT_CAPS], list(host.get("CapAdd") or []),
                                     list(host.get("CapDrop") or []), bool(host.get("Privileged")),
                                     confinement.known_caps(sc.cap_last_cap()))
-    if cgroup_version == 2 and not host.get("Privileged") and "CAP_MKNOD" in caps:
-        # Docker guards device access on v2 with an eBPF program; minidocker has none yet, so
-        # the container's root must not create device nodes at all.
-        caps.remove("CAP_MKNOD")
-    return caps
+    return caps  # (CAP_MKNOD is safe: the cgroup's device rules decide what may be opened)
 
 
 def depth(path: str) -> int:
@@ -91,7 +87,7 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
     hostname = (joined or rec)["Config"].get("Hostname") or rec["Id"][:12]
     tty = bool(cfg.get("Tty"))
     uid, gid, groups = user
-    caps = capabilities(cgroup_version, host)
+    caps = capabilities(host)
     privileged = bool(host.get("Privileged"))
     opts = confinement.parse_security_opts(list(host.get("SecurityOpt") or []))
     namespaces = [{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "cgroup"}]

@@ -33,7 +33,7 @@ FILES = [  # (what, docker flag, cgroup v1 file, cgroup v2 file)
     ("process limit", "--pids-limit", "pids/pids.max", "pids.max"),
     ("processes now", "stats", "pids/pids.current", "pids.current"),
     ("freeze", "pause", "freezer/freezer.state = FROZEN", "cgroup.freeze = 1 (cgroup.events: frozen 1)"),
-    ("device access", "(always)", "devices/devices.allow, devices.deny", "an eBPF program (not in minidocker)"),
+    ("device access", "(always)", "devices/devices.allow, devices.deny", "an eBPF program on the cgroup (devices.py)"),
 ]
 
 

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import os
 
-from . import limits
+from . import devices, limits
 from .base import V1_CONTROLLERS, CgroupError, procs, read, read_int, read_keyed, rmdir, wait_until, write
 
-# Docker's default device rules (moby oci/defaults.go): mknod anything, open only these.
-DEVICE_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
-                "c 1:5 rwm", "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"]
+DEVICE_RULES = devices.DEFAULT_RULES  # Docker's: mknod anything, open only the harmless ones
 
 
 def write_resources(paths: dict[str, str], res: dict) -> None:

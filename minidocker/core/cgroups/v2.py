@@ -10,6 +10,7 @@
           cpu.weight       from --cpu-shares
           pids.max         --pids-limit           pids.current
           cgroup.freeze    1 = pause              cgroup.events    "frozen 1" once frozen
+          (no file)        device rules: an eBPF program attached to the directory (devices.py)
 
 Two rules trip people up, and the errors here name them:
   * a controller must be enabled in the parent's cgroup.subtree_control before a child
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import os
 
-from . import limits
+from ..linux import bpf
+from . import devices, limits
 from .base import V2_CONTROLLERS, CgroupError, procs, read, read_int, read_keyed, rmdir, wait_until, write
 
 
@@ -40,12 +42,22 @@ def write_resources(paths: dict[str, str], res: dict) -> None:
     write(f"{p}/pids.max", v["pids"] or "max")
 
 
+def restrict_devices(path: str, rules: list[str] = devices.DEFAULT_RULES) -> None:
+    """v2 has no devices.allow: Docker's device rules become an eBPF program on the cgroup."""
+    try:
+        bpf.restrict_devices(path, devices.encode(devices.program(rules)))
+    except OSError as e:
+        raise CgroupError(f"cannot apply the device rules to {path} (an eBPF program of type "
+                          f"BPF_PROG_TYPE_CGROUP_DEVICE): {e}") from None
+
+
 class V2Driver:
     version = 2
 
-    def __init__(self, root: str = "/sys/fs/cgroup", parent: str = "minidocker"):
+    def __init__(self, root: str = "/sys/fs/cgroup", parent: str = "minidocker", restrict=restrict_devices):
         self.root = root
         self.parent = parent
+        self.restrict = restrict  # (a test on a fake tree of plain files passes its own)
 
     # --- where ---
     def path(self, cid: str) -> str:
@@ -86,6 +98,7 @@ class V2Driver:
     def create(self, cid: str) -> None:
         self.setup_parent()
         os.makedirs(self.path(cid), exist_ok=True)
+        self.restrict(self.path(cid))
 
     def apply(self, cid: str, res: dict) -> None:
         """Write the OCI spec's linux.resources (absent = unlimited)."""

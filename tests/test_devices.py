@@ -1,0 +1,84 @@
+"""Docker's device rules as cgroup v2 enforces them: an eBPF program (core/cgroups/devices.py)
+checked by its own interpreter without root, then loaded into the kernel, attached to a real
+cgroup v2 directory and met by a real process: /dev/null opens, a block device node can be made
+but not opened, /dev/kmsg cannot be opened. The same rules as v1's devices.allow."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from minidocker.core.cgroups import devices, v1, v2
+from minidocker.core.linux import procfs
+
+PROG = devices.program(devices.DEFAULT_RULES)
+
+
+@pytest.mark.parametrize("kind, major, minor, access, allowed", [
+    ("c", 1, 3, "rw", True), ("c", 1, 3, "rwm", True), ("c", 1, 9, "r", True),   # null, urandom
+    ("c", 136, 7, "rw", True), ("c", 5, 2, "rw", True), ("c", 10, 200, "rw", True),  # pts, ptmx, tun
+    ("b", 8, 0, "m", True), ("c", 4, 1, "m", True),                             # mknod of anything
+    ("b", 8, 0, "r", False), ("b", 8, 0, "rw", False), ("c", 1, 11, "w", False),  # a disk, /dev/kmsg
+    ("c", 1, 1, "r", False), ("c", 10, 237, "rw", False),                       # /dev/mem, loop-control
+])
+def test_the_program_answers_as_the_rules_say(kind, major, minor, access, allowed):
+    assert devices.run(PROG, kind, major, minor, access) is allowed
+
+
+def test_rules_parse_and_the_program_reads_back():
+    assert devices.parse_rule("c 136:* rwm") == (2, 136, devices.WILDCARD, 7)
+    assert devices.parse_rule("b *:* m") == (1, devices.WILDCARD, devices.WILDCARD, 1)
+    with pytest.raises(ValueError, match="bad device rule"):
+        devices.parse_rule("x 1:3 rwm")
+    text = devices.disassemble(PROG)
+    assert text[0].endswith("r2 = ctx->access_type") and text[-1].endswith("exit (return r0)")
+    assert len(devices.encode(PROG)) == 8 * len(PROG)
+    assert v1.DEVICE_RULES == devices.DEFAULT_RULES   # one list for v1 and v2
+
+
+def unified_mount() -> str | None:
+    for m in procfs.mountinfo():
+        if m["fstype"] == "cgroup2":
+            return m["target"]
+    return None
+
+
+PROBE = r'''
+import os, sys
+with open(os.path.join(sys.argv[1], "cgroup.procs"), "w") as f:
+    f.write(str(os.getpid()))
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as e:
+        return e.strerror
+node = os.path.join(sys.argv[2], "disk")
+print(attempt(lambda: open("/dev/null", "w").write("x")), attempt(lambda: open("/dev/kmsg").close()),
+      attempt(lambda: os.mknod(node, 0o600 | 0o060000, os.makedev(7, 0))), attempt(lambda: open(node, "rb").close()),
+      sep="|")
+'''
+
+
+@pytest.mark.root
+def test_the_kernel_enforces_it_on_a_v2_cgroup(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    root = unified_mount()
+    if root is None:
+        pytest.skip("no cgroup2 mount")
+    from minidocker.core.linux import bpf
+    cg = os.path.join(root, f"md-devtest-{os.getpid()}")
+    os.mkdir(cg)
+    try:
+        v2.restrict_devices(cg)
+        assert len(bpf.device_programs(cg)) == 1
+        out = subprocess.run([sys.executable, "-c", PROBE, cg, str(tmp_path)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == "ok|Operation not permitted|ok|Operation not permitted"
+        # the same process outside the cgroup may open both (what the program took away)
+        assert open("/dev/null", "w").write("x") == 1
+    finally:
+        os.rmdir(cg)  # (the process has exited; the kernel detaches the program with the cgroup)
