@@ -65,9 +65,15 @@ def remove_bridge(workdir: str) -> None:
 
 
 def remove_stale_bridges() -> None:
-    """Bridges of private daemons that are gone (a killed test run): nothing uses them."""
+    """Bridges of private daemons that are gone (a killed test run): nothing uses them.
+    The bridges are listed *before* the work directories are read: a daemon starting meanwhile
+    writes its bridge's name before it makes the bridge, so any bridge listed has its name on
+    disk by the time we look (read the other way round, a bridge made between the two reads
+    was taken for stale and deleted under a starting dockerd: "bridge device with non default
+    name ... must be created manually", found by notebook 07 beside concurrent tests)."""
     import glob
     from ..network import bridge
+    candidates = bridge.links((BRIDGE_PREFIX,))
     live = set()
     for wd in glob.glob(os.path.join(tempfile.gettempdir(), "realdocker-*")):
         try:
@@ -79,7 +85,7 @@ def remove_stale_bridges() -> None:
             live.add(name)
         except (OSError, ValueError):
             continue
-    for name in bridge.links((BRIDGE_PREFIX,)):
+    for name in candidates:
         if name not in live:
             bridge.delete_link(name)
 
