@@ -126,6 +126,24 @@ def test_inspect_shows_the_flags_as_docker_does(both):
 
 
 @pytest.mark.parametrize("flags", [
+    ["--group-add", "mail", "--group-add", "4242"],
+    ["-u", "nobody", "--group-add", "wheel"],
+    ["--userns", "host", "--group-add", "0"],
+], ids=lambda f: " ".join(f))
+def test_group_add_and_userns_host(md, docker, flags):
+    ours = md("run", "--rm", *N, *flags, "busybox", "sh", "-c", "id; grep Groups /proc/self/status")
+    theirs = docker.docker("run", "--rm", *N, *flags, "busybox", "sh", "-c", "id; grep Groups /proc/self/status")
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    ex = md.ok("run", "-d", *N, *flags, "busybox", "sleep", "30").strip()
+    try:  # exec gets the same groups
+        assert md.ok("exec", ex, "grep", "Groups", "/proc/self/status") == theirs.stdout.splitlines()[-1] + "\n"
+    finally:
+        md("rm", "-f", ex)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--group-add", "audio"], ["--userns", "private"],
     ["--cap-add", "FOO"], ["--cap-drop", "cap_nothing"], ["--security-opt", "foo"],
     ["--security-opt", "label"], ["--security-opt", "no-new-privileges=maybe"],
     ["--security-opt", "seccomp=/no/such/profile.json"],

@@ -201,3 +201,13 @@ def test_rules_for_libseccomp():
                      ("personality", seccomp.RET_ALLOW, [(0, 4, 0, 0)]),
                      ("personality", seccomp.RET_ALLOW, [(0, 4, 8, 0)]),
                      ("clone", seccomp.RET_ALLOW, [(0, 7, 1, 0), (1, 6, 2, 3)])]
+
+
+def test_group_add_reads_the_containers_group_file():
+    from minidocker.container import runconfig
+    group = "root:x:0:\nwheel:x:10:root\nmail:x:12:\n"
+    assert runconfig.additional_groups(["mail", "4242", "10", "wheel"], group) == [12, 4242, 10]
+    with pytest.raises(MinidockerError, match="Unable to find group audio"):
+        runconfig.additional_groups(["audio"], group)
+    with pytest.raises(MinidockerError, match="must be in range"):
+        runconfig.additional_groups(["99999999999"], group)

@@ -213,6 +213,7 @@ def host_config(*, network_mode: str = "default", port_bindings: dict | None = N
         "PublishAllPorts": publish_all,
         "RestartPolicy": dict(restart_policy or {"Name": "no", "MaximumRetryCount": 0}),
         "AutoRemove": auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
+        "GroupAdd": None, "UsernsMode": "",
         "Privileged": False, "ReadonlyRootfs": False, "SecurityOpt": None, "ShmSize": SHM_SIZE, "Runtime": "minidocker",
         "Memory": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpuPeriod": 0,
         "CpuQuota": 0, "PidsLimit": None, **(limits or {}),

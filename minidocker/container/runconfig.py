@@ -229,6 +229,26 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int
     return uid, gid, sorted(set(extra)), home
 
 
+def additional_groups(wanted: list[str], group: str) -> list[int]:
+    """`--group-add name|gid` -> gids, from the container's /etc/group (libcontainer's
+    GetAdditionalGroups): a name must be there; a number need not be."""
+    table = _parse_table(group, 4)
+    out: list[int] = []
+    for g in wanted:
+        hit = next((r for r in table if r[0] == g or str(_atoi(r[2])) == g), None)
+        if hit is not None:
+            gid = _atoi(hit[2]) or 0
+        elif _atoi(g) is not None:
+            gid = _atoi(g)
+        else:
+            raise MinidockerError(f"Unable to find group {g}")
+        if not 0 <= gid <= 0x7FFFFFFF:
+            raise MinidockerError("uids and gids must be in range 0-2147483647")
+        if gid not in out:
+            out.append(gid)
+    return out
+
+
 # ---------------------------------------------------------------- signals
 def parse_signal(value: str | int) -> int:
     """'KILL', 'SIGKILL', 'kill', '9' -> 9 (docker kill -s / --stop-signal)."""

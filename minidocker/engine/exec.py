@@ -26,7 +26,8 @@ def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str 
     """The OCI process of `docker exec` (what `runc exec --process process.json` reads), from
     the container's own config.json (`spec`) and its mounted root filesystem."""
     cfg = rec["Config"]
-    uid, gid, groups, _ = oci.resolve_user(rootfs, user if user is not None else cfg.get("User") or "")
+    uid, gid, groups, _ = oci.resolve_user(rootfs, user if user is not None else cfg.get("User") or "",
+                                           rec["HostConfig"].get("GroupAdd"))
     hostname = cfg.get("Hostname") or rec["Id"][:12]
     return {
         "terminal": tty,

@@ -56,12 +56,16 @@ def bundle_dir(container_dir: str) -> str:
     return os.path.join(container_dir, "bundle")
 
 
-def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int], str]:
-    """`-u name[:group]` against the container's own /etc/passwd and /etc/group (never the
-    host's: names differ between images), read through the rootfs with symlinks kept inside it."""
+def resolve_user(rootfs: str, user: str, group_add: list[str] | None = None) -> tuple[int, int, list[int], str]:
+    """`-u name[:group]` (and `--group-add`) against the container's own /etc/passwd and
+    /etc/group (never the host's: names differ between images), read through the rootfs with
+    symlinks kept inside it."""
     def read(path: str) -> str:
         return fsutil.read_text(fsutil.scoped_path(rootfs, path), "") or ""
-    return runconfig.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
+    uid, gid, groups, home = runconfig.resolve_user(user, read("/etc/passwd"), read("/etc/group"))
+    if group_add:
+        groups = sorted(set(groups) | set(runconfig.additional_groups(group_add, read("/etc/group"))))
+    return uid, gid, groups, home
 
 
 def capabilities(host: dict | None = None) -> list[str]:
@@ -143,7 +147,8 @@ def write_bundle(rec: dict, container_dir: str, rootfs: str, *, cgroup_version: 
     """Resolve the user, write config.json; return the bundle dir. (A missing working directory
     is made by the runtime, inside the container: core/init.py.)"""
     try:
-        uid, gid, groups, _home = resolve_user(rootfs, rec["Config"].get("User") or "")
+        uid, gid, groups, _home = resolve_user(rootfs, rec["Config"].get("User") or "",
+                                               rec["HostConfig"].get("GroupAdd"))
     except MinidockerError as e:  # docker checks the user before starting: exit 125
         raise MinidockerError(str(e), exit_code=125) from None
     spec = build(rec, rootfs, (uid, gid, groups), cgroup_version=cgroup_version, cgroup_parent=cgroup_parent,
