@@ -95,6 +95,7 @@ def test_draw_and_label():
     fig = netgraph.figure(g, "sample")
     assert fig.axes[0].get_title() == "sample"
     plt.close(fig)
+    assert netgraph.png(g, "sample").startswith(b"\x89PNG")
     assert netgraph.label(g["nodes"]["nb06-a/eth0"]) == "eth0  (veth)\n10.206.0.2/24"
     assert netgraph.label(g["nodes"]["none-box/lo"]).endswith("(down)")
 
@@ -103,3 +104,12 @@ def test_empty_snapshot():
     g = netgraph.graph({"namespaces": [{"name": "host", "inode": 1, "links": []}]})
     assert g["nodes"] == {} and g["edges"] == []
     assert netgraph.layout(g)["boxes"]["host"]
+
+
+def test_live_view_updates_the_widget_state_only():
+    ipywidgets = __import__("pytest").importorskip("ipywidgets")
+    view = netgraph.LiveView()
+    assert isinstance(view.widget, ipywidgets.Output)
+    view.update(netgraph.graph(sample(), host_prefixes=("nb06-",)), "step 1")
+    (out,) = view.widget.outputs
+    assert out["data"]["text/plain"] == "<network picture: step 1>" and view.updates == 1

@@ -202,7 +202,7 @@ def layout(g: dict) -> dict:
 
 def label(node: dict) -> str:
     """What a node's box says: its name, kind, addresses, and 'down' if it is not up."""
-    kind = {"veth": "veth", "bridge": "bridge 网桥", "loopback": "lo"}.get(node["kind"], node["kind"] or "")
+    kind = {"veth": "veth", "bridge": "bridge", "loopback": "lo"}.get(node["kind"], node["kind"] or "")
     lines = [node["name"] + ("" if node["kind"] in ("loopback",) else f"  ({kind})")]
     lines += node["addrs"]
     if not node["up"]:
@@ -235,7 +235,7 @@ def draw(ax, g: dict, pos: dict | None = None, title: str = "") -> None:
         host = ns == HOST
         ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0.05",
                                     fc="#f6f6f6" if host else "#eef7ee", ec="gray", lw=1))
-        ax.text(x0 + 0.05, y1 - 0.05 if host else y0 + 0.02, ("host network namespace (宿主机)" if host else ns),
+        ax.text(x0 + 0.05, y1 - 0.05 if host else y0 + 0.02, ("host network namespace" if host else ns),
                 fontsize=8, va="top" if host else "bottom", ha="left", style="italic", color="dimgray")
     for a, b, kind in g["edges"]:
         (xa, ya), (xb, yb) = pos["nodes"][a], pos["nodes"][b]
@@ -263,8 +263,24 @@ def figure(g: dict, title: str = ""):
     return fig
 
 
+def png(g: dict, title: str = "") -> bytes:
+    """The picture as PNG bytes (the figure is closed: nothing is left for pyplot to show)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    fig = figure(g, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 class LiveView:
-    """One ipywidgets Output that always shows the latest picture: `view.update(g, title)`."""
+    """One ipywidgets Output that always shows the latest picture: `view.update(g, title)`.
+
+    The picture is put into the widget's `outputs` directly (a widget state update), not with
+    display() inside `with widget:`: so it never lands in the output of the cell that calls
+    update(), where a front end without widgets (nbval, nbconvert) would put it."""
 
     def __init__(self):
         import ipywidgets
@@ -272,11 +288,8 @@ class LiveView:
         self.updates = 0
 
     def update(self, g: dict, title: str = "") -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-        fig = figure(g, title)
-        with self.widget:
-            self.widget.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        import base64
+        data = base64.b64encode(png(g, title)).decode()
+        self.widget.outputs = ({"output_type": "display_data", "metadata": {},
+                                "data": {"image/png": data, "text/plain": f"<network picture: {title}>"}},)
         self.updates += 1
