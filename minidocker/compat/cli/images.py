@@ -192,6 +192,49 @@ def cmd_history(args) -> int:
     return 0
 
 
+def cmd_scan(args) -> int:
+    """The image's packages (an SBOM) matched against OSV advisory files (images/scan.py)."""
+    import json
+    from ...images import scan
+    store = _store()
+    img = store.resolve(args.image)
+    texts = []
+    for path in args.advisories:
+        try:
+            with open(path, encoding="utf-8") as f:
+                texts.append(f.read())
+        except OSError as e:
+            raise MinidockerError(f"advisories {path}: {e.strerror}", exit_code=125) from None
+    try:
+        advisories = scan.load_advisories(texts)
+    except ValueError as e:
+        raise MinidockerError(f"advisories: {e}", exit_code=125) from None
+    with store.image_rootfs(img) as root:
+        packages = scan.read_packages(root)
+    findings = scan.match(packages, advisories)
+    if args.sbom:
+        with open(args.sbom, "w", encoding="utf-8") as f:
+            json.dump(scan.cyclonedx(args.image, img.id, packages, findings), f, indent=2)
+    if args.format == "json":
+        print(json.dumps({"image": args.image, "packages": packages, "vulnerabilities": findings}, indent=2))
+    else:
+        counts = {}
+        for p in packages:
+            counts[p["ecosystem"]] = counts.get(p["ecosystem"], 0) + 1
+        print(f"{args.image} ({img.id[7:19]}): {len(packages)} packages "
+              f"({', '.join(f'{n} {e}' for e, n in sorted(counts.items())) or 'no package database found'}), "
+              f"{len(advisories)} advisories, {len(findings)} vulnerabilities")
+        if findings:
+            from .common import render_table
+            rows = [{"Package": f["package"], "Id": f["id"], "Severity": f["severity"], "Installed": f["installed"],
+                     "Fixed": f["fixed"] or "-", "Summary": fmt.ellipsis(f["summary"], 40)} for f in findings]
+            headers = {"Package": "PACKAGE", "Id": "VULNERABILITY", "Severity": "SEVERITY",
+                       "Installed": "INSTALLED", "Fixed": "FIXED IN", "Summary": "SUMMARY"}
+            sys.stdout.write(render_table("table {{.Package}}\t{{.Id}}\t{{.Severity}}\t{{.Installed}}\t{{.Fixed}}"
+                                          "\t{{.Summary}}", rows, headers))
+    return args.exit_code if findings else 0
+
+
 def cmd_image_prune(args) -> int:
     from ...images import manage
     from .common import confirm
@@ -337,6 +380,14 @@ def register_more(sub, management: bool = False) -> None:
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("--no-prune", action="store_true")
     p.add_argument("images", nargs="+")
+    if not management:
+        p = add("scan", cmd_scan, "List an image's packages and match them against vulnerability advisories")
+        p.add_argument("--advisories", action="append", default=[], metavar="FILE",
+                       help="OSV advisories (JSON: one, a list, or osv.dev's {\"vulns\": [...]}); repeatable")
+        p.add_argument("--sbom", default=None, metavar="FILE", help="Write a CycloneDX SBOM of the image to FILE")
+        p.add_argument("--format", choices=["table", "json"], default="table")
+        p.add_argument("--exit-code", type=int, default=0, help="Exit code when vulnerabilities are found")
+        p.add_argument("image")
     p = add("history", cmd_history, "Show the history of an image")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
