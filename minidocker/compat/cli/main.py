@@ -46,7 +46,9 @@ TAUGHT_IN = {
                     "01-container-is-a-process"),
     "exec": "03-namespaces",
     **dict.fromkeys(["pause", "unpause", "update", "stats"], "04-cgroups"),
-    **dict.fromkeys(["diff", "history", "save"], "05-overlay2"),
+    **dict.fromkeys(["diff", "history"], "05-overlay2"),
+    **dict.fromkeys(["build", "images", "image", "tag", "rmi", "save", "load", "push", "pull", "login", "logout"],
+                    "08-images-and-build"),
     **dict.fromkeys(["restart", "attach", "events"], "09-lifecycle-and-operations"),
 }
 
