@@ -47,6 +47,7 @@ TAUGHT_IN = {
     "exec": "03-namespaces",
     **dict.fromkeys(["pause", "unpause", "update", "stats"], "04-cgroups"),
     **dict.fromkeys(["diff", "history"], "05-overlay2"),
+    **dict.fromkeys(["volume", "cp"], "07-volumes-and-data"),
     **dict.fromkeys(["build", "images", "image", "tag", "rmi", "save", "load", "push", "pull", "login", "logout"],
                     "08-images-and-build"),
     **dict.fromkeys(["restart", "attach", "events"], "09-lifecycle-and-operations"),
