@@ -712,8 +712,9 @@ def state_snapshot(root: str) -> dict:
         except FileNotFoundError:
             return []
     repos = r.repositories
+    volumes = [v for v in ls(os.path.join(root, "volumes")) if v != ".lock"]  # (the first use makes the lock)
     return {"containers": ls(r.containers), "images": ls(r.imagedb), "layers": ls(r.layerdb),
-            "overlay2": ls(r.overlay2), "mounts": ls(r.mountsdb), "volumes": ls(os.path.join(root, "volumes")),
+            "overlay2": ls(r.overlay2), "mounts": ls(r.mountsdb), "volumes": volumes,
             "networks": ls(os.path.join(root, "network")), "tmp": ls(r.tmp),
             "tags": open(repos).read() if os.path.exists(repos) else ""}
 
