@@ -212,8 +212,8 @@ def test_stop_timing_sigterm_then_sigkill(md):
     time.sleep(0.3)
     t = time.monotonic()
     md.ok("stop", "-t", "10", cid2)
-    assert time.monotonic() - t < 3
-    assert inspect(md, cid2)["State"]["ExitCode"] == 0
+    assert time.monotonic() - t < 8          # well before the 10 s grace period (a slow VM takes ~4 s)
+    assert inspect(md, cid2)["State"]["ExitCode"] == 0   # its own exit, not SIGKILL's 137
     md.ok("rm", cid, cid2)
 
 
