@@ -162,7 +162,8 @@ def test_privileged_gets_everything_the_host_can_give(md, docker):
     """This machine's root lacks CAP_SYS_RESOURCE in its bounding set: then both runtimes fail
     to apply all capabilities. Where root has them all (the lab VM), both run."""
     ours = md("run", "--rm", *N, "--privileged", "busybox", "sh", "-c",
-              "grep -E '^(Seccomp|CapEff):' /proc/self/status; grep ' /sys ' /proc/mounts; head -c 16 /proc/kcore | wc -c")
+              "grep -E '^(Seccomp|CapEff):' /proc/self/status; grep ' /sys ' /proc/mounts; "
+              "head -c 16 /proc/kcore | wc -c")
     theirs = docker.docker("run", "--rm", *N, "--privileged", "busybox", "true", check=False)
     assert ours.returncode == theirs.returncode
     if ours.returncode == 125:
