@@ -231,18 +231,14 @@ class LabSession:
             self.run_python(code, *found["links"], check=False)
             done += [f"link {n}" for n in found["links"]]
         from ..network import nft
-        for h in found["rules"]:
+        commands = [(f"delete rule ip filter FORWARD handle {h}", f"forward rule {h}") for h in found["rules"]]
+        commands += [(f"delete table ip {t}", f"firewall table {t}") for t in found["tables"]]
+        for command, what in commands:
             try:
-                nft.run(f"delete rule ip filter FORWARD handle {h}")
-                done.append(f"forward rule {h}")
+                nft.run(command)
+                done.append(what)
             except MinidockerError as e:
-                done.append(f"(forward rule {h}: {e})")
-        for t in found["tables"]:
-            try:
-                nft.run(f"delete table ip {t}")
-                done.append(f"firewall table {t}")
-            except MinidockerError as e:
-                done.append(f"(firewall table {t}: {e})")
+                done.append(f"({what}: {e})")
         from ..core.linux import syscalls as sc
         for n in found["netns"]:
             path = os.path.join(NETNS_DIR, n)
