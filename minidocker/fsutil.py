@@ -29,6 +29,19 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644, durable: bool 
     os.rename(tmp, path)
 
 
+def rewrite(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """Write `path` in place (the same inode, owner and mode): for a file bind-mounted into a
+    container, such as its /etc/hosts, which a new file in its place would not replace there
+    (Docker's libnetwork writes them in place too)."""
+    if isinstance(data, str):
+        data = data.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str, obj, mode: int = 0o644, durable: bool = True) -> None:
     write_atomic(path, json.dumps(obj, separators=(",", ":")), mode, durable)
 

@@ -358,6 +358,10 @@ class VolumeStore:
         if self.exists(name):
             return name  # docker: creating an existing volume is not an error
         os.makedirs(self.path(name), mode=0o755)
+        from .storage import shift
+        maps = shift.idmaps(os.path.dirname(self.dir))
+        if maps:  # --userns-remap: the volume is the mapped root's, as in Docker
+            shift.shift_tree(self.path(name), *maps)
         from .gotime import rfc3339nano
         fsutil.write_json(os.path.join(self.dir, name, "metadata.json"),
                           {"CreatedAt": rfc3339nano(time.time_ns()), "Labels": labels or {},

@@ -32,6 +32,7 @@ APT_PACKAGES="
   runc               # the real low-level runtime: runs our OCI bundles (tests), benchmarks
   strace             # fault injection: a command killed at a chosen syscall (tests/test_hardening.py)
   libseccomp2        # seccomp filters: Docker's default profile compiled through it (minidocker/core/linux/libseccomp.py)
+  apparmor           # apparmor_parser: loads the minidocker-default profile where the kernel has AppArmor (core/apparmor.py)
   libcap2-bin        # capsh: notebook 00 decodes capability sets with it (and the grader image has it)
   util-linux         # setpriv, unshare, nsenter, ipcmk: notebooks 00-03 (essential on Debian; named for the image)
   chromium           # headless browser: the lab's plots and widgets checked in a real page (tests/test_lab_browser.py)

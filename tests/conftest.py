@@ -34,6 +34,7 @@ TOOLS = {
     "docker": "docker.io",             # its client, /usr/bin/docker (20.10, matching dockerd)
     "docker-registry": "docker-registry",  # a real v2 registry on loopback
     "runc": "runc",                    # the reference OCI runtime, runs our bundles
+    "apparmor_parser": "apparmor",     # loads minidocker-default where the kernel has AppArmor
     "busybox": "busybox-static",       # the offline base image
     "nft": "nftables",                 # NAT rules (minidocker uses libnftables, tests look with nft)
     "ip": "iproute2",

@@ -95,10 +95,12 @@ def test_bundle_refuses_what_it_cannot_honour(tmp_path):
     bundle.write(str(tmp_path), spec)
     assert bundle.load(str(tmp_path)) == spec
     assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"  # Docker's default profile
+    with_user = [*spec["linux"]["namespaces"], {"type": "user"}]
     for bad, why in ((dict(spec, linux=dict(spec["linux"], seccomp={"defaultAction": "SCMP_ACT_NOTIFY"})), "seccomp"),
                      (dict(spec, linux=dict(spec["linux"], seccomp={"defaultAction": "SCMP_ACT_ALLOW",
                                                                     "listenerPath": "/x"})), "seccomp"),
-                     (dict(spec, linux=dict(spec["linux"], namespaces=[{"type": "user"}])), "'user'"),
+                     (dict(spec, linux=dict(spec["linux"], namespaces=[{"type": "time"}])), "'time'"),
+                     (dict(spec, linux=dict(spec["linux"], namespaces=with_user)), "no uidMappings"),
                      (dict(spec, process=dict(spec["process"], args=[])), "process.args"),
                      (dict(spec, vm={}), "vm")):
         with pytest.raises(bundle.BundleError, match=why):

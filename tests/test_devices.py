@@ -82,3 +82,72 @@ def test_the_kernel_enforces_it_on_a_v2_cgroup(tmp_path):
         assert open("/dev/null", "w").write("x") == 1
     finally:
         os.rmdir(cg)  # (the process has exited; the kernel detaches the program with the cgroup)
+
+
+def test_allow_all_is_what_privileged_gets():
+    """--privileged: linux.resources.devices ends with allow-all; the program then lets anything by."""
+    from minidocker.core import bundle
+    assert bundle.device_rules({"linux": {"resources": {"devices": [{"allow": True, "access": "rwm"}]}}}) == \
+        devices.ALLOW_ALL
+    assert bundle.device_rules({"linux": {"resources": {"devices": [{"allow": False, "access": "rwm"}]}}}) is None
+    assert bundle.device_rules({}) is None
+    prog = devices.program(devices.ALLOW_ALL)
+    assert devices.run(prog, "b", 8, 0, "rw") and devices.run(prog, "c", 1, 11, "rw")
+    from minidocker.engine import oci
+    spec = oci.build({**REC_PRIVILEGED}, "/r", (0, 0, []), cgroup_version=2)
+    paths = {d["path"] for d in spec["linux"]["devices"]}
+    assert "/dev/null" in paths and "/dev/kmsg" in paths and "/dev/console" not in paths
+    assert not any(p.startswith(("/dev/pts/", "/dev/shm/")) for p in paths)
+    assert spec["linux"]["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
+    bundle.check(spec)
+
+
+REC_PRIVILEGED = {
+    "Id": "d" * 64, "Path": "sh", "Args": [], "Name": "/p",
+    "Config": {"Hostname": "p", "Env": [], "Tty": False, "WorkingDir": "", "User": ""},
+    "HostConfig": {"NetworkMode": "none", "Privileged": True},
+}
+
+DEV_PROBE = ("stat -c '%n %F %t,%T %a' /dev/kmsg 2>&1; "  # (count=0: opened for writing, nothing written)
+             "dd if=/dev/null of=/dev/kmsg bs=1 count=0 2>/dev/null && echo kmsg opens || echo kmsg refused")
+
+
+@pytest.mark.root
+def test_spec_devices_and_allow_all_as_under_runc(tmp_path):
+    """A bundle listing host devices (linux.devices) with the allow-all rule: both runtimes make
+    the nodes and let them be opened; without the rule, ours refuses the open (Docker's rules)."""
+    import json
+    import time
+    from conftest import REPO, require_tool
+    from minidocker.engine import oci
+    from minidocker.images import busybox
+    runc = require_tool("runc")
+    busybox.build_rootfs(str(tmp_path / "rootfs"), busybox.find_busybox(), time.time())
+    subprocess.run([runc, "spec"], cwd=tmp_path, check=True)
+    spec = json.load(open(tmp_path / "config.json"))
+    wanted = [d for d in oci.host_devices() if d["path"] == "/dev/kmsg"]
+    assert len(wanted) == 1
+    spec["process"].update(terminal=False, args=["sh", "-c", DEV_PROBE])
+    spec["linux"].update(devices=wanted, cgroupsPath="/mdtest/devs")
+    spec["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}, {"allow": True, "access": "rwm"}]
+    json.dump(spec, open(tmp_path / "config.json", "w"))
+    run_ours = ("import os, sys\nfrom minidocker.core import bundle, runc\n"
+                "pid = runc.start(sys.argv[1], 'mdtest-devs', (0, 1, 2))\n_, st = os.waitpid(pid, 0)\n"
+                "runc.delete(bundle.load(sys.argv[1]), 'mdtest-devs')\nsys.exit(runc.exit_status(st))\n")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    ours = subprocess.run([sys.executable, "-c", run_ours, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, env=env, stdin=subprocess.DEVNULL)
+    state = str(tmp_path / "runc-state")
+    try:
+        theirs = subprocess.run([runc, "--root", state, "run", "-b", str(tmp_path), "mdtest-devs-runc"],
+                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([runc, "--root", state, "delete", "--force", "mdtest-devs-runc"], capture_output=True)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr + theirs.stderr
+    assert ours.stdout == theirs.stdout
+    assert "/dev/kmsg character special file 1,b" in ours.stdout and "kmsg opens" in ours.stdout
+    spec["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}]  # Docker's default rules
+    json.dump(spec, open(tmp_path / "config.json", "w"))
+    ours = subprocess.run([sys.executable, "-c", run_ours, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert "kmsg refused" in ours.stdout, ours.stdout + ours.stderr

@@ -5,18 +5,21 @@
     --privileged                  every capability, no seccomp, nothing masked or read-only
     --security-opt seccomp=unconfined | seccomp=<profile.json>
     --security-opt no-new-privileges[=true|false]
+    --security-opt apparmor=unconfined | apparmor=<loaded profile>   (hosts with AppArmor only;
+                                  elsewhere accepted and ignored, as dockerd does)
     --read-only                   the root filesystem mounted read-only
 
 The docker CLI reads a seccomp profile file itself and sends its JSON in SecurityOpt
 ("seccomp={...}"); the daemon checks SecurityOpt and the capability names at create, and
-turns them into the OCI spec (capability sets, linux.seccomp, process.noNewPrivileges) at
-start. engine/oci.py calls capabilities() and seccomp_spec(). Taught in notebook 10.
+turns them into the OCI spec (capability sets, linux.seccomp, process.noNewPrivileges,
+process.apparmorProfile) at start. engine/oci.py calls capabilities(), seccomp_spec() and
+apparmor_spec(). Taught in notebook 10.
 """
 from __future__ import annotations
 
 import json
 
-from ..core import seccomp, security
+from ..core import apparmor, seccomp, security
 from ..errors import InvalidArgument, MinidockerError
 
 ALL = "ALL"
@@ -151,3 +154,27 @@ def seccomp_spec(host: dict, caps: list[str], profile: dict | None = None) -> di
         return seccomp.resolve(chosen, caps)
     except seccomp.ProfileError as e:
         raise MinidockerError(str(e)) from None
+
+
+# ---------------------------------------------------------------- AppArmor (core/apparmor.py)
+def apparmor_spec(host: dict, enabled: bool) -> str | None:
+    """The OCI process.apparmorProfile (moby's WithApparmor): on a host with AppArmor the given
+    profile (even with --privileged, as in Docker), none for unconfined or --privileged, else
+    our default; on a host without AppArmor none at all (the option is accepted and ignored)."""
+    if not enabled:
+        return None
+    given = parse_security_opts(list(host.get("SecurityOpt") or []))["apparmor"]
+    if given == apparmor.UNCONFINED or (not given and host.get("Privileged")):
+        return None
+    return given or apparmor.DEFAULT
+
+
+def apparmor_profile(host: dict, enabled: bool) -> str:
+    """What `docker inspect` shows as AppArmorProfile once the container has started (moby's
+    saveAppArmorConfig): "" on a host without AppArmor, "unconfined" for --privileged, else
+    the given profile or the default. (Before the first start: the given one, or "".)"""
+    if not enabled:
+        return ""
+    if host.get("Privileged"):
+        return apparmor.UNCONFINED
+    return parse_security_opts(list(host.get("SecurityOpt") or []))["apparmor"] or apparmor.DEFAULT

@@ -15,15 +15,17 @@ silently ignored):
 
     process     args env cwd terminal user{uid gid additionalGids} capabilities{bounding
                 effective permitted inheritable, ambient for root} noNewPrivileges rlimits oomScoreAdj
+                apparmorProfile (core/apparmor.py)
     root        path readonly
     hostname
     mounts      destination type source options (flags like runc's parseMountOptions)
     linux       namespaces (type, path; a new mount namespace is required) cgroupsPath
                 resources{memory{limit swap} cpu{shares quota period} pids{limit}}
                 maskedPaths readonlyPaths rootfsPropagation seccomp (core/seccomp.py)
-                (linux.resources.devices is accepted: the cgroup device rules are always Docker's
-                defaults, only the standard nodes; hooks, user namespaces, sysctl,
-                AppArmor/SELinux labels: refused)
+                devices (nodes made in /dev); linux.resources.devices: Docker's default rules, or
+                all devices when the list ends with an allow-all entry (--privileged)
+                (hooks, sysctl, SELinux labels: refused)
+                uidMappings gidMappings (a new user namespace: core/userns.py)
 
 Pure functions: reading, checking and writing the file; option parsing. Tested without root.
 Taught in notebook 01 (a container is a process: its config.json, run by the real runc too).
@@ -44,7 +46,7 @@ CONFIG = "config.json"
 NAMESPACES = {"pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "mount": sc.CLONE_NEWNS,
               "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "user": sc.CLONE_NEWUSER,
               "cgroup": sc.CLONE_NEWCGROUP}
-SUPPORTED_NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "cgroup"}  # user: not yet
+SUPPORTED_NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "cgroup", "user"}
 
 # mount(2) option words, as runc's parseMountOptions reads them: (set, clear) flags
 MOUNT_FLAGS = {
@@ -80,8 +82,8 @@ KNOWN = {  # what may appear; what is listed but not honoured is refused in chec
 # --init (docker-init, tini): PID 1 stays a small init of ours that starts the program (core/init.py)
 INIT_ANNOTATION = "org.minidocker.init"
 
-NOT_YET = {"": ["hooks", "domainname"], "process": ["apparmorProfile", "selinuxLabel"],
-           "linux": ["uidMappings", "gidMappings", "sysctl", "mountLabel", "devices"]}
+NOT_YET = {"": ["hooks", "domainname"], "process": ["selinuxLabel"],
+           "linux": ["sysctl", "mountLabel"]}
 RESOURCES = {"memory": {"limit", "swap"}, "cpu": {"shares", "quota", "period"}, "pids": {"limit"},
              "devices": None}  # devices: the cgroup rules are always Docker's defaults
 
@@ -167,7 +169,58 @@ def check(spec: dict) -> dict:
     new, join = namespaces(spec)
     if not new & sc.CLONE_NEWNS:  # rootfs.setup would pivot the host's own root
         raise BundleError("config.json: linux.namespaces must have a new mount namespace (no path)")
+    check_user_namespace(linux, new, join)
+    check_devices(linux.get("devices") or [])
     return spec
+
+
+DEVICE_TYPES = {"c", "b", "u", "p"}  # char, block, char (unbuffered), fifo
+
+
+def check_devices(devices: list[dict]) -> None:
+    """linux.devices: nodes to make in the container's /dev (--privileged lists the host's)."""
+    for d in devices:
+        path = str(d.get("path", ""))
+        if not path.startswith("/dev/") or ".." in path.split("/"):
+            raise BundleError(f"config.json: linux.devices: path {path!r} must be under /dev, without ..")
+        if d.get("type") not in DEVICE_TYPES:
+            raise BundleError(f"config.json: linux.devices {path}: type {d.get('type')!r} is not one of c, b, u, p")
+        if d["type"] != "p" and not all(isinstance(d.get(k), int) for k in ("major", "minor")):
+            raise BundleError(f"config.json: linux.devices {path}: major and minor must be numbers")
+
+
+def device_rules(spec: dict) -> list[str] | None:
+    """The cgroup device rules of linux.resources.devices: None (Docker's defaults) unless the
+    list ends with an allow-everything entry ({"allow": true, "access": "rwm"}: --privileged)."""
+    rules = ((spec.get("linux") or {}).get("resources") or {}).get("devices") or []
+    if rules:
+        last = rules[-1]
+        if last.get("allow") and set(last.get("access") or "rwm") == set("rwm") and \
+                last.get("type", "a") == "a" and last.get("major") is None and last.get("minor") is None:
+            from .cgroups import devices
+            return list(devices.ALLOW_ALL)
+    return None
+
+
+def check_user_namespace(linux: dict, new: int, join: dict) -> None:
+    """A new user namespace needs both maps (runc's wording); maps need the namespace."""
+    has_maps = bool(linux.get("uidMappings")) or bool(linux.get("gidMappings"))
+    if "user" in join:
+        raise BundleError("config.json: joining a user namespace (a path) is not supported by minidocker")
+    if not new & sc.CLONE_NEWUSER:
+        if has_maps:
+            raise BundleError("config.json: user namespaces are not enabled, but uidMappings/gidMappings are set")
+        return
+    if not linux.get("uidMappings") or not linux.get("gidMappings"):
+        raise BundleError("config.json: user namespaces enabled, but no uidMappings/gidMappings")
+    for key in ("uidMappings", "gidMappings"):
+        for m in linux[key]:
+            if not all(isinstance(m.get(k), int) and m[k] >= 0 for k in ("containerID", "hostID", "size")):
+                raise BundleError(f"config.json: linux.{key}: containerID, hostID and size must be numbers")
+    others = sorted(set(join) - {"network"})
+    if others:  # (they would belong to the host's user namespace: init could not use them)
+        raise BundleError(f"config.json: with a new user namespace, minidocker joins only a network namespace, "
+                          f"not {others[0]}")
 
 
 SECCOMP_KEYS = {"defaultAction", "defaultErrnoRet", "architectures", "flags", "syscalls"}

@@ -35,7 +35,7 @@ import stat
 import struct
 import termios
 
-from . import bundle, rootfs, security, steps
+from . import apparmor, bundle, rootfs, security, steps
 from .linux import netdev
 from .linux import syscalls as sc
 
@@ -133,14 +133,17 @@ def set_user(user: dict, caps: dict) -> None:
                       security.cap_mask(caps.get("inheritable") or []))
         except OSError as e:
             raise StartError(125, f"unable to apply caps: {os.strerror(e.errno).lower()}") from None
+    raisable = set(caps.get("inheritable") or []) & set(caps.get("permitted") or [])
     for name in caps.get("ambient") or []:
-        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, security.cap_number(name))
+        if name in raisable:  # (the kernel refuses the others; runc skips them too: `runc spec` lists some)
+            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, security.cap_number(name))
 
 
 def finalize(process: dict, seccomp_bpf: bytes | None = None) -> tuple[str, list[str], dict]:
     """From a privileged helper to the user's process: rlimits, seccomp, user, capabilities,
-    cwd, no_new_privs, the program's path; everything but the execve itself (the caller has
-    closed every fd the program must not get). Returns (program path, argv, environment)."""
+    cwd, no_new_privs, the AppArmor profile for the execve, the program's path; everything
+    but the execve itself (the caller has closed every fd the program must not get).
+    Returns (program path, argv, environment)."""
     nnp = bool(process.get("noNewPrivileges"))
     if seccomp_bpf and not nnp:
         # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities
@@ -164,6 +167,10 @@ def finalize(process: dict, seccomp_bpf: bytes | None = None) -> tuple[str, list
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if seccomp_bpf:
             sc.seccomp_filter(seccomp_bpf)  # as late as possible: few calls run under it before execve
+    try:  # AppArmor: the profile the program starts under, at execve (core/apparmor.py)
+        apparmor.apply_on_exec(process.get("apparmorProfile"))
+    except apparmor.ApplyError as e:
+        raise StartError(e.code, str(e)) from None
     path_env = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     argv = list(process["args"])
     exe = steps.get("find_executable", find_executable)(argv[0], path_env)
@@ -303,15 +310,77 @@ def _show_as(args: list[str]) -> None:
     ctypes.memmove(start, text[:room - 1].ljust(room, b"\0"), room)
 
 
+def enter_user_namespace(spec: dict, join: dict[str, str], sync_r: int, sync_w: int, err_fd: int) -> None:
+    """The middle process of a start with a new user namespace (core/runc.py's
+    _map_user_namespace has the whole exchange). Returns in its child, PID 1 of the new PID
+    namespace, inside the user namespace as its root; the middle process itself exits here."""
+    try:
+        _set_oom_score_adj(spec)  # (lowering it needs CAP_SYS_RESOURCE on the host: before we lose it)
+        for kind, path in join.items():  # (a namespace to join belongs to the host: join it while we can)
+            if kind not in ("pid", "user"):
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    sc.setns(fd, bundle.NAMESPACES[kind])
+                finally:
+                    os.close(fd)
+        new, _ = bundle.namespaces(spec)
+        sc.unshare(sc.CLONE_NEWUSER | (new & sc.CLONE_NEWNS))  # (the mount namespace: the user namespace's)
+        _open_bind_sources(spec)
+        os.write(sync_w, b"U")
+        if os.read(sync_r, 1) != b"M":
+            os._exit(1)  # the runtime gave up on us
+        os.setresgid(0, 0, 0)  # root of the new namespace: full capabilities inside it, none outside
+        os.setresuid(0, 0, 0)
+        if new & sc.CLONE_NEWPID:
+            sc.unshare(sc.CLONE_NEWPID)  # owned by the user namespace, so PID 1 may mount its /proc
+        go_r, go_w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(go_w)
+            os.read(go_r, 1)  # let the middle process report our PID before we say anything
+            os.close(go_r)
+            return
+        os.close(go_r)
+        os.write(sync_w, child.to_bytes(4, "little"))
+        os.close(go_w)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
+        report(err_fd, 125, f"user namespace: {type(e).__name__}: {e}")
+        os._exit(125)
+
+
+def _open_bind_sources(spec: dict) -> None:
+    """Root of a user namespace is nobody to the host's directories: a bind mount's source under
+    a directory only the host's root may enter (/root/data, a 0700 temporary directory) would
+    be out of its reach. Opened now, while our files' uid is still the host's 0, each source is
+    mounted later through /proc/self/fd/<n>, which walks no directory on the way (runc too
+    opens the sources before the container's init may no longer reach them)."""
+    for m in spec.get("mounts") or []:
+        flags, _, _ = bundle.parse_mount_options(m.get("options") or [])
+        if (m.get("type") == "bind" or flags & sc.MS_BIND) and m.get("source"):
+            try:
+                fd = os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # (mount_entry reports it, as without a user namespace)
+            m["source"] = f"/proc/self/fd/{fd}"
+
+
+def _set_oom_score_adj(spec: dict) -> None:
+    if "oomScoreAdj" in spec["process"]:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(int(spec["process"]["oomScoreAdj"])))
+
+
 def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: int, err_fd: int,
         console_sock: int | None) -> None:
     """Never returns: execve()s the user's command or exits with the error code."""
     try:
         reset_signals()
-        if "oomScoreAdj" in spec["process"]:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(int(spec["process"]["oomScoreAdj"])))
         new, join = bundle.namespaces(spec)
+        if new & sc.CLONE_NEWUSER:  # enter_user_namespace did the user and mount namespaces, the joins
+            new, join = new & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWNS), {}
+        else:
+            _set_oom_score_adj(spec)
         steps.get("enter_namespaces", enter_namespaces)(new, join)
         if new & sc.CLONE_NEWNET:
             netdev.link_up("lo")  # a new network namespace's loopback starts down

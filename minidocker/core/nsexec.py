@@ -5,7 +5,7 @@ Taught in notebook 03 (namespaces).
 There is nothing to create: the container's namespaces and cgroup already exist. We join
 them, the way `nsenter` does:
 
-    open /proc/<pid 1>/ns/{ipc,uts,net,cgroup,pid,mnt}   (all first: after joining the mount
+    open /proc/<pid 1>/ns/{[user],ipc,uts,net,cgroup,pid,mnt}  (all first: after joining the mount
                                                           namespace, the host's /proc is gone)
     write our PID into the container's cgroups           (its limits apply to us too)
     setns() into each namespace                           (the PID namespace applies to
@@ -51,15 +51,19 @@ def run(req: dict, err_fd: int) -> int:
     # the container's seccomp filter, compiled while the host's libseccomp is reachable
     bpf = initmod.compile_seccomp({"linux": {"seccomp": req.get("seccomp")}})
     os.set_inheritable(err_fd, False)  # the command must never get the pipe to our caller
+    order = list(NS_ORDER)
     try:
-        fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in NS_ORDER}
+        if os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user"):
+            # a user namespace first: its root is who may enter the other namespaces, which it owns
+            order.insert(0, "user")
+        fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in order}
     except FileNotFoundError:
         return fail(1, f"Container {req['cid']} is not running")
     try:
         cgroups.driver(req["cgroup_parent"]).add_process(req["cid"], os.getpid())
     except Exception as e:  # the container may have no cgroup (a v2 host without controllers)
         print(f"minidocker exec: not joining the container's cgroup: {e}", file=sys.stderr)
-    for kind in NS_ORDER:
+    for kind in order:
         fd = fds.pop(kind)
         sc.setns(fd, 0)
         os.close(fd)

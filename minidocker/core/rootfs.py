@@ -84,7 +84,15 @@ def mount_entry(rootfs: str, m: dict, cgroup_mounts: list[tuple], linux=LINUX) -
             linux.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | (flags & sc.MS_REC) | extra)
     else:
         linux.mkdir_p(dest)
-        linux.mount(source or kind, dest, kind, flags, data or None)
+        try:
+            linux.mount(source or kind, dest, kind, flags, data or None)
+        except PermissionError:
+            if kind != "sysfs":
+                raise
+            # In a user namespace with the host's network namespace, a new sysfs is refused
+            # (it belongs to that network namespace's owner): bind the host's, read-only (runc too).
+            linux.mount("/sys", dest, None, sc.MS_BIND | sc.MS_REC)
+            linux.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags)
     for change in propagation:
         linux.mount(None, dest, None, change)
 
@@ -97,6 +105,10 @@ def mount_cgroups(rootfs: str, dest: str, flags: int, mounts: list[tuple], linux
         where = os.path.join(rootfs, tgt.lstrip("/")) if tgt != "/sys/fs/cgroup" else dest
         linux.mkdir_p(where)
         ro = 0 if fstype == "tmpfs" else flags & sc.MS_RDONLY
+        if fstype == "bind":  # (core/runc.py's v1 binds, in a user namespace)
+            linux.mount(source, where, None, sc.MS_BIND)
+            linux.mount(None, where, None, sc.MS_BIND | sc.MS_REMOUNT | NOSUID_NODEV_NOEXEC | ro)
+            continue
         linux.mount(source, where, fstype, NOSUID_NODEV_NOEXEC | ro | extra, data)
     if flags & sc.MS_RDONLY and any(fstype == "tmpfs" for _, _, fstype, _, _ in mounts):
         # v1: the tmpfs holding the hierarchies stays a writable mount, but its root becomes
@@ -104,18 +116,49 @@ def mount_cgroups(rootfs: str, dest: str, flags: int, mounts: list[tuple], linux
         linux.chmod(dest, 0o555)
 
 
-def create_devices(rootfs: str, linux=LINUX) -> None:
+def create_devices(rootfs: str, linux=LINUX, *, userns: bool = False) -> None:
     """Step 4: the device nodes (mode 0666, whatever the umask) and the /dev symlinks, in the
-    container's /dev (resolved inside the rootfs: never through a symlink out of it)."""
+    container's /dev (resolved inside the rootfs: never through a symlink out of it).
+    In a user namespace mknod(2) is refused (a device node is a door to the host's hardware):
+    the host's own nodes are bind-mounted instead, as runc does."""
     dev = target(rootfs, "/dev", "tmpfs", linux)
     old = linux.umask(0)
     try:
         for name, major, minor in DEVICES:
-            linux.mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            if userns:
+                linux.touch(os.path.join(dev, name))
+                linux.mount(f"/dev/{name}", os.path.join(dev, name), None, sc.MS_BIND)
+            else:
+                linux.mknod(os.path.join(dev, name), 0o666 | stat.S_IFCHR, os.makedev(major, minor))
     finally:
         linux.umask(old)
     for tgt, name in DEV_SYMLINKS:
         linux.symlink(tgt, os.path.join(dev, name))
+
+
+DEVICE_MODES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def create_spec_devices(rootfs: str, devices: list[dict], linux=LINUX, *, userns: bool = False) -> None:
+    """linux.devices (--privileged: every node of the host's /dev), after the default ones.
+    In a user namespace, the host's node at the same path is bound instead (as runc does)."""
+    dev = target(rootfs, "/dev", "tmpfs", linux)
+    old = linux.umask(0)
+    try:
+        for d in devices:
+            path = os.path.join(dev, os.path.relpath(d["path"], "/dev"))
+            linux.mkdir_p(os.path.dirname(path))
+            if os.path.lexists(path):
+                linux.unlink(path)  # (the spec's node wins over a default one)
+            if userns:
+                linux.touch(path)
+                linux.mount(d["path"], path, None, sc.MS_BIND)
+                continue
+            mode = int(d.get("fileMode", 0o666)) & 0o7777
+            linux.mknod(path, mode | DEVICE_MODES[d["type"]], os.makedev(d.get("major", 0), d.get("minor", 0)))
+            linux.chown(path, int(d.get("uid", 0)), int(d.get("gid", 0)))
+    finally:
+        linux.umask(old)
 
 
 def dev_is_bound(spec: dict) -> bool:
@@ -170,8 +213,11 @@ def setup(rootfs: str, spec: dict, cgroup_mounts: list[tuple] = (), linux=LINUX)
     linux.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     for m in spec.get("mounts") or []:
         mount_entry(rootfs, m, list(cgroup_mounts), linux)
-    if not dev_is_bound(spec):
-        create_devices(rootfs, linux)  # (never into a /dev bound from the host: runc's needsSetupDev)
+    if not dev_is_bound(spec):  # (never into a /dev bound from the host: runc's needsSetupDev)
+        userns = any(ns.get("type") == "user" for ns in lx.get("namespaces") or [])
+        create_devices(rootfs, linux, userns=userns)
+        if lx.get("devices"):
+            create_spec_devices(rootfs, lx["devices"], linux, userns=userns)
     steps.get("pivot_root", pivot_root)(rootfs, linux)  # (a learner's, in notebook 99)
     readonly_paths(lx.get("readonlyPaths") or [], linux)
     mask_paths(lx.get("maskedPaths") or [], linux)

@@ -18,6 +18,10 @@ steps, with runc's names:
                                                      execve(process.args)
     EOF on the error pipe = the program runs   <---- (or the error: 125/126/127 and why)
 
+With a user namespace in the spec (`--userns-remap`, or a bundle's linux.uidMappings), a
+middle process comes first: it makes the user namespace, we write its uid/gid maps, and only
+then does it make the PID namespace and fork PID 1 (_map_user_namespace below).
+
 Why no hook programs? OCI hooks are executables run with the container's state on stdin;
 minidocker's monitor is already a Python process, so it passes a function: the same moment,
 without starting another interpreter (~30 ms).
@@ -83,17 +87,20 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
         cg = cgroups.driver(parent)
         cgroup_mounts = cg.container_mounts()
         new, join = bundle.namespaces(spec)
+        if new & sc.CLONE_NEWUSER and cg.version == 1:
+            cgroup_mounts = _v1_binds(cgroup_mounts, cg.paths(name))
     except (MinidockerError, OSError) as e:
         raise StartFailed(125, str(e)) from e
     sync_parent_r, sync_child_w = os.pipe()
     sync_child_r, sync_parent_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # orphans in the container are ours to reap
+    userns = bool(new & sc.CLONE_NEWUSER)   # then the child makes the PID namespace (see below)
     if "pid" in join:                       # the next child is in that PID namespace...
         fd = os.open(join["pid"], os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(fd, sc.CLONE_NEWPID)
         os.close(fd)
-    elif new & sc.CLONE_NEWPID:             # ...or PID 1 of a new one
+    elif new & sc.CLONE_NEWPID and not userns:  # ...or PID 1 of a new one
         sc.unshare(sc.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:  # ---- child: becomes the container
@@ -104,22 +111,26 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
                 os.close(fd)
             for i, fd in enumerate(stdio):
                 os.dup2(fd, i)
+            if userns:  # returns in the grandchild, PID 1 of the new namespaces
+                initmod.enter_user_namespace(spec, join, sync_child_r, sync_child_w, err_w)
             initmod.run(spec, root, cgroup_mounts, sync_child_r, sync_child_w, err_w, console_sock)
         finally:
             os._exit(125)
     for fd in (sync_child_r, sync_child_w, err_w):
         os.close(fd)
-    if "pid" in join or new & sc.CLONE_NEWPID:
+    if ("pid" in join or new & sc.CLONE_NEWPID) and not userns:
         _own_pid_namespace_for_children()  # so that this process can start a container again
     # The child has its namespaces and waits ("R"): put it in its cgroup and run the hook now,
     # so that the user's program starts limited (and, with Docker's hook, connected): "G".
     try:
         try:
+            if userns:
+                pid = _map_user_namespace(spec, pid, sync_parent_r, sync_parent_w, err_r)
             if os.read(sync_parent_r, 1) != b"R":
                 why = os.read(err_r, 65536)  # it may have said why (e.g. a namespace to join is gone)
                 err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
                 raise StartFailed(err["code"], err["message"])
-            cg.create(name)
+            cg.create(name, bundle.device_rules(spec))
             steps.get("apply_resources", cgroups.apply_resources)(
                 cg.version, cg.paths(name), (spec.get("linux") or {}).get("resources") or {})
             cg.add_process(name, pid)
@@ -137,7 +148,10 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
             raise StartFailed(err["code"], err["message"])
     except BaseException as e:
         os.close(err_r)
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # (a user namespace's middle process, already reaped)
         try:
             delete(spec, container_id)
         except (OSError, cgroups.CgroupError):
@@ -147,6 +161,58 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
         raise StartFailed(125, str(e) or type(e).__name__) from e
     os.close(err_r)
     return pid
+
+
+def _v1_binds(mounts: list[tuple], paths: dict[str, str]) -> list[tuple]:
+    """In a user namespace the kernel refuses new cgroup v1 mounts of some hierarchies: bind
+    the container's own cgroup directories instead (runc does the same)."""
+    out = []
+    for source, target, fstype, extra, data in mounts:
+        if fstype == "cgroup":
+            ctrl = next((c for c in (data or "").split(",") if c in paths), None)
+            if ctrl is None:
+                continue
+            source, fstype, data = paths[ctrl], "bind", None
+        out.append((source, target, fstype, extra, data))
+    return out
+
+
+def _map_user_namespace(spec: dict, child: int, sync_r: int, sync_w: int, err_r: int) -> int:
+    """With a new user namespace (runc's nsexec stages, in short):
+
+        the child                                   this process (root on the host)
+        setns the network to join (host rights)
+        unshare(CLONE_NEWUSER|CLONE_NEWNS),
+        open the bind mounts' sources
+          (still the host's uid 0 for the files)
+        "U" ------------------------------------->  write /proc/<child>/uid_map and gid_map
+                                    <-------------  "M": the ids are mapped
+        setresuid/gid(0): root *inside*
+        unshare(CLONE_NEWPID), fork(): PID 1 ---->  its host PID (4 bytes); the child exits,
+                                                    PID 1 is re-parented to us (the subreaper)
+
+    The namespaces made after the user namespace belong to it: that is what lets root inside
+    mount /proc, sysfs and tmpfs there with capabilities that count nowhere else.
+    Returns PID 1's host PID."""
+    from . import userns
+    if os.read(sync_r, 1) != b"U":
+        _, status = os.waitpid(child, 0)
+        why = os.read(err_r, 65536)
+        err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
+        raise StartFailed(err["code"], err["message"])
+    linux = spec.get("linux") or {}
+    # gid_map first or last does not matter here: we are privileged (no setgroups "deny" needed)
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        with open(f"/proc/{child}/{name}", "w") as f:
+            f.write(userns.IdMap.from_oci(linux.get(key)).proc_text())
+    os.write(sync_w, b"M")
+    data = os.read(sync_r, 4)
+    os.waitpid(child, 0)  # the middle process is done
+    if len(data) != 4:
+        why = os.read(err_r, 65536)
+        err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
+        raise StartFailed(err["code"], err["message"])
+    return int.from_bytes(data, "little")
 
 
 def delete(spec: dict, container_id: str) -> None:

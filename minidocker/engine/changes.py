@@ -21,6 +21,7 @@ from ..images import reference as refmod
 from ..core.overlay2 import is_opaque, is_whiteout, visible_in_layers
 from .. import gotime
 from .. import fsutil
+from . import remap
 
 
 def _upper_and_lowers(runtime, cid: str) -> tuple[str, list[str]]:
@@ -77,7 +78,7 @@ def export(runtime, ref: str, out) -> None:
     was_mounted = os.path.ismount(d.merged(mount_id))
     merged = d.mount(mount_id)
     try:
-        archive.export_dir(merged, out, overlay=False)
+        archive.export_dir(merged, out, overlay=False, idmaps=remap.idmaps(runtime.root.root))
     finally:
         if not was_mounted:
             d.unmount(mount_id)
@@ -106,7 +107,7 @@ def _commit(runtime, ref: str, repo: str | None = None, message: str = "", autho
         fd, tar = tempfile.mkstemp(prefix="commit-", suffix=".tar", dir=runtime.root.tmp)
         try:
             with os.fdopen(fd, "wb") as f:
-                archive.export_dir(upper, f, overlay=True)
+                archive.export_dir(upper, f, overlay=True, idmaps=remap.idmaps(runtime.root.root))
             top = img.top_chain_id
             chain = runtime.images.register_layer(tar, top)
         finally:

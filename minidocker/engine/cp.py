@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 
+from ..core.userns import IdMap
 from ..errors import MinidockerError, NotFound
 
 
@@ -87,9 +88,11 @@ def _kind(path: str, follow: bool = True) -> str | None:
     return "dir" if stat.S_ISDIR(st.st_mode) else "file"
 
 
-def _extract(tf, into: str, src_name: str, new: str | None, uid_gid: tuple[int, int] | None) -> None:
+def _extract(tf, into: str, src_name: str, new: str | None, uid_gid: tuple[int, int] | None,
+             maps=None) -> None:
     """Extract the stream into `into` under the new name, refusing what would go through a
-    symlink or outside (a host extraction: the tar comes from a container)."""
+    symlink or outside (a host extraction: the tar comes from a container). `maps`: a
+    --userns-remap container's (uid, gid) IdMaps: owners are shifted to the host's ids."""
     real_into = os.path.realpath(into)
     for m in tf:
         name = renamed(m.name.rstrip("/"), src_name, new)
@@ -103,12 +106,20 @@ def _extract(tf, into: str, src_name: str, new: str | None, uid_gid: tuple[int, 
         m.name = name
         if uid_gid is not None:
             m.uid, m.gid = uid_gid
+        elif maps is not None:
+            m.uid, m.gid = maps[0].to_host(m.uid), maps[1].to_host(m.gid)
         if m.isreg() or m.isdir() or m.issym() or m.islnk():
             if m.islnk():
                 m.linkname = renamed(m.linkname, src_name, new) or m.linkname
             # (our own checks above; `filter` exists from Python 3.11.4 / 3.12, not in Debian 12's 3.11.2)
             extra = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
             tf.extract(m, into, numeric_owner=True, set_attrs=True, **extra)
+
+
+def _maps(req: dict):
+    if not req.get("idmaps"):
+        return None
+    return IdMap.from_oci(req["idmaps"]["uidMappings"]), IdMap.from_oci(req["idmaps"]["gidMappings"])
 
 
 def _in_container(req: dict) -> int:
@@ -124,7 +135,7 @@ def _in_container(req: dict) -> int:
             into, new = resolve_dest(req["src_name"], req["src_is_dir"], req["contents_only"], dest, kind,
                                      _kind(parent) == "dir")
             with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tf:
-                _extract(tf, into, req["src_name"], new, None)
+                _extract(tf, into, req["src_name"], new, None, _maps(req))
             return 0
         src = req["src"]
         follow = req["follow"] or src.endswith("/.") or src.endswith("/")
@@ -135,8 +146,15 @@ def _in_container(req: dict) -> int:
         out = sys.stdout.buffer
         out.write((json.dumps({"name": name, "is_dir": kind == "dir"}) + "\n").encode())
         out.flush()
+        maps = _maps(req)
+
+        def as_inside(info):  # (a --userns-remap container: owners as the container sees them)
+            if maps is not None:
+                info.uid, info.gid = maps[0].to_container(info.uid), maps[1].to_container(info.gid)
+            return info
+
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-            tf.add(os.path.realpath(src) if follow else src, arcname=name, recursive=True)
+            tf.add(os.path.realpath(src) if follow else src, arcname=name, recursive=True, filter=as_inside)
         return 0
     except NotFound as e:
         print(json.dumps({"error": "path", "path": str(e)}), file=sys.stderr)
@@ -184,6 +202,10 @@ def main() -> int:
 def _helper(rt, cid: str, req: dict, stdin=None, stdout=None) -> subprocess.Popen:
     from .start import helper_env
     rec = rt.containers.read(cid)
+    from . import remap
+    maps = remap.idmaps(rt.root.root)
+    if maps and rec["HostConfig"].get("UsernsMode") != "host":
+        req["idmaps"] = {"uidMappings": maps[0].oci(), "gidMappings": maps[1].oci()}
     s = rec["State"]
     if s["Running"] and s["Pid"] > 0:
         req["pid"] = s["Pid"]

@@ -184,6 +184,11 @@ def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> 
         fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname), durable=False)
         host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
         fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, kind), durable=False)
+        from . import remap
+        maps = remap.idmaps(rt.root.root)
+        if maps and rec["HostConfig"].get("UsernsMode") != "host":  # root's inside, as in Docker
+            for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
+                os.chown(rec[key], maps[0].to_host(0), maps[1].to_host(0))
         if rec["LogPath"]:
             open(rec["LogPath"], "a").close()
         rt.containers.write(rec)
@@ -244,7 +249,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     as the CLI sends them (container/confinement.py checks them here, as dockerd does)."""
     confine = dict(confine or {})
     confinement.check_caps(confine, confinement.known_caps(sc.cap_last_cap()))
-    confinement.parse_security_opts(list(confine.get("SecurityOpt") or []))
+    opts = confinement.parse_security_opts(list(confine.get("SecurityOpt") or []))
     if workdir and not workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     if name is not None:
@@ -275,10 +280,14 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     if init:
         host["Init"] = True  # (docker leaves the key out unless --init was given)
     host.update(confine)
+    from . import remap
+    if remap.idmaps(rt.root.root):  # (a state root made by --userns-remap)
+        remap.check_host_options(host)
     if host["Privileged"]:  # nothing masked or read-only (dockerd leaves both lists null)
         host["MaskedPaths"] = host["ReadonlyPaths"] = None
     for retry in range(10):
         rec = new_record(rt, cid, name or names.random_name(retry), argv, img, config, host, settings)
+        rec["AppArmorProfile"] = opts["apparmor"] or ""  # (dockerd: the given one until the first start)
         try:
             make_files(rt, rec, img, wanted)
             events.emit(rt.root, "container", "create", cid, events.container_attributes(rec))

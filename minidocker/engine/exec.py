@@ -2,9 +2,9 @@
 
 Taught in notebook 03 (namespaces). The Docker side decides the process (argv, -e over the
 container's environment, -u looked up in the container's /etc/passwd, -w) as an OCI
-`process` object, with the capabilities and limits of the container's own config.json; the
-low-level side (core/nsexec.py, a fresh helper process) joins the container's namespaces
-and cgroup and runs it, as `runc exec --process` does.
+`process` object, with the capabilities, limits and AppArmor profile of the container's own
+config.json; the low-level side (core/nsexec.py, a fresh helper process) joins the
+container's namespaces and cgroup and runs it, as `runc exec --process` does.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from ..container import runconfig
-from ..core import bundle, runc
+from ..core import apparmor, bundle, runc
 from ..errors import InvalidArgument, InvalidState, MinidockerError
 from . import oci
 from .reconcile import reconcile
@@ -29,6 +29,7 @@ def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str 
     uid, gid, groups, _ = oci.resolve_user(rootfs, user if user is not None else cfg.get("User") or "",
                                            rec["HostConfig"].get("GroupAdd"))
     hostname = cfg.get("Hostname") or rec["Id"][:12]
+    profile = spec["process"].get("apparmorProfile")  # (Docker: the container's, for exec too)
     return {
         "terminal": tty,
         "user": {"uid": uid, "gid": gid, "additionalGids": list(groups)},
@@ -38,6 +39,7 @@ def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str 
         "capabilities": spec["process"].get("capabilities") or {},
         "rlimits": spec["process"].get("rlimits") or [],
         "noNewPrivileges": spec["process"].get("noNewPrivileges", False),
+        **({"apparmorProfile": profile} if profile else {}),
     }
 
 
@@ -67,6 +69,8 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
     try:
         spec = bundle.load(bundle_dir)
         process = exec_process(spec, bundle.root_path(bundle_dir, spec), rec, argv, user, workdir, env, tty)
+        if process.get("apparmorProfile") == apparmor.DEFAULT:
+            apparmor.ensure_default()  # (dockerd reloads it for exec too, if it was unloaded)
     except bundle.BundleError as e:  # e.g. started by a minidocker that wrote no bundle
         raise MinidockerError(f"{e}: restart the container", exit_code=126) from None
     except MinidockerError as e:

@@ -26,11 +26,11 @@ import sys
 import time
 
 from .. import events, fsutil
-from ..container import health, restart
+from ..container import confinement, health, restart
 from ..container import state as st
 from ..container import logs
 from ..container.store import ContainerStore
-from ..core import cgroups, shim
+from ..core import apparmor, cgroups, shim
 from ..errors import MinidockerError
 from ..images.store import ImageStore
 from ..network.modes import Networking
@@ -270,6 +270,10 @@ class Monitor:
             bundle = oci.write_bundle(rec, self.containers.dir(self.cid), rootfs, cgroup_version=version,
                                       cgroup_parent=parent,
                                       join_netns=f"/proc/{join_pid}/ns/net" if join_pid else None, joined=joined)
+            profile = confinement.apparmor_profile(rec["HostConfig"], apparmor.enabled())
+            if rec.get("AppArmorProfile") != profile:  # what inspect shows from now on (saveAppArmorConfig)
+                with self.containers.update(self.cid) as r:
+                    r["AppArmorProfile"] = rec["AppArmorProfile"] = profile
         except MinidockerError as e:
             return self.fail(e.exit_code if e.exit_code != 1 else 125, str(e))
         except OSError as e:

@@ -18,7 +18,8 @@ core/runc.py (or the real runc) runs it.
     MaskedPaths, ReadonlyPaths   -> linux.maskedPaths, linux.readonlyPaths
     CapAdd, CapDrop, Privileged  -> process.capabilities (container/confinement.py)
     SecurityOpt                  -> linux.seccomp (Docker's default profile unless told otherwise,
-                                    core/seccomp.py), process.noNewPrivileges
+                                    core/seccomp.py), process.noNewPrivileges,
+                                    process.apparmorProfile (on AppArmor hosts: core/apparmor.py)
     ReadonlyRootfs               -> root.readonly
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 
 from .. import fsutil, volumes
 from ..container import confinement, hostconfig, runconfig
-from ..core import bundle, cgroups, security
+from ..core import apparmor, bundle, cgroups, security
 from ..core.linux import syscalls as sc
 from ..errors import MinidockerError
 
@@ -133,12 +134,59 @@ def build(rec: dict, rootfs: str, user: tuple[int, int, list[int]], *, cgroup_ve
     filter_ = confinement.seccomp_spec(host, caps)
     if filter_:
         spec["linux"]["seccomp"] = filter_
-    if privileged:  # --privileged: /sys writable, as Docker mounts it
+    profile = confinement.apparmor_spec(host, apparmor.enabled())
+    if profile:
+        spec["process"]["apparmorProfile"] = profile
+    if privileged:  # --privileged: /sys writable, as Docker mounts it; every host device, usable
         spec["mounts"] = [dict(m, options=[o for o in m["options"] if o != "ro"]) if m["destination"] == "/sys" else m
                           for m in spec["mounts"]]
+        spec["linux"]["devices"] = host_devices()
+        spec["linux"]["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
     if host.get("Init"):  # --init: Docker mounts docker-init (tini) and runs it first; ours is built in
         spec["annotations"] = {bundle.INIT_ANNOTATION: "true"}
     return bundle.check(spec)
+
+
+HOST_DEV_SKIP = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev", "console"}  # (runc's HostDevices)
+
+
+def host_devices(dev: str = "/dev") -> list[dict]:
+    """Every device node under the host's /dev, as linux.devices entries (what moby gives
+    --privileged): the container may open the host's disks, its kernel log, its terminals."""
+    import stat
+    out = []
+    for top, dirs, files in os.walk(dev):
+        dirs[:] = sorted(d for d in dirs if not (top == dev and d in HOST_DEV_SKIP))
+        for name in sorted(files):
+            if top == dev and name in HOST_DEV_SKIP:
+                continue
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                            "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return out
+
+
+def with_user_namespace(spec: dict, root: str, host: dict) -> None:
+    """A state root made by --userns-remap: a user namespace with its maps (unless --userns host),
+    and a way for the mapped root through the state root's directories to what it mounts."""
+    from . import remap
+    maps = remap.idmaps(root)
+    if not maps or host.get("UsernsMode") == "host":
+        return
+    uids, gids = maps
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"], spec["linux"]["gidMappings"] = uids.oci(), gids.oci()
+    for path in [spec["root"]["path"]] + [m["source"] for m in spec["mounts"] if m.get("type") == "bind"]:
+        remap.grant_traversal(root, path, gids.to_host(0))
+        if path.startswith(os.path.join(root, "containers", "")) and os.path.isfile(path):
+            os.chown(path, uids.to_host(0), gids.to_host(0))  # its /etc/hosts & co. are root's inside
+    bundle.check(spec)
 
 
 def write_bundle(rec: dict, container_dir: str, rootfs: str, *, cgroup_version: int,
@@ -153,6 +201,9 @@ def write_bundle(rec: dict, container_dir: str, rootfs: str, *, cgroup_version: 
         raise MinidockerError(str(e), exit_code=125) from None
     spec = build(rec, rootfs, (uid, gid, groups), cgroup_version=cgroup_version, cgroup_parent=cgroup_parent,
                  join_netns=join_netns, joined=joined)
+    with_user_namespace(spec, os.path.dirname(os.path.dirname(container_dir)), rec["HostConfig"])
+    if spec["process"].get("apparmorProfile") == apparmor.DEFAULT:
+        apparmor.ensure_default()  # at each start, as dockerd: it may have been unloaded since
     d = bundle_dir(container_dir)
     bundle.write(d, spec)
     return d

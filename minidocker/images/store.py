@@ -254,6 +254,7 @@ class ImageStore:
                     os.makedirs(staging)
                     tarsplit.record(tmp_tar, os.path.join(staging, "tar-split.json.gz"))
                     size = archive.apply_layer(tmp_tar, self.driver.diff(cache), overlay=True)
+                    self._shift(self.driver.diff(cache))  # (--userns-remap: owned by the mapped ids)
                     fsutil.write_atomic(os.path.join(staging, "diff"), actual)
                     fsutil.write_atomic(os.path.join(staging, "size"), str(size))
                     fsutil.write_atomic(os.path.join(staging, "cache-id"), cache)
@@ -426,7 +427,9 @@ class ImageStore:
             self.driver.create(init_id, parent=parent_cache)
             try:
                 self._fill_init_layer(init_id)
+                self._shift(self.driver.diff(init_id))
                 self.driver.create(mount_id, parent=init_id)
+                self._shift(self.driver.diff(mount_id))  # (the container's "/" is its upper dir's)
                 d = os.path.join(self.root.mountsdb, container_id)
                 os.makedirs(d, exist_ok=True)
                 fsutil.write_atomic(os.path.join(d, "mount-id"), mount_id, durable=False)
@@ -439,6 +442,13 @@ class ImageStore:
                 fsutil.rmtree(os.path.join(self.root.mountsdb, container_id), ignore_errors=True)
                 raise
         return mount_id, init_id
+
+    def _shift(self, path: str) -> None:
+        """In a state root made by --userns-remap, files belong to the mapped ids (storage/shift.py)."""
+        from ..storage import shift
+        maps = shift.idmaps(self.root.root)
+        if maps:
+            shift.shift_tree(path, *maps)
 
     def _fill_init_layer(self, init_id: str) -> None:
         """Create the init layer's files, only those the image does not already have.

@@ -109,12 +109,14 @@ class RealDocker:
         self.socket = os.path.join(workdir, "docker.sock")
 
     @classmethod
-    def start(cls, timeout: float = 60) -> "RealDocker":
+    def start(cls, timeout: float = 60, extra_args: tuple[str, ...] = ()) -> "RealDocker":
         daemon, client = _find(DAEMON_CANDIDATES), _find(CLIENT_CANDIDATES)
         if not daemon or not client:
             raise MinidockerError("dockerd not found: apt-get install docker.io")
         remove_stale_bridges()
         workdir = tempfile.mkdtemp(prefix="realdocker-")
+        if "--userns-remap" in extra_args:
+            os.chmod(workdir, 0o711)  # (dockerd wants o+x on the way to a remapped data root)
         sock = os.path.join(workdir, "docker.sock")
         bridge = make_bridge(workdir)
         self = cls(workdir, None, client)
@@ -125,7 +127,7 @@ class RealDocker:
                      daemon, "--data-root", os.path.join(workdir, "data"),
                      "--exec-root", os.path.join(workdir, "exec"), "--pidfile", os.path.join(workdir, "dockerd.pid"),
                      "-H", f"unix://{sock}", f"--bridge={bridge}", "--iptables=false", "--ip-masq=false",
-                     "--ip-forward=false", "--storage-driver=overlay2", "--log-level=warn"]
+                     "--ip-forward=false", "--storage-driver=overlay2", "--log-level=warn", *extra_args]
         self._spawn(timeout)
         return self
 

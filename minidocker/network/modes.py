@@ -249,21 +249,21 @@ class Networking:
         kind, _ = parse_mode(rec["HostConfig"].get("NetworkMode"))
         host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
         if kind == "host":
-            fsutil.write_atomic(rec["HostsPath"], fsutil.read_text("/etc/hosts", "") or "", durable=False)
-            fsutil.write_atomic(rec["ResolvConfPath"], host_resolv, durable=False)
+            fsutil.rewrite(rec["HostsPath"], fsutil.read_text("/etc/hosts", "") or "")
+            fsutil.rewrite(rec["ResolvConfPath"], host_resolv)
             return
         if kind == "container" and joined is not None:
             return  # the joined container's files are used as they are
         hostname = rec["Config"]["Hostname"]
         eps = [ep for ep in rec["NetworkSettings"]["Networks"].values() if ep.get("IPAddress")]
         ip = eps[0]["IPAddress"] if eps else None
-        fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname, ip), durable=False)
+        fsutil.rewrite(rec["HostsPath"], etcfiles.hosts_file(hostname, ip))
         user_defined = [n for n in rec["NetworkSettings"]["Networks"] if n not in ("bridge", "none", "host")]
         if user_defined:
             text = etcfiles.embedded_dns_resolv_conf(host_resolv)
         else:
             text = etcfiles.resolv_conf(host_resolv, kind)
-        fsutil.write_atomic(rec["ResolvConfPath"], text, durable=False)
+        fsutil.rewrite(rec["ResolvConfPath"], text)
 
     # ------------------------------------------------------------------ embedded DNS
     def dns_records(self, cid: str) -> dict[str, list[str]]:

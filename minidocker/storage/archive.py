@@ -689,7 +689,8 @@ def _owner_names(info: tarfile.TarInfo) -> None:
         info.gname = grp.getgrgid(info.gid).gr_name
 
 
-def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: bool = True) -> None:
+def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: bool = True,
+               idmaps=None) -> None:
     """Write an uncompressed PAX tar of everything below `src_dir` to `out_fileobj`.
 
     Names are relative ("etc/passwd", directories "etc/"); the root itself is not an
@@ -704,6 +705,9 @@ def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: boo
     deterministic=True (the default, needed for a reproducible DiffID): user/group
     names are left empty and no atime/ctime is stored, so the bytes depend only on the
     tree. deterministic=False adds names from the passwd/group files and atime/ctime.
+
+    idmaps: (uid map, gid map) of a --userns-remap state root (core/userns.IdMap): owners are
+    written as the container sees them (100000 on disk -> 0 in the tar), as Docker's are.
     """
     seen: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) -> first name, for hard links
     with tarfile.open(fileobj=out_fileobj, mode="w|", format=tarfile.PAX_FORMAT) as tf:
@@ -714,6 +718,8 @@ def export_dir(src_dir, out_fileobj, *, overlay: bool = True, deterministic: boo
             info = tarfile.TarInfo(name)
             info.mode = stat.S_IMODE(mode)
             info.uid, info.gid = st.st_uid, st.st_gid
+            if idmaps:
+                info.uid, info.gid = idmaps[0].to_container(st.st_uid), idmaps[1].to_container(st.st_gid)
             info.mtime = int(st.st_mtime)
             info.uname = info.gname = ""
             if not deterministic:

@@ -501,7 +501,7 @@ class Builder:
             upper, _ = changes._upper_and_lowers(self.rt, cid)
             # a RUN that changed no file makes no layer: Docker's NewChildImage drops an empty
             # layer (layer.IsEmpty) and marks the history entry "empty_layer": true
-            chain = self._layer_from_dir(upper, img) if os.listdir(upper) else None
+            chain = self._layer_from_dir(upper, img, shifted=True) if os.listdir(upper) else None
         finally:
             self.say(f"Removing intermediate container {cid[:12]}\n")
             self.rt.remove(cid, force=True, volumes=True)  # (Docker removes its anonymous volumes too)
@@ -525,12 +525,15 @@ class Builder:
             code = self.rt.inspect(cid)["State"]["ExitCode"]
         return code
 
-    def _layer_from_dir(self, upper: str, parent: Image) -> str:
+    def _layer_from_dir(self, upper: str, parent: Image, shifted: bool = False) -> str:
+        """`shifted`: a RUN step's upper dir, whose owners a --userns-remap root shifted."""
+        from ...engine import remap
         from ...storage import archive
         fd, tar = tempfile.mkstemp(prefix="step-", suffix=".tar", dir=self.store.root.tmp)
         try:
             with os.fdopen(fd, "wb") as f:
-                archive.export_dir(upper, f, overlay=True)
+                maps = remap.idmaps(self.store.root.root) if shifted else None
+                archive.export_dir(upper, f, overlay=True, idmaps=maps)
             return self.store.register_layer(tar, parent.top_chain_id)
         finally:
             os.unlink(tar)

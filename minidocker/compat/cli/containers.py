@@ -50,7 +50,7 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-add", action="append", default=[], help="Add Linux capabilities")
     p.add_argument("--cap-drop", action="append", default=[], help="Drop Linux capabilities")
     p.add_argument("--group-add", action="append", default=[], help="Add additional groups to join")
-    p.add_argument("--userns", default="", help="User namespace to use (only host: minidocker does not remap)")
+    p.add_argument("--userns", default="", help="User namespace to use (host: none, under --userns-remap too)")
     p.add_argument("--privileged", action="store_true", help="Give extended privileges to this container")
     p.add_argument("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
     p.add_argument("--security-opt", action="append", default=[], help="Security Options")
@@ -135,7 +135,7 @@ def _confinement_from_args(args) -> dict:
         host["CapDrop"] = list(args.cap_drop)
     if args.group_add:
         host["GroupAdd"] = list(args.group_add)
-    if args.userns not in ("", "host"):  # (the docker CLI's check; a daemon with remapping is not yet in minidocker)
+    if args.userns not in ("", "host"):  # (the docker CLI's check)
         raise InvalidArgument("--userns: invalid USER mode")
     if args.userns:
         host["UsernsMode"] = args.userns

@@ -21,6 +21,9 @@ def build_parser() -> Parser:
     p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
     p.add_argument("--root", help="State directory (default $MINIDOCKER_ROOT or /var/lib/minidocker)")
     p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
+    p.add_argument("--userns-remap", metavar="USER[:GROUP]",
+                   help="Root in containers is USER's range from /etc/subuid (\"default\": dockremap); "
+                        "state in <root>/<uid>.<gid> (dockerd's option)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     containers.register(sub)
     images.register(sub)
@@ -72,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.geteuid() != 0 and getattr(args, "needs_root", True):
             raise MinidockerError("minidocker needs root (it creates namespaces and mounts): "
                                   "try `sudo minidocker ...`", exit_code=125)
+        if args.userns_remap:  # from here on, the state root is the remapped one
+            from ...engine import remap
+            from ...paths import default_root
+            os.environ["MINIDOCKER_ROOT"] = remap.setup(args.userns_remap, os.path.abspath(default_root()))
         return func(args) or 0
     except MinidockerError as e:
         print(_prefix(argv, e) + str(e), file=sys.stderr)
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 def _prefix(argv: list[str], error: Exception | None = None) -> str:
     # `docker run` says "docker: ..." before its errors, other commands "Error...: ...",
     # usage errors nothing at all
-    words = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--root")]
+    words = [a for i, a in enumerate(argv)
+             if not a.startswith("-") and (i == 0 or argv[i - 1] not in ("--root", "--userns-remap"))]
     if words[:1] == ["run"] or words[:2] == ["container", "run"]:
         return "minidocker: "
     if isinstance(error, UsageError) or str(error).startswith("Error"):

@@ -115,21 +115,27 @@ def info_dict(rt: Runtime) -> dict:
         "Architecture": platform.machine(), "NCPU": os.cpu_count(), "MemTotal": mem,
         "DockerRootDir": rt.root.root, "Name": platform.node(), "ServerVersion": __version__,
         "Runtimes": {"minidocker": {"path": "minidocker.core.runc"}}, "DefaultRuntime": "minidocker",
-        "SecurityOptions": _security_options(), "Swarm": {"LocalNodeState": "inactive"},
+        "SecurityOptions": _security_options(rt.root.root), "Swarm": {"LocalNodeState": "inactive"},
         "Warnings": (["WARNING: cgroups are hybrid here (v1 controllers): Docker uses v1 on such hosts, "
                       "so does minidocker"] if layout == "hybrid" else []),
     }
 
 
-def _security_options() -> list[str]:
-    """What `docker info` lists under Security Options: seccomp with the default profile when
-    the kernel and libseccomp can do it (no AppArmor or SELinux in minidocker yet)."""
+def _security_options(root: str) -> list[str]:
+    """What `docker info` lists under Security Options: apparmor when the host has it (every
+    container then runs under a profile: core/apparmor.py), seccomp with the default profile
+    when the kernel and libseccomp can do it, userns in a --userns-remap state root,
+    cgroupns (no SELinux in minidocker)."""
+    from ...storage import shift
+    from ...core import apparmor
     from ...core.linux import libseccomp
-    opts = []
+    opts = ["name=apparmor"] if apparmor.enabled() else []
     with open("/proc/self/status") as f:
         kernel_has_it = "Seccomp:" in f.read()
     if kernel_has_it and libseccomp.available():
         opts.append("name=seccomp,profile=default")
+    if shift.idmaps(root):
+        opts.append("name=userns")
     return opts + ["name=cgroupns"]
 
 

@@ -25,6 +25,7 @@ import struct
 DEFAULT_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
                  "c 1:5 rwm", "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"]
 
+ALLOW_ALL = ["a *:* rwm"]  # --privileged (moby: linux.resources.devices [{"allow": true, "access": "rwm"}])
 TYPES = {"b": 1, "c": 2, "a": 0}        # BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR; a: any
 ACCESS = {"m": 1, "r": 2, "w": 4}       # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
 WILDCARD = -1

@@ -90,15 +90,20 @@ class V1Driver:
         return sorted(seen)
 
     # --- create ---
-    def create(self, cid: str) -> None:
+    def create(self, cid: str, device_rules: list[str] | None = None) -> None:
+        """`device_rules`: devices.allow lines (default: Docker's; ["a *:* rwm"]: all, --privileged)."""
         for c in ("memory", "cpu", "cpuacct", "pids", "freezer"):
             self._mount(c)  # fail early, naming the missing controller
         for d in self._dirs(cid):
             os.makedirs(d, exist_ok=True)
         if "devices" in self.hierarchies:
             dev = self.cpath("devices", cid)
+            rules = DEVICE_RULES if device_rules is None else device_rules
+            if rules == devices.ALLOW_ALL:
+                write(f"{dev}/devices.allow", "a")
+                return
             write(f"{dev}/devices.deny", "a")
-            for rule in DEVICE_RULES:
+            for rule in rules:
                 write(f"{dev}/devices.allow", rule)
 
     def apply(self, cid: str, res: dict) -> None:

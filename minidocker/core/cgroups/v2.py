@@ -95,10 +95,14 @@ class V2Driver:
         os.makedirs(parent, exist_ok=True)
         self._enable(parent, wanted)
 
-    def create(self, cid: str) -> None:
+    def create(self, cid: str, device_rules: list[str] | None = None) -> None:
+        """`device_rules`: as devices.allow lines (default: Docker's; devices.ALLOW_ALL: --privileged)."""
         self.setup_parent()
         os.makedirs(self.path(cid), exist_ok=True)
-        self.restrict(self.path(cid))
+        if device_rules is None:
+            self.restrict(self.path(cid))
+        else:
+            self.restrict(self.path(cid), device_rules)
 
     def apply(self, cid: str, res: dict) -> None:
         """Write the OCI spec's linux.resources (absent = unlimited)."""

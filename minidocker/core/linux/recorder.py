@@ -46,6 +46,9 @@ class Recorder(Linux):
     def chmod(self, path, mode) -> None:
         self._rec("chmod", path, oct(mode))
 
+    def chown(self, path, uid, gid) -> None:
+        self._rec("chown", path, uid, gid)
+
     def touch(self, path) -> None:
         self._rec("touch", path)
 

@@ -238,6 +238,9 @@ class Linux:
     def touch(self, path: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        os.chown(path, uid, gid, follow_symlinks=False)
+
     def unlink(self, path: str) -> None:
         os.unlink(path)
 
