@@ -127,7 +127,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- 1. the box (cached) --------------------------------------------------------------------------
-BOX_KEY=$(cat "$REPO/vm/build-box.sh" | sha256sum | cut -c1-12)
+# The lab's apt packages go into the box (built natively, cached): provisioning then finds them
+# installed instead of unpacking them under emulation. The key changes with the list.
+BOX_PACKAGES=$("$REPO/scripts/provision.sh" --print-apt-packages)
+BOX_KEY=$( (cat "$REPO/vm/build-box.sh"; echo "$BOX_PACKAGES") | sha256sum | cut -c1-12)
 BOX_DIR=$CACHE/box-$BOX_KEY
 BOX_NAME=minidocker/bookworm-$BOX_KEY
 phase "box build"
@@ -135,7 +138,7 @@ if [ -s "$BOX_DIR/minidocker-bookworm.box" ] && [ -s "$BOX_DIR/dpkg-status" ]; t
   echo "cached: $BOX_DIR"
 else
   rm -rf "$BOX_DIR"
-  "$REPO/vm/build-box.sh" "$BOX_DIR.tmp"
+  VM_BOX_PACKAGES="$BOX_PACKAGES" "$REPO/vm/build-box.sh" "$BOX_DIR.tmp"
   mv "$BOX_DIR.tmp" "$BOX_DIR"
 fi
 phase_done

@@ -8,8 +8,14 @@
 #                                    OUTDIR/dpkg-status  (what the box has installed: used to
 #                                    resolve which .deb files to carry into the VM)
 #
+# VM_BOX_PACKAGES (space-separated): more packages in the box. scripts/vm-test.sh passes the lab's
+# own list (scripts/provision.sh --print-apt-packages): installed here, natively, they cost seconds;
+# installed by provision.sh inside the emulated VM, they took ~9 minutes of every CI run.
+# (provision.sh still runs apt-get for whatever is missing: the same list, so nothing is hidden.)
+#
 # Needs root and: mmdebstrap fdisk(sfdisk) e2fsprogs qemu-system-x86 qemu-utils vagrant (for the
-# insecure public key). Takes ~2-3 minutes; scripts/vm-test.sh caches the result.
+# insecure public key). Takes ~2-3 minutes (more with VM_BOX_PACKAGES); scripts/vm-test.sh caches
+# the result.
 set -euo pipefail
 
 if [ "${1:-}" = "--customize" ]; then
@@ -95,9 +101,11 @@ ROOTFS=$WORK/rootfs
 SELF=$(readlink -f "$0")
 
 t0=$(date +%s)
-echo "==> mmdebstrap $SUITE from $SOURCES"
+BASE=systemd-sysv,udev,kmod,iproute2,linux-image-amd64,initramfs-tools,openssh-server,sudo,python3,rsync,netbase,procps,dbus,qemu-guest-agent,grub-pc
+EXTRA=$(echo ${VM_BOX_PACKAGES:-} | tr ' ' ',')
+echo "==> mmdebstrap $SUITE from $SOURCES${EXTRA:+ (with the lab packages: $EXTRA)}"
 mmdebstrap --mode=root --variant=minbase --format=directory --quiet \
-  --include=systemd-sysv,udev,kmod,iproute2,linux-image-amd64,initramfs-tools,openssh-server,sudo,python3,rsync,netbase,procps,dbus,qemu-guest-agent,grub-pc \
+  --include="$BASE${EXTRA:+,$EXTRA}" \
   --customize-hook="$SELF --customize \"\$1\"" \
   "$SUITE" "$ROOTFS" "$SOURCES"
 cp "$ROOTFS/var/lib/dpkg/status" "$WORK/dpkg-status"
