@@ -53,37 +53,42 @@ def test_labs_are_the_course_notebooks_and_at_least_four():
     assert {os.path.basename(p) for p in SOURCES} == course_nbs, "every course notebook is a lab"
 
 
-def test_released_copies_hold_no_solution_and_match_the_learners_copy(tmp_path):
-    labs = copy_labs(tmp_path)
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> str:
+    """A private copy of labs/ with every lab's released copy made by nbgrader (once for the
+    module: ~1 minute)."""
+    labs = copy_labs(tmp_path_factory.mktemp("released"))
     env, kdir = grade.nbgrader_env()
     try:
         for path in SOURCES:
-            lab = os.path.basename(os.path.dirname(path))
-            grade.nbgrader(labs, env, "generate_assignment", lab, "--force")  # raises on a bad config too
-            released = os.path.join(labs, "release", lab, os.path.basename(path))
-            raw = open(released).read()
-            for secret in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS"):
-                assert secret not in raw, f"{lab}: {secret}"
-            rel = nbformat.read(released, as_version=4)
-            assert not [c for c in rel.cells if c.cell_type == "code" and "NBVAL_" in c.source], lab
-            mine = course.learner_notebook(nbformat.read(path, as_version=4))
-            assert [c.source for c in rel.cells] == [c.source for c in mine.cells], \
-                f"{lab}: `make lab`'s copy and nbgrader's release differ"
+            grade.nbgrader(labs, env, "generate_assignment", os.path.basename(os.path.dirname(path)),
+                           "--force")  # raises on a bad config too
     finally:
         shutil.rmtree(kdir, ignore_errors=True)
+    return labs
+
+
+def test_released_copies_hold_no_solution_and_match_the_learners_copy(released):
+    for path in SOURCES:
+        lab = os.path.basename(os.path.dirname(path))
+        raw = open(os.path.join(released, "release", lab, os.path.basename(path))).read()
+        for secret in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS"):
+            assert secret not in raw, f"{lab}: {secret}"
+        rel = nbformat.reads(raw, as_version=4)
+        assert not [c for c in rel.cells if c.cell_type == "code" and "NBVAL_" in c.source], lab
+        mine = course.learner_notebook(nbformat.read(path, as_version=4))
+        assert [c.source for c in rel.cells] == [c.source for c in mine.cells], \
+            f"{lab}: `make lab`'s copy and nbgrader's release differ"
 
 
 @pytest.mark.root
-def test_source_gets_full_marks_the_released_copy_none(tmp_path, capsys):
+def test_source_gets_full_marks_the_released_copy_none(tmp_path, released):
+    """The instructor hands in the source, a learner the released copies unchanged. (One grader
+    after the other: two at once would run the same lab twice at the same moment, and a lab's
+    hand-made network namespaces and bridges have fixed names.)"""
     if os.geteuid() != 0:
         pytest.skip("the labs make namespaces, mounts and cgroups: root")
-    labs = copy_labs(tmp_path)
-    env, kdir = grade.nbgrader_env()
-    try:  # the released copies, to hand in unchanged
-        for path in SOURCES:
-            grade.nbgrader(labs, env, "generate_assignment", os.path.basename(os.path.dirname(path)), "--force")
-    finally:
-        shutil.rmtree(kdir, ignore_errors=True)
+    labs = str(shutil.copytree(released, tmp_path / "labs"))
     subs = tmp_path / "submissions"
     for path in SOURCES:
         lab, name = os.path.basename(os.path.dirname(path)), os.path.basename(path)

@@ -137,13 +137,27 @@ def cgroups_of_deleted_roots(own_tag: str) -> list[str]:
             cg = cgroups.driver(f"{cgroups.PARENT}-{tag}")
             for cid in cg.ids():
                 young = os.path.exists(cg.path(cid)) and time.time() - os.stat(cg.path(cid)).st_mtime < 10
-                if not cg.processes(cid) and not young:
+                if not _has_tasks(cg, cid) and not young:
                     cg.remove(cid)
             if cg.remove_parent():
                 cleaned.append(f"cgroup parent {cg.parent} of deleted state root {path}")
         except (MinidockerError, OSError):
             pass
     return cleaned
+
+
+def _has_tasks(cg, cid: str) -> bool:
+    """Whether anything runs in a container's cgroup. cgroup.procs lists only the processes of
+    our own PID namespace: another container sharing this cgroup tree (a second grader in
+    labs/grader, say) would look empty, and lose its cgroups. pids.current counts them all."""
+    if cg.processes(cid):
+        return True
+    try:
+        where = cg.cpath("pids", cid) if cg.version == 1 else cg.path(cid)
+        with open(os.path.join(where, "pids.current")) as f:
+            return int(f.read()) > 0
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def unused_layers(rt) -> list[str]:
