@@ -112,6 +112,11 @@ def parse_mount_options(options: list[str]) -> tuple[int, list[int], str]:
     return flags, propagation, ",".join(data)
 
 
+def is_bind(m: dict) -> bool:
+    """A bind mount: type "bind" or a bind/rbind option (runc reads both)."""
+    return m.get("type") == "bind" or bool({"bind", "rbind"} & set(m.get("options") or []))
+
+
 def namespaces(spec: dict) -> tuple[int, dict[str, str]]:
     """(clone flags of the namespaces to create, {type: path} of those to join)."""
     new, join = 0, {}
@@ -161,9 +166,8 @@ def check(spec: dict) -> dict:
         dest = str(m.get("destination", ""))
         if not dest.startswith("/") or ".." in dest.split("/"):
             raise BundleError(f"config.json: mount destination {dest!r} must be absolute, without ..")
-        is_bind = m.get("type") == "bind" or {"bind", "rbind"} & set(m.get("options") or [])
         unknown = [o for o in m.get("options") or [] if o not in MOUNT_FLAGS and o not in PROPAGATION]
-        if is_bind and unknown:  # a bind mount has no data string: these would vanish silently
+        if is_bind(m) and unknown:  # a bind mount has no data string: these would vanish silently
             raise BundleError(f"config.json: mount {dest}: option {unknown[0]!r} is not supported by minidocker")
     check_seccomp(linux.get("seccomp"))
     new, join = namespaces(spec)

@@ -356,8 +356,7 @@ def _open_bind_sources(spec: dict) -> None:
     mounted later through /proc/self/fd/<n>, which walks no directory on the way (runc too
     opens the sources before the container's init may no longer reach them)."""
     for m in spec.get("mounts") or []:
-        flags, _, _ = bundle.parse_mount_options(m.get("options") or [])
-        if (m.get("type") == "bind" or flags & sc.MS_BIND) and m.get("source"):
+        if bundle.is_bind(m) and m.get("source"):
             try:
                 fd = os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
             except OSError:

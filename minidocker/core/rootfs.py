@@ -28,7 +28,7 @@ import os
 import stat
 
 from ..fsutil import scoped_path
-from .bundle import parse_mount_options
+from .bundle import is_bind, parse_mount_options
 from . import steps
 from .linux import syscalls as sc
 from .linux.syscalls import LINUX
@@ -162,9 +162,7 @@ def create_spec_devices(rootfs: str, devices: list[dict], linux=LINUX, *, userns
 
 
 def dev_is_bound(spec: dict) -> bool:
-    return any(m.get("destination") == "/dev" and
-               (m.get("type") == "bind" or parse_mount_options(m.get("options") or [])[0] & sc.MS_BIND)
-               for m in spec.get("mounts") or [])
+    return any(m.get("destination") == "/dev" and is_bind(m) for m in spec.get("mounts") or [])
 
 
 def pivot_root(rootfs: str, linux=LINUX) -> None:

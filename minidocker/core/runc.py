@@ -127,9 +127,7 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
             if userns:
                 pid = _map_user_namespace(spec, pid, sync_parent_r, sync_parent_w, err_r)
             if os.read(sync_parent_r, 1) != b"R":
-                why = os.read(err_r, 65536)  # it may have said why (e.g. a namespace to join is gone)
-                err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
-                raise StartFailed(err["code"], err["message"])
+                raise _init_failure(err_r)  # it may have said why (e.g. a namespace to join is gone)
             cg.create(name, bundle.device_rules(spec))
             steps.get("apply_resources", cgroups.apply_resources)(
                 cg.version, cg.paths(name), (spec.get("linux") or {}).get("resources") or {})
@@ -161,6 +159,13 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
         raise StartFailed(125, str(e) or type(e).__name__) from e
     os.close(err_r)
     return pid
+
+
+def _init_failure(err_r: int) -> StartFailed:
+    """The child stopped before "ready": what it wrote on the error pipe, if anything."""
+    why = os.read(err_r, 65536)
+    err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
+    return StartFailed(err["code"], err["message"])
 
 
 def _v1_binds(mounts: list[tuple], paths: dict[str, str]) -> list[tuple]:
@@ -196,10 +201,8 @@ def _map_user_namespace(spec: dict, child: int, sync_r: int, sync_w: int, err_r:
     Returns PID 1's host PID."""
     from . import userns
     if os.read(sync_r, 1) != b"U":
-        _, status = os.waitpid(child, 0)
-        why = os.read(err_r, 65536)
-        err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
-        raise StartFailed(err["code"], err["message"])
+        os.waitpid(child, 0)
+        raise _init_failure(err_r)
     linux = spec.get("linux") or {}
     # gid_map first or last does not matter here: we are privileged (no setgroups "deny" needed)
     for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
@@ -209,9 +212,7 @@ def _map_user_namespace(spec: dict, child: int, sync_r: int, sync_w: int, err_r:
     data = os.read(sync_r, 4)
     os.waitpid(child, 0)  # the middle process is done
     if len(data) != 4:
-        why = os.read(err_r, 65536)
-        err = json.loads(why) if why else {"code": 125, "message": "the container's init died while starting"}
-        raise StartFailed(err["code"], err["message"])
+        raise _init_failure(err_r)
     return int.from_bytes(data, "little")
 
 

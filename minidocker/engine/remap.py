@@ -24,9 +24,10 @@ import pwd
 import stat
 import subprocess
 
+from .. import fsutil
 from ..core import userns
 from ..errors import MinidockerError
-from ..storage.shift import RECORD, idmaps, shift_tree  # noqa: F401 -- (used by the engine through here)
+from ..storage.shift import RECORD, idmaps  # noqa: F401 -- (idmaps: the engine asks through here)
 
 DEFAULT_USER = "dockremap"
 ENV = "MINIDOCKER_USERNS_REMAP"
@@ -42,13 +43,6 @@ def parse(value: str) -> tuple[str, str]:
     return user, group or user
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
 
 def _add_default_user() -> None:
     """What dockerd does for "default": a system user, and a free subordinate range for it.
@@ -60,7 +54,7 @@ def _add_default_user() -> None:
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise MinidockerError(f"could not create the {DEFAULT_USER} user: {r.stderr.strip()}", exit_code=125)
-    texts = [_read("/etc/subuid"), _read("/etc/subgid")]
+    texts = [fsutil.read_text("/etc/subuid", ""), fsutil.read_text("/etc/subgid", "")]
     if userns.subid_ranges(texts[0], DEFAULT_USER) and userns.subid_ranges(texts[1], DEFAULT_USER):
         return
     start = userns.free_range(texts)
@@ -82,7 +76,7 @@ def maps(value: str) -> tuple[userns.IdMap, userns.IdMap]:
         raise MinidockerError(f"can't create ID mappings: user {user!r} does not exist", exit_code=125) from None
     out = []
     for path, who in (("/etc/subuid", name), ("/etc/subgid", group)):
-        ranges = userns.subid_ranges(_read(path), who, number if who == name else None)
+        ranges = userns.subid_ranges(fsutil.read_text(path, ""), who, number if who == name else None)
         if not ranges:
             raise MinidockerError(f"can't create ID mappings: no subordinate ids for {who!r} in {path}",
                                   exit_code=125)
@@ -101,10 +95,8 @@ def setup(value: str, base_root: str) -> str:
         os.chmod(d, 0o710)
     record = {"uidMappings": uids.oci(), "gidMappings": gids.oci()}
     path = os.path.join(root, RECORD)
-    if _read(path) != json.dumps(record):
-        with open(path + ".tmp", "w") as f:
-            f.write(json.dumps(record))
-        os.replace(path + ".tmp", path)
+    if fsutil.read_text(path, "") != json.dumps(record):
+        fsutil.write_atomic(path, json.dumps(record))
     return root
 
 

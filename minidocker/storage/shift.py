@@ -11,22 +11,15 @@ import json
 import os
 import stat
 
+from .. import fsutil
 from ..core import userns
 
 RECORD = "userns.json"  # in the remapped state root: its maps, for every process that opens it
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
 def idmaps(root: str) -> tuple[userns.IdMap, userns.IdMap] | None:
     """The maps of state root `root` (None: not a remapped one)."""
-    text = _read(os.path.join(root, RECORD))
+    text = fsutil.read_text(os.path.join(root, RECORD), "")
     if not text:
         return None
     record = json.loads(text)
