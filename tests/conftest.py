@@ -42,6 +42,7 @@ TOOLS = {
     "strace": "strace",                # to kill a command at a chosen system call
     "capsh": "libcap2-bin",            # notebook 00; the grader image copies it (labs/grader/)
     "setpriv": "util-linux",           # notebook 00; the grader image copies it
+    "newuidmap": "uidmap",             # rootless mode maps /etc/subuid ranges with it (core/rootless.py)
     "chromium": "chromium",            # the lab in a real browser, headless (tests/test_lab_browser.py)
     "fc-list": "fontconfig",           # which fonts cover Chinese (tests/test_lab_plots.py)
 }

@@ -252,3 +252,27 @@ def oci_resources(host: dict) -> dict:
     if pids:
         res["pids"] = {"limit": int(pids)}
     return res
+
+
+# What dockerd answers, in its create response's Warnings, for each limit it cannot apply (in
+# rootless mode without cgroups: core/cgroups/none.py); the limit is then set back to "none".
+DISCARDED = [
+    (("Memory", "MemorySwap"), "Your kernel does not support memory limit capabilities or the cgroup is not "
+                               "mounted. Limitation discarded."),
+    (("NanoCpus", "CpuQuota", "CpuPeriod"), "Your kernel does not support CPU CFS scheduler. CPU period/quota "
+                                            "discarded."),
+    (("CpuShares",), "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded."),
+    (("PidsLimit",), "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. "
+                     "PIDs limit discarded."),
+]
+
+
+def discard_limits(host: dict) -> list[str]:
+    """Zero the limits in `host` and return the warnings (pure)."""
+    warnings = []
+    for keys, message in DISCARDED:
+        if any(host.get(k) for k in keys):
+            warnings.append(message)
+            for k in keys:
+                host[k] = None if k == "PidsLimit" else 0
+    return warnings

@@ -49,7 +49,12 @@ class ApplyError(Exception):
 
 
 def enabled() -> bool:
-    """runc's IsEnabled: the kernel has AppArmor switched on, and securityfs shows it."""
+    """runc's IsEnabled: the kernel has AppArmor switched on, and securityfs shows it. Not in
+    rootless mode: a user namespace's root may not load profiles (Docker's rootless mode
+    runs without AppArmor too)."""
+    from .userns import running_in_user_namespace
+    if running_in_user_namespace():
+        return False
     try:
         with open(PARAMETER) as f:
             on = f.read().startswith("Y")

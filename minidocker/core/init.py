@@ -349,6 +349,36 @@ def enter_user_namespace(spec: dict, join: dict[str, str], sync_r: int, sync_w: 
         os._exit(125)
 
 
+def enter_pid_namespace(join: dict[str, str], sync_w: int, err_fd: int) -> None:
+    """The middle process of a start in rootless mode, where the runtime may not go back to
+    its own PID namespace after entering the container's (that namespace belongs to the host:
+    setns to it needs the host's CAP_SYS_ADMIN). So a child enters it instead and forks PID 1
+    there; it reports PID 1's PID (as seen by the runtime) and exits. Returns in PID 1."""
+    try:
+        if "pid" in join:
+            fd = os.open(join["pid"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, sc.CLONE_NEWPID)
+            finally:
+                os.close(fd)
+        else:
+            sc.unshare(sc.CLONE_NEWPID)
+        go_r, go_w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(go_w)
+            os.read(go_r, 1)  # let the middle process report our PID before we say anything
+            os.close(go_r)
+            return
+        os.close(go_r)
+        os.write(sync_w, child.to_bytes(4, "little"))
+        os.close(go_w)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
+        report(err_fd, 125, f"PID namespace: {type(e).__name__}: {e}")
+        os._exit(125)
+
+
 def _open_bind_sources(spec: dict) -> None:
     """Root of a user namespace is nobody to the host's directories: a bind mount's source under
     a directory only the host's root may enter (/root/data, a 0700 temporary directory) would

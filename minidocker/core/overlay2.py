@@ -29,6 +29,7 @@ from . import steps
 from .linux import syscalls as sc
 from .. import fsutil
 from .linux.procfs import is_mountpoint
+from .userns import running_in_user_namespace
 
 MAX_DEPTH = 128  # moby's limit on the number of lower layers
 
@@ -42,15 +43,18 @@ def random_id() -> str:
     return secrets.token_hex(32)
 
 
-def mount_options(lowers: list[str], upper: str, work: str) -> str:
-    """The overlay mount data string. Pure: tested without root."""
-    return f"index=off,lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+def mount_options(lowers: list[str], upper: str, work: str, userxattr: bool = False) -> str:
+    """The overlay mount data string. Pure: tested without root. `userxattr` in a user
+    namespace (rootless mode): overlayfs keeps its marks in user.overlay.* xattrs there,
+    since trusted.* ones are for the host's root only (Linux 5.11+)."""
+    return f"index=off,lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}" + \
+        (",userxattr" if userxattr else "")
 
 
 def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
     """mount -t overlay overlay -o lowerdir=...,upperdir=...,workdir=... target
     (`lowers` uppermost first; the paths may be relative to the current directory)."""
-    sc.mount("overlay", target, "overlay", 0, mount_options(lowers, upper, work))
+    sc.mount("overlay", target, "overlay", 0, mount_options(lowers, upper, work, running_in_user_namespace()))
 
 
 class Overlay2:
@@ -156,7 +160,8 @@ class Overlay2:
         cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.chdir(self.home)  # short relative l/ paths keep the options within a page
-            sc.mount("overlay", target, "overlay", sc.MS_RDONLY, f"lowerdir={':'.join(lowers)}")
+            sc.mount("overlay", target, "overlay", sc.MS_RDONLY,
+                     f"lowerdir={':'.join(lowers)}" + (",userxattr" if running_in_user_namespace() else ""))
         finally:
             os.fchdir(cwd)
             os.close(cwd)
@@ -180,6 +185,11 @@ class Overlay2:
 # same name, and marks a directory whose lower contents are all hidden as *opaque*.
 # (Layer tars say the same with `.wh.` names: storage/archive.py translates.)
 OPAQUE_XATTR = "trusted.overlay.opaque"
+USER_OPAQUE_XATTR = "user.overlay.opaque"  # the same mark with `userxattr` (rootless mode)
+
+
+def opaque_xattr() -> str:
+    return USER_OPAQUE_XATTR if running_in_user_namespace() else OPAQUE_XATTR
 
 
 def is_whiteout(st: os.stat_result) -> bool:
@@ -190,7 +200,7 @@ def is_whiteout(st: os.stat_result) -> bool:
 def is_opaque(path: str) -> bool:
     """A directory overlayfs shows as "only what this layer has": the xattr trusted.overlay.opaque=y."""
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

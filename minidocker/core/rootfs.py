@@ -29,6 +29,7 @@ import stat
 
 from ..fsutil import scoped_path
 from .bundle import is_bind, parse_mount_options
+from .userns import running_in_user_namespace
 from . import steps
 from .linux import syscalls as sc
 from .linux.syscalls import LINUX
@@ -212,7 +213,8 @@ def setup(rootfs: str, spec: dict, cgroup_mounts: list[tuple] = (), linux=LINUX)
     for m in spec.get("mounts") or []:
         mount_entry(rootfs, m, list(cgroup_mounts), linux)
     if not dev_is_bound(spec):  # (never into a /dev bound from the host: runc's needsSetupDev)
-        userns = any(ns.get("type") == "user" for ns in lx.get("namespaces") or [])
+        # (in a user namespace of the spec's, or already in one: rootless mode, core/rootless.py)
+        userns = any(ns.get("type") == "user" for ns in lx.get("namespaces") or []) or running_in_user_namespace()
         create_devices(rootfs, linux, userns=userns)
         if lx.get("devices"):
             create_spec_devices(rootfs, lx["devices"], linux, userns=userns)

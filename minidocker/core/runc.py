@@ -33,6 +33,7 @@ import os
 
 from ..errors import MinidockerError
 from . import bundle, cgroups, steps
+from . import userns as userns_mod
 from . import init as initmod
 from .linux import syscalls as sc
 
@@ -96,11 +97,15 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # orphans in the container are ours to reap
     userns = bool(new & sc.CLONE_NEWUSER)   # then the child makes the PID namespace (see below)
-    if "pid" in join:                       # the next child is in that PID namespace...
+    # rootless (core/rootless.py): we could not come back to our PID namespace; a child goes
+    middle = not userns and ("pid" in join or bool(new & sc.CLONE_NEWPID)) and userns_mod.running_in_user_namespace()
+    if userns or middle:
+        pass
+    elif "pid" in join:                     # the next child is in that PID namespace...
         fd = os.open(join["pid"], os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(fd, sc.CLONE_NEWPID)
         os.close(fd)
-    elif new & sc.CLONE_NEWPID and not userns:  # ...or PID 1 of a new one
+    elif new & sc.CLONE_NEWPID:             # ...or PID 1 of a new one
         sc.unshare(sc.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:  # ---- child: becomes the container
@@ -113,12 +118,14 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
                 os.dup2(fd, i)
             if userns:  # returns in the grandchild, PID 1 of the new namespaces
                 initmod.enter_user_namespace(spec, join, sync_child_r, sync_child_w, err_w)
+            elif middle:  # the same, for the PID namespace only
+                initmod.enter_pid_namespace(join, sync_child_w, err_w)
             initmod.run(spec, root, cgroup_mounts, sync_child_r, sync_child_w, err_w, console_sock)
         finally:
             os._exit(125)
     for fd in (sync_child_r, sync_child_w, err_w):
         os.close(fd)
-    if ("pid" in join or new & sc.CLONE_NEWPID) and not userns:
+    if ("pid" in join or new & sc.CLONE_NEWPID) and not (userns or middle):
         _own_pid_namespace_for_children()  # so that this process can start a container again
     # The child has its namespaces and waits ("R"): put it in its cgroup and run the hook now,
     # so that the user's program starts limited (and, with Docker's hook, connected): "G".
@@ -126,6 +133,8 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
         try:
             if userns:
                 pid = _map_user_namespace(spec, pid, sync_parent_r, sync_parent_w, err_r)
+            elif middle:
+                pid = _pid_one(pid, sync_parent_r, err_r)
             if os.read(sync_parent_r, 1) != b"R":
                 raise _init_failure(err_r)  # it may have said why (e.g. a namespace to join is gone)
             cg.create(name, bundle.device_rules(spec))
@@ -209,8 +218,14 @@ def _map_user_namespace(spec: dict, child: int, sync_r: int, sync_w: int, err_r:
         with open(f"/proc/{child}/{name}", "w") as f:
             f.write(userns.IdMap.from_oci(linux.get(key)).proc_text())
     os.write(sync_w, b"M")
+    return _pid_one(child, sync_r, err_r)
+
+
+def _pid_one(middle: int, sync_r: int, err_r: int) -> int:
+    """The middle process says PID 1's host PID (4 bytes) and exits; PID 1 is re-parented to
+    us (the subreaper)."""
     data = os.read(sync_r, 4)
-    os.waitpid(child, 0)  # the middle process is done
+    os.waitpid(middle, 0)
     if len(data) != 4:
         raise _init_failure(err_r)
     return int.from_bytes(data, "little")

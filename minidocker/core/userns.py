@@ -66,6 +66,27 @@ def parse_proc_map(text: str) -> IdMap:
     return IdMap([tuple(int(x) for x in line.split()) for line in text.splitlines() if line.strip()])
 
 
+def is_host_map(idmap: IdMap) -> bool:
+    """The host's own namespace maps every id to itself: "0 0 4294967295"."""
+    return idmap.ranges == [(0, 0, 4294967295)]
+
+
+_answer: list[bool] = []
+
+
+def running_in_user_namespace() -> bool:
+    """Is this process in a user namespace other than the host's? (runc asks the same,
+    RunningInUserNS: mknod, cgroups and some mounts are then out of reach.) Asked once per
+    process: a command joins rootless mode's namespaces before it asks."""
+    if not _answer:
+        try:
+            with open("/proc/self/uid_map") as f:
+                _answer.append(not is_host_map(parse_proc_map(f.read())))
+        except OSError:
+            _answer.append(False)
+    return _answer[0]
+
+
 def subid_ranges(text: str, name: str, number: int | None = None) -> list[tuple[int, int]]:
     """The (start, count) ranges /etc/subuid (or /etc/subgid) gives user `name` (lines
     "name:start:count"; shadow-utils also accepts the numeric id in place of the name)."""

@@ -105,6 +105,10 @@ def cleanup_leftovers(rt) -> list[str]:
         fsutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
         cleaned.append(f"temporary {name}")
     prune_build_cache(rt, cleaned)
+    from ..core import rootless
+    if rootless.active() and not any(r["State"]["Running"] for r in rt.list(all=True)) and rootless.stop():
+        # (rootless mode: nothing runs, so the namespaces' holder may go; the next command makes new ones)
+        cleaned.append("the rootless namespaces (their holder and parent processes)")
     return cleaned
 
 def prune_build_cache(rt, cleaned: list[str]) -> None:

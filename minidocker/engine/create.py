@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 
 from .. import events, fsutil, gotime
 from ..container import confinement, etcfiles, health, hostconfig, names, restart, runconfig
 from ..container import state as st
-from ..core import security
+from ..core import security, userns
 from ..core.linux import syscalls as sc
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..images import busybox
@@ -277,6 +278,9 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
                                   limits=resources,
                                   binds=binds, tmpfs=tmpfs,
                                   masked_paths=security.MASKED_PATHS, readonly_paths=security.READONLY_PATHS)
+    if userns.running_in_user_namespace():  # rootless mode: no cgroups to hold the limits
+        for warning in hostconfig.discard_limits(host):
+            print(f"WARNING: {warning}", file=sys.stderr)
     if init:
         host["Init"] = True  # (docker leaves the key out unless --init was given)
     host.update(confine)

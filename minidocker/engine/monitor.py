@@ -46,14 +46,39 @@ class DockerHooks(shim.Hooks):
         self.m, self.rec, self.joined = monitor, rec, joined
         self.net = Networking(monitor.root)
         self.dns = None
+        self.published = None  # rootless mode's port forwarding (core/rootless.py)
         self.prober = None
         self.attach = None  # the attach socket's clients (engine/attach.py)
 
     def created(self, pid: int) -> None:
         self.rec["NetworkSettings"] = self.net.attach(self.rec, pid)
+        self.published = self._publish_rootless(self.rec["NetworkSettings"])
         self.net.etc_files(self.rec, self.joined)
         if any(n not in PREDEFINED for n in self.rec["NetworkSettings"]["Networks"]):
             self.dns = self._start_dns(pid)
+
+    @staticmethod
+    def _publish_rootless(settings: dict):
+        """Rootless mode: the bridge lives in a private network namespace, so -p is carried
+        from the host's by the rootless parent (core/rootless.py) for as long as we live."""
+        from ..core import userns
+        ports = {k: v for k, v in (settings.get("Ports") or {}).items() if v}
+        if not ports or not userns.running_in_user_namespace():
+            return None
+        from ..core import rootless
+        ip = next((ep["IPAddress"] for ep in settings["Networks"].values() if ep.get("IPAddress")), "")
+        pub = rootless.Publication()
+        try:
+            for key, bindings in ports.items():
+                port, proto = key.split("/")
+                if proto != "tcp":
+                    raise MinidockerError(f"publishing {key}: rootless mode forwards tcp ports only")
+                for b in bindings:
+                    pub.add(b["HostIp"], int(b["HostPort"]), ip, int(port))
+        except BaseException:
+            pub.close()
+            raise
+        return pub
 
     def _start_dns(self, pid: int):
         from ..network import dns
@@ -124,6 +149,9 @@ class DockerHooks(shim.Hooks):
         if self.dns is not None:
             self.dns.close()
             self.dns = None
+        if self.published is not None:
+            self.published.close()  # the rootless parent stops listening
+            self.published = None
         try:
             # the record as it is now: `network connect` / `disconnect` may have changed its
             # networks since this monitor read it at start (else a connected network keeps the

@@ -39,6 +39,9 @@ def update(rt, ref: str, resources: dict) -> str:
     """Change limits (HostConfig keys) now if running, and for every later start; a new
     RestartPolicy applies from the container's next exit (its monitor reads it then)."""
     cid = rt.resolve(ref)
+    if rt.cgroups().version == 0 and set(resources) - {"RestartPolicy"}:  # (rootless: core/cgroups/none.py)
+        raise InvalidState(f"Cannot update container {cid}: rootless mode runs without cgroups, "
+                           "so there are no limits to change")
     with rt.containers.update(cid) as rec:
         new = hostconfig.check_update(rec["HostConfig"], resources, cid)
         s = rec["State"]

@@ -138,8 +138,9 @@ class Client:
 
     def _open(self, req: urllib.request.Request):
         # never use proxies from the environment for a registry on this machine
+        from ..core import rootless  # (rootless mode: connections from the host's network namespace)
         handlers = [urllib.request.ProxyHandler({})] if is_insecure(self.host) else []
-        return urllib.request.build_opener(*handlers).open(req, timeout=60)
+        return urllib.request.build_opener(*handlers, *rootless.url_handlers()).open(req, timeout=60)
 
     def request(self, method: str, url: str, headers: dict | None = None, data=None, scope: str = ""):
         for attempt in range(2):

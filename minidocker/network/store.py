@@ -64,10 +64,16 @@ def read_routes() -> list[str]:
 # is forgotten at reboot exactly when the bridges and tables themselves are. With it,
 # `system prune` from any state root can clean up after a root that was deleted (rm -rf of
 # a test's or a notebook's temporary root) while its bridge still existed.
-HOST_REGISTRY = "/run/minidocker/roots"
+HOST_REGISTRY = "/run/minidocker/roots"  # (rootless mode: $XDG_RUNTIME_DIR/minidocker/roots)
 
 
-def register_root(root: StateRoot, registry: str = HOST_REGISTRY) -> None:
+def host_registry() -> str:
+    run = os.environ.get("MINIDOCKER_RUN_DIR")
+    return os.path.join(run, "roots") if run else HOST_REGISTRY
+
+
+def register_root(root: StateRoot, registry: str | None = None) -> None:
+    registry = registry or host_registry()
     tag = root_tag(root)
     path = os.path.join(registry, tag or "default")
     if not os.path.exists(path):
@@ -75,8 +81,9 @@ def register_root(root: StateRoot, registry: str = HOST_REGISTRY) -> None:
         fsutil.write_atomic(path, os.path.abspath(root.root), durable=False)
 
 
-def registered_roots(registry: str = HOST_REGISTRY) -> dict[str, str]:
+def registered_roots(registry: str | None = None) -> dict[str, str]:
     """{tag: state root path} ("" is the default root's tag)."""
+    registry = registry or host_registry()
     out = {}
     for name in sorted(os.listdir(registry)) if os.path.isdir(registry) else []:
         path = fsutil.read_text(os.path.join(registry, name), "")
@@ -85,7 +92,8 @@ def registered_roots(registry: str = HOST_REGISTRY) -> dict[str, str]:
     return out
 
 
-def forget_root(tag: str, registry: str = HOST_REGISTRY) -> None:
+def forget_root(tag: str, registry: str | None = None) -> None:
+    registry = registry or host_registry()
     try:
         os.unlink(os.path.join(registry, tag or "default"))
     except FileNotFoundError:

@@ -49,13 +49,14 @@ import stat
 import tarfile
 import zlib
 
-from ..core.overlay2 import OPAQUE_XATTR, is_opaque, is_whiteout
+from ..core.overlay2 import is_opaque, is_whiteout, opaque_xattr
+from ..core.userns import running_in_user_namespace
 from ..errors import MinidockerError
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."      # AUFS bookkeeping (.wh..wh.plnk, ...): skipped
 WHITEOUT_OPAQUE = ".wh..wh..opq"
-OVERLAY_XATTR_PREFIX = "trusted.overlay."
+OVERLAY_XATTR_PREFIX = ("trusted.overlay.", "user.overlay.")  # overlayfs' own (user.*: userxattr)
 PAX_XATTR_PREFIX = "SCHILY.xattr."      # how GNU tar, Go and Docker store xattrs in PAX headers
 
 # Open a directory, refusing symlinks: the building block of every path walk below.
@@ -483,6 +484,8 @@ class _LayerApplier:
             elif member.islnk():
                 self._hardlink(parent_fd, base, parts, entry, member)
             else:  # devices and fifos. Docker allows device nodes too (we are root).
+                if not member.isfifo() and running_in_user_namespace():
+                    return  # rootless: mknod is refused in a user namespace; skipped, as moby does
                 _remove_all(parent_fd, base)
                 if member.isfifo():
                     os.mkfifo(base, 0o600, dir_fd=parent_fd)
@@ -615,7 +618,7 @@ class _LayerApplier:
         fd = self._open_dir(dir_parts, entry, create=True)
         try:
             if self.overlay:
-                os.setxattr(fd, OPAQUE_XATTR, b"y")
+                os.setxattr(fd, opaque_xattr(), b"y")
             else:
                 self._remove_not_unpacked(fd, dir_parts)
         finally:

@@ -801,8 +801,9 @@ def _extract_entries(path: str, dest: str):
 def _download(url: str) -> bytes:
     import urllib.error
     import urllib.request
+    from ...core import rootless  # (rootless mode: fetched from the host's network namespace)
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.build_opener(*rootless.url_handlers()).open(url, timeout=30) as resp:
             return resp.read()
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)

@@ -73,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.root:
             os.environ["MINIDOCKER_ROOT"] = os.path.abspath(args.root)
         if os.geteuid() != 0 and getattr(args, "needs_root", True):
-            raise MinidockerError("minidocker needs root (it creates namespaces and mounts): "
-                                  "try `sudo minidocker ...`", exit_code=125)
+            # rootless mode: root in a user namespace of our own (core/rootless.py)
+            if args.userns_remap:
+                raise MinidockerError("--userns-remap is not supported in rootless mode", exit_code=1)
+            from ...core import rootless
+            rootless.enter()
         if args.userns_remap:  # from here on, the state root is the remapped one
             from ...engine import remap
             from ...paths import default_root

@@ -93,7 +93,9 @@ def info_dict(rt: Runtime) -> dict:
     recs = rt.list(all=True)
     running = sum(1 for r in recs if r["State"]["Running"] and not r["State"].get("Paused"))
     paused = sum(1 for r in recs if r["State"].get("Paused"))
+    from ...core import userns
     layout = cgroups.layout()
+    rootless = userns.running_in_user_namespace()  # (core/rootless.py)
     os_name = "Linux"
     try:
         with open("/etc/os-release") as f:
@@ -108,20 +110,29 @@ def info_dict(rt: Runtime) -> dict:
         "ContainersPaused": paused, "ContainersStopped": len(recs) - running - paused,
         "Images": len(rt.images.image_ids()), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", _fs_type(rt.images.driver.home)], ["Supports d_type", "true"],
-                         ["Native Overlay Diff", "true"], ["userxattr", "false"]],
-        "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+                         ["Native Overlay Diff", "true"], ["userxattr", "true" if rootless else "false"]],
+        "LoggingDriver": "json-file", "CgroupDriver": "none" if rootless else "cgroupfs",
         "CgroupVersion": "2" if layout == "v2" else "1",
         "KernelVersion": platform.release(), "OperatingSystem": os_name, "OSType": "linux",
         "Architecture": platform.machine(), "NCPU": os.cpu_count(), "MemTotal": mem,
         "DockerRootDir": rt.root.root, "Name": platform.node(), "ServerVersion": __version__,
         "Runtimes": {"minidocker": {"path": "minidocker.core.runc"}}, "DefaultRuntime": "minidocker",
-        "SecurityOptions": _security_options(rt.root.root), "Swarm": {"LocalNodeState": "inactive"},
-        "Warnings": (["WARNING: cgroups are hybrid here (v1 controllers): Docker uses v1 on such hosts, "
-                      "so does minidocker"] if layout == "hybrid" else []),
+        "SecurityOptions": _security_options(rt.root.root, rootless), "Swarm": {"LocalNodeState": "inactive"},
+        "Warnings": _warnings(layout, rootless),
     }
 
 
-def _security_options(root: str) -> list[str]:
+def _warnings(layout: str, rootless: bool) -> list[str]:
+    if rootless:  # dockerd's words for its "none" cgroup driver
+        return ["WARNING: Running in rootless-mode without cgroups. " +
+                ("Systemd is required to enable cgroups in rootless-mode." if layout == "v2" else
+                 "To enable cgroups in rootless-mode, you need to boot the system in cgroup v2 mode.")]
+    if layout == "hybrid":
+        return ["WARNING: cgroups are hybrid here (v1 controllers): Docker uses v1 on such hosts, so does minidocker"]
+    return []
+
+
+def _security_options(root: str, rootless: bool = False) -> list[str]:
     """What `docker info` lists under Security Options: apparmor when the host has it (every
     container then runs under a profile: core/apparmor.py), seccomp with the default profile
     when the kernel and libseccomp can do it, userns in a --userns-remap state root,
@@ -136,6 +147,8 @@ def _security_options(root: str) -> list[str]:
         opts.append("name=seccomp,profile=default")
     if shift.idmaps(root):
         opts.append("name=userns")
+    if rootless:
+        opts.append("name=rootless")
     return opts + ["name=cgroupns"]
 
 

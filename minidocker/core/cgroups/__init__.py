@@ -70,7 +70,12 @@ def layout() -> str:
 
 
 def driver(parent: str = PARENT):
-    """The driver for this host: v1 on v1 and hybrid hosts (as Docker does), v2 on v2."""
+    """The driver for this host: v1 on v1 and hybrid hosts (as Docker does), v2 on v2; none
+    in rootless mode (a user namespace may not write the host's cgroup tree)."""
+    from .. import userns
+    if userns.running_in_user_namespace():
+        from .none import NoDriver
+        return NoDriver()
     info = read_mountinfo()
     kind = detect_layout(info)
     if kind == "v2":
@@ -89,6 +94,8 @@ def apply_resources(version: int, paths: dict[str, str], resources: dict) -> Non
     """Write the OCI spec's linux.resources (memory, cpu, pids) into a container's cgroup:
     `paths` is the driver's paths(<id>), {controller: directory} on v1, {"unified": directory}
     on v2. (A step a learner replaces in notebook 99: core/steps.py.)"""
+    if not paths:
+        return  # no cgroups (rootless mode: none.py): the limits were discarded at create
     if version == 1:
         from .v1 import write_resources
     else:

@@ -54,6 +54,7 @@ MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 # --- prctl(2) options ----------------------------------------------------------------
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
