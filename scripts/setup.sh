@@ -34,6 +34,7 @@ APT_PACKAGES="
   libseccomp2        # seccomp filters: Docker's default profile compiled through it (minidocker/core/linux/libseccomp.py)
   apparmor           # apparmor_parser: loads the minidocker-default profile where the kernel has AppArmor (core/apparmor.py)
   uidmap             # newuidmap/newgidmap: rootless mode maps a user's /etc/subuid range (minidocker/core/rootless.py)
+  rootlesskit slirp4netns  # Docker's own rootless mode, run beside ours (tests/test_rootless.py)
   libcap2-bin        # capsh: notebook 00 decodes capability sets with it (and the grader image has it)
   util-linux         # setpriv, unshare, nsenter, ipcmk: notebooks 00-03 (essential on Debian; named for the image)
   chromium           # headless browser: the lab's plots and widgets checked in a real page (tests/test_lab_browser.py)

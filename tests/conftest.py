@@ -43,6 +43,8 @@ TOOLS = {
     "capsh": "libcap2-bin",            # notebook 00; the grader image copies it (labs/grader/)
     "setpriv": "util-linux",           # notebook 00; the grader image copies it
     "newuidmap": "uidmap",             # rootless mode maps /etc/subuid ranges with it (core/rootless.py)
+    "rootlesskit": "rootlesskit",      # Docker's rootless mode, the reference for ours (tests/test_rootless.py)
+    "slirp4netns": "slirp4netns",      # the network rootless dockerd starts with
     "chromium": "chromium",            # the lab in a real browser, headless (tests/test_lab_browser.py)
     "fc-list": "fontconfig",           # which fonts cover Chinese (tests/test_lab_plots.py)
 }

@@ -322,3 +322,21 @@ def test_publish_a_port_left_in_time_wait(md):
         r = md("run", "-d", "--name", "tw-clash", "-p", f"127.0.0.1:{port}:80", "busybox", "sleep", "30")
         assert r.returncode == 125 and "port is already allocated" in r.stderr
         md("rm", "-f", "tw-clash")
+
+
+def test_a_start_that_fails_gives_back_its_port_and_address(md):
+    """The program cannot be run (127): the network was plugged in before that was known, so
+    the monitor must take the DNAT rule and the address away although the record never said
+    running (found in rootless mode: a second container could not publish the same port)."""
+    from minidocker.network import nft
+    r = md("run", "-d", "--name", "nocmd", "-p", "127.0.0.1:18183:7/udp", "busybox", "no-such-command")
+    assert r.returncode == 127, r.stderr
+    cid = r.stdout.strip()
+    try:
+        assert cid[:12] not in nft.run("list ruleset")
+        net = json.loads(md.ok("network", "inspect", "bridge"))[0]
+        assert cid not in (net.get("Containers") or {})
+        again = md("run", "-d", "--name", "nocmd2", "-p", "127.0.0.1:18183:7/udp", "busybox", "sleep", "30")
+        assert again.returncode == 0, again.stderr
+    finally:
+        md("rm", "-f", "nocmd", "nocmd2")

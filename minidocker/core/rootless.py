@@ -220,8 +220,8 @@ class Publication:
             raise MinidockerError(f"rootless port publishing is not available ({e.strerror})") from None
         self.reader = self.sock.makefile("r")
 
-    def add(self, host_ip: str, host_port: int, target_ip: str, target_port: int) -> None:
-        self.sock.sendall(json.dumps({"host_ip": host_ip, "host_port": host_port,
+    def add(self, proto: str, host_ip: str, host_port: int, target_ip: str, target_port: int) -> None:
+        self.sock.sendall(json.dumps({"proto": proto, "host_ip": host_ip, "host_port": host_port,
                                       "target_ip": target_ip, "target_port": target_port}).encode() + b"\n")
         reply = json.loads(self.reader.readline() or '{"error": "the rootless parent went away"}')
         if reply.get("error"):
@@ -294,9 +294,13 @@ def _holder(ctl: socket.socket, to_parent: int, from_parent: int) -> None:
     os.close(to_parent)
     os.close(from_parent)
     while line := _readline(ctl):
-        ip, port = line.split()
+        proto, ip, port = line.split()
         try:
-            s = socket.create_connection((ip, int(port)), timeout=3)
+            if proto == "udp":  # a connected datagram socket: what it sends goes to ip:port
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.connect((ip, int(port)))
+            else:
+                s = socket.create_connection((ip, int(port)), timeout=3)
             s.settimeout(None)
             socket.send_fds(ctl, [b"+"], [s.fileno()])
             s.close()
@@ -323,9 +327,9 @@ class _Parent:
         self.rundir, self.ctl, self.holder = rundir, ctl, holder
         self.ctl_lock = threading.Lock()
 
-    def connect_inside(self, ip: str, port: int) -> socket.socket:
+    def connect_inside(self, proto: str, ip: str, port: int) -> socket.socket:
         with self.ctl_lock:
-            self.ctl.sendall(f"{ip} {port}\n".encode())
+            self.ctl.sendall(f"{proto} {ip} {port}\n".encode())
             msg, fds, _, _ = socket.recv_fds(self.ctl, 256, 1)
         if not fds:
             raise OSError(errno.ECONNREFUSED, msg[1:].decode(errors="replace").strip() or "refused")
@@ -386,17 +390,51 @@ class _Parent:
             conn.sendall(json.dumps({"errno": e.errno or 0, "error": e.strerror or str(e)}).encode())
 
     def listen(self, req: dict) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        udp = req.get("proto") == "udp"
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((req.get("host_ip") or "0.0.0.0", int(req["host_port"])))
-            s.listen(128)
+            if not udp:
+                s.listen(128)
         except OSError:
             s.close()
             raise
-        threading.Thread(target=self.accept_loop, args=(s, req["target_ip"], int(req["target_port"])),
-                         daemon=True).start()
+        loop = self.udp_loop if udp else self.accept_loop
+        threading.Thread(target=loop, args=(s, req["target_ip"], int(req["target_port"])), daemon=True).start()
         return s
+
+    def udp_loop(self, s: socket.socket, ip: str, port: int) -> None:
+        """Datagrams: one connected socket inside per client address outside, so that answers
+        find their way back; a client quiet for a minute is forgotten (as docker-proxy does)."""
+        inner: dict[tuple, socket.socket] = {}
+        client: dict[socket.socket, tuple] = {}
+        last: dict[socket.socket, float] = {}
+        import time
+        while s.fileno() != -1:
+            try:
+                ready, _, _ = select.select([s, *client], [], [], 1.0)
+            except (OSError, ValueError):
+                break  # unpublished: the socket was closed under us
+            for r in ready:
+                try:
+                    if r is s:
+                        data, addr = s.recvfrom(65535)
+                        if addr not in inner:
+                            inside = self.connect_inside("udp", ip, port)
+                            inner[addr], client[inside] = inside, addr
+                        inner[addr].send(data)
+                        last[inner[addr]] = time.monotonic()
+                    else:
+                        s.sendto(r.recv(65535), client[r])
+                        last[r] = time.monotonic()
+                except OSError:
+                    continue
+            for r in [r for r, t in last.items() if time.monotonic() - t > 60]:
+                del inner[client.pop(r)], last[r]
+                r.close()
+        for r in client:
+            r.close()
 
     def accept_loop(self, s: socket.socket, ip: str, port: int) -> None:
         while True:
@@ -408,7 +446,7 @@ class _Parent:
 
     def proxy(self, outside: socket.socket, ip: str, port: int) -> None:
         try:
-            inside = self.connect_inside(ip, port)
+            inside = self.connect_inside("tcp", ip, port)
         except OSError:
             outside.close()
             return
@@ -439,14 +477,15 @@ def pump(a: socket.socket, b: socket.socket) -> None:
 
 
 def _bind_error(req: dict, e: OSError) -> str:
-    where = f"{req.get('host_ip') or '0.0.0.0'}:{req['host_port']}"
-    if e.errno == errno.EACCES and int(req["host_port"]) < 1024:
-        return (f"cannot expose privileged port {req['host_port']}, you can add "
-                f"'net.ipv4.ip_unprivileged_port_start={req['host_port']}' to /etc/sysctl.conf "
-                "(as Docker's rootless mode says)")
-    if e.errno == errno.EADDRINUSE:
-        return f"Bind for {where} failed: port is already allocated"
-    return f"cannot publish {where}: {e.strerror}"
+    """rootlesskit's words (what Docker's rootless mode prints), ending in Go's error text."""
+    port, proto = int(req["host_port"]), req.get("proto") or "tcp"
+    listen = f"listen {proto}4 {req.get('host_ip') or '0.0.0.0'}:{port}: bind: {(e.strerror or str(e)).lower()}"
+    if e.errno == errno.EACCES and port < 1024:
+        current = _read("/proc/sys/net/ipv4/ip_unprivileged_port_start").strip() or "1024"
+        listen = (f"cannot expose privileged port {port}, you can add 'net.ipv4.ip_unprivileged_port_start={port}' "
+                  f"to /etc/sysctl.conf (currently {current}), or choose a larger port number (>= {current}): "
+                  + listen)
+    return f"Error starting userland proxy: error while calling PortManager.AddPort(): {listen}"
 
 
 def _parent_main(rundir: str) -> int:

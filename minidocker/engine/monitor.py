@@ -39,6 +39,10 @@ from ..paths import StateRoot
 from . import oci
 
 
+def _has_address(settings: dict) -> bool:
+    return any(ep.get("IPAddress") for ep in (settings.get("Networks") or {}).values())
+
+
 class DockerHooks(shim.Hooks):
     """What dockerd does at each moment of one container's life."""
 
@@ -57,8 +61,7 @@ class DockerHooks(shim.Hooks):
         if any(n not in PREDEFINED for n in self.rec["NetworkSettings"]["Networks"]):
             self.dns = self._start_dns(pid)
 
-    @staticmethod
-    def _publish_rootless(settings: dict):
+    def _publish_rootless(self, settings: dict):
         """Rootless mode: the bridge lives in a private network namespace, so -p is carried
         from the host's by the rootless parent (core/rootless.py) for as long as we live."""
         from ..core import userns
@@ -66,15 +69,22 @@ class DockerHooks(shim.Hooks):
         if not ports or not userns.running_in_user_namespace():
             return None
         from ..core import rootless
-        ip = next((ep["IPAddress"] for ep in settings["Networks"].values() if ep.get("IPAddress")), "")
+        from ..core.runc import StartFailed
+        ep = next((ep for ep in settings["Networks"].values() if ep.get("IPAddress")), {})
         pub = rootless.Publication()
         try:
             for key, bindings in ports.items():
                 port, proto = key.split("/")
-                if proto != "tcp":
-                    raise MinidockerError(f"publishing {key}: rootless mode forwards tcp ports only")
+                if proto not in ("tcp", "udp"):
+                    raise MinidockerError(f"publishing {key}: rootless mode forwards tcp and udp ports only")
                 for b in bindings:
-                    pub.add(b["HostIp"], int(b["HostPort"]), ip, int(port))
+                    pub.add(proto, b["HostIp"], int(b["HostPort"]), ep["IPAddress"], int(port))
+        except MinidockerError as e:
+            pub.close()
+            message = (f"driver failed programming external connectivity on endpoint {self.rec['Name'].lstrip('/')} "
+                       f"({ep.get('EndpointID', '')}): {e}")
+            # (docker's CLI exits 126 when a start error says "permission denied", 125 otherwise)
+            raise StartFailed(126 if "permission denied" in message else 125, message) from None
         except BaseException:
             pub.close()
             raise
@@ -156,8 +166,11 @@ class DockerHooks(shim.Hooks):
             # the record as it is now: `network connect` / `disconnect` may have changed its
             # networks since this monitor read it at start (else a connected network keeps the
             # address, and the record forgets the network)
-            self.rec["NetworkSettings"] = self.m.containers.read(self.m.cid).get("NetworkSettings") \
-                or self.rec["NetworkSettings"]
+            on_disk = self.m.containers.read(self.m.cid).get("NetworkSettings")
+            # ...unless the start failed after the network was plugged in but before the record
+            # was written (the program could not be run): then only we know the address and rules
+            if on_disk and (_has_address(on_disk) or not _has_address(self.rec["NetworkSettings"])):
+                self.rec["NetworkSettings"] = on_disk
         except (MinidockerError, OSError, ValueError):
             pass  # removed meanwhile: what we knew at start
         try:

@@ -73,11 +73,11 @@ def driver(parent: str = PARENT):
     """The driver for this host: v1 on v1 and hybrid hosts (as Docker does), v2 on v2; none
     in rootless mode (a user namespace may not write the host's cgroup tree)."""
     from .. import userns
-    if userns.running_in_user_namespace():
-        from .none import NoDriver
-        return NoDriver()
     info = read_mountinfo()
     kind = detect_layout(info)
+    if userns.running_in_user_namespace():
+        from .none import NoDriver
+        return NoDriver(kind, v1_hierarchies(info) if kind in ("v1", "hybrid") else {})
     if kind == "v2":
         from .v2 import V2Driver
         root = next(m["target"] for m in parse_mountinfo(info)
