@@ -378,8 +378,9 @@ class RootlessDocker:
 
 @pytest.fixture(scope="module")
 def rootless_docker(user, state_root):
-    for tool in ("rootlesskit", "slirp4netns", "dockerd"):
-        require_tool(tool)
+    require_tool("rootlesskit")
+    require_tool("slirp4netns")
+    require_tool("dockerd")
     require(os.path.exists(CONTRIB), f"{CONTRIB} missing (Debian's docker.io has it)")
     d = RootlessDocker(user)
     os.makedirs(d.xdg)
