@@ -114,6 +114,22 @@ def test_a_hand_written_filter_runs_and_reads_back():
         seccomp.instructions(b"\0" * 7)
 
 
+def test_runcs_enosys_stub_answers_calls_newer_than_the_profile():
+    """Prepended to the hand-written filter: above the profile's last call, ENOSYS; the rest,
+    other architectures and x86_64's x32 calls go on to the filter unchanged."""
+    x86_64 = seccomp.AUDIT_ARCH["SCMP_ARCH_X86_64"]
+    stub = seccomp.enosys_stub(x86_64, 300, x32=True)
+    bpf = seccomp.assemble(stub + HAND)
+    assert seccomp.action_name(seccomp.run(bpf, 452, x86_64)) == "ERRNO(ENOSYS)"
+    assert seccomp.action_name(seccomp.run(bpf, 301, x86_64)) == "ERRNO(ENOSYS)"
+    assert seccomp.action_name(seccomp.run(bpf, 300, x86_64)) == "ALLOW"
+    assert seccomp.action_name(seccomp.run(bpf, 272, x86_64)) == "ERRNO(EPERM)"  # the filter's own answer
+    assert seccomp.action_name(seccomp.run(bpf, 0x40000000 | 500, x86_64)) == "ALLOW"  # x32: the filter's
+    assert seccomp.action_name(seccomp.run(bpf, 452, 0x40000028)) == "KILL_PROCESS"    # another arch: the filter's
+    text = seccomp.disassemble(seccomp.assemble(stub))
+    assert text[-2:] == ["0004: jgt #300 -> 0005 else 0006", "0005: ret ERRNO(ENOSYS)"]
+
+
 # ---------------------------------------------------------------- capabilities and --security-opt
 @pytest.mark.parametrize("add, drop, want_in, want_out", [
     (["net_admin"], [], ["CAP_NET_ADMIN"], []),

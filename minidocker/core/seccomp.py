@@ -322,10 +322,38 @@ def rules(spec: dict) -> tuple[int, list[str], list[tuple[str, int, list[tuple[i
 
 
 def compile(spec: dict) -> bytes:  # noqa: A001 -- what it does
-    """The BPF program for an OCI linux.seccomp section, made by libseccomp. A runtime compiles
-    it before pivot_root (libseccomp lives on the host's /lib) and installs it with
-    syscalls.seccomp_filter() just before execve."""
+    """The BPF program for an OCI linux.seccomp section, made by libseccomp, behind runc's
+    ENOSYS stub (enosys_stub). A runtime compiles it before pivot_root (libseccomp lives on the
+    host's /lib) and installs it with syscalls.seccomp_filter() just before execve."""
     from .linux import libseccomp
     default, arches, calls = rules(spec)
     with libseccomp.Filter(default, arches, calls) as f:
-        return f.export()
+        bpf = f.export()
+    if default in (RET_ALLOW, RET_LOG):
+        return bpf  # (a deny-list: unknown calls are allowed anyway)
+    known = [libseccomp.syscall_number(n) for c in spec.get("syscalls") or [] for n in c.get("names") or []]
+    known = [nr for nr in known if nr is not None and nr >= 0]
+    arch = AUDIT_ARCH.get(SCMP_ARCH.get(native_arch(), ""))
+    if not known or arch is None:
+        return bpf
+    return assemble(enosys_stub(arch, max(known), x32=native_arch() == "amd64")) + bpf
+
+
+# ---------------------------------------------------------------- runc's ENOSYS stub
+# A profile is written against the system calls of its day. A call added to the kernel later
+# (fchmodat2 is 452) is unknown to it, so the default action, EPERM, answers it, and a program
+# that tries the new call and falls back to the old one on ENOSYS ("not implemented here")
+# takes EPERM as a real refusal and fails. runc (libcontainer/seccomp/patchbpf) puts a stub in
+# front of the filter: any call numbered above the profile's highest one gets ENOSYS, as on a
+# kernel that lacks it. Classic BPF jumps are relative, so the stub is just prepended.
+LD_W_ABS, JEQ_K, JGE_K, JGT_K, RET_K = 0x20, 0x15, 0x35, 0x25, 0x06
+X32_SYSCALL_BIT = 0x40000000
+
+
+def enosys_stub(audit_arch: int, last: int, x32: bool = False) -> list[tuple[int, int, int, int]]:
+    """For the native architecture: nr > last -> ERRNO(ENOSYS); anything else goes on to the
+    filter that follows. (x86_64's x32 calls, nr | 0x40000000, are left to the filter.) Pure."""
+    tail = [(JGT_K, 0, 1, last), (RET_K, 0, 0, RET_ERRNO | errno.ENOSYS)]
+    if x32:
+        tail.insert(0, (JGE_K, len(tail), 0, X32_SYSCALL_BIT))  # x32: jump past the stub
+    return [(LD_W_ABS, 0, 0, 4), (JEQ_K, 0, len(tail) + 1, audit_arch), (LD_W_ABS, 0, 0, 0)] + tail
