@@ -140,6 +140,16 @@ def test_apply_on_exec_writes_exec_and_the_name(monkeypatch, tmp_path):
         apparmor.apply_on_exec("x")
 
 
+def test_change_profile_writes_changeprofile_and_the_name(monkeypatch, tmp_path):
+    attr = tmp_path / "current"
+    attr.write_text("")
+    monkeypatch.setattr(apparmor, "CURRENT_ATTRS", (str(tmp_path / "none"), str(attr)))
+    assert apparmor.change_profile(None) is False and apparmor.change_profile("unconfined") is False
+    assert attr.read_text() == ""
+    assert apparmor.change_profile("minidocker-default") is True
+    assert attr.read_text() == "changeprofile minidocker-default"
+
+
 def test_ensure_default_loads_the_profile_once(monkeypatch, tmp_path):
     calls = []
 
@@ -200,6 +210,14 @@ def test_the_default_profile_is_loaded_when_missing_and_confines_the_container(m
     assert attr_current(md, "--security-opt", "no-new-privileges") == "minidocker-default (enforce)"
     assert attr_current(md, "--init") == "minidocker-default (enforce)"
     assert attr_current(md, "--security-opt", "apparmor=unconfined") == "unconfined"
+    # --init's PID 1 itself (Docker's tini is exec'd under the profile), seen from the host
+    cid = md.ok("run", "-d", *N, "--init", "busybox", "sleep", "30").strip()
+    try:
+        pid = int(md.ok("inspect", "-f", "{{.State.Pid}}", cid))
+        with open(f"/proc/{pid}/attr/current") as f:
+            assert f.read().strip("\0\n") == "minidocker-default (enforce)"
+    finally:
+        md("rm", "-f", cid)
 
 
 @pytest.mark.root

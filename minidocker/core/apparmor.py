@@ -37,6 +37,7 @@ PROFILE_DIR = "/etc/apparmor.d"
 # where "exec NAME" goes: the AppArmor-only file (kernel 5.8+), else the older one shared by LSMs
 EXEC_ATTR = "/proc/self/attr/apparmor/exec"
 OLD_EXEC_ATTR = "/proc/self/attr/exec"
+CURRENT_ATTRS = ("/proc/self/attr/apparmor/current", "/proc/self/attr/current")  # (newer kernels, older)
 
 
 class ApplyError(Exception):
@@ -182,6 +183,27 @@ def apply_on_exec(profile: str | None) -> None:
         raise _failed("write", path, e) from None
     finally:
         os.close(fd)
+
+
+def change_profile(profile: str | None) -> bool:
+    """Put this very process under `profile` now (libapparmor's aa_change_profile): what
+    `--init`'s PID 1 does once it has started the program, so that, like Docker's tini (which
+    is exec'd under the profile), it is confined too. False if it could not."""
+    if not profile or profile == "unconfined":
+        return False
+    for path in CURRENT_ATTRS:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.write(fd, f"changeprofile {profile}".encode())
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+    return False
 
 
 def _failed(op: str, path: str, e: OSError) -> ApplyError:

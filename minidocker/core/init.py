@@ -237,7 +237,7 @@ def enter_namespaces(new: int, join: dict[str, str]) -> None:
     sc.unshare(new & ~(sc.CLONE_NEWPID | sc.CLONE_NEWCGROUP))
 
 
-def stay_as_init(exe: str, argv: list[str], env: dict, err_fd: int = -1) -> None:
+def stay_as_init(exe: str, argv: list[str], env: dict, err_fd: int = -1, profile: str | None = None) -> None:
     """`--init` (Docker's docker-init, which is tini): PID 1 does not become the program; it
     starts it as its child and stays, doing the two jobs of an init that most programs skip:
 
@@ -274,6 +274,7 @@ def stay_as_init(exe: str, argv: list[str], env: dict, err_fd: int = -1) -> None
     sc.prctl(sc.PR_SET_DUMPABLE, 0)  # our memory and environment are the host's: keep them unreadable
     sc.set_process_name("minidocker-init")
     _show_as(["/sbin/minidocker-init", "--"] + argv)
+    apparmor.change_profile(profile)  # (the program got it at its execve; now us too, as tini has it)
     while True:
         info = signal.sigwaitinfo(catchable)
         if info.si_signo != signal.SIGCHLD:
@@ -435,7 +436,7 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
         close_fds({err_fd})
         exe, argv, env = finalize(process, seccomp_bpf)
         if (spec.get("annotations") or {}).get(bundle.INIT_ANNOTATION) == "true":
-            stay_as_init(exe, argv, env, err_fd)  # --init: never returns
+            stay_as_init(exe, argv, env, err_fd, process.get("apparmorProfile"))  # --init: never returns
         execve(exe, argv, env)
     except StartError as e:
         report(err_fd, e.code, f"unable to start container process: {e}")
