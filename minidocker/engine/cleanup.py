@@ -106,8 +106,10 @@ def cleanup_leftovers(rt) -> list[str]:
         cleaned.append(f"temporary {name}")
     prune_build_cache(rt, cleaned)
     from ..core import rootless
-    if rootless.active() and not any(r["State"]["Running"] for r in rt.list(all=True)) and rootless.stop():
-        # (rootless mode: nothing runs, so the namespaces' holder may go; the next command makes new ones)
+    if rootless.active() and not any(r["State"]["Running"] or rt.containers.shim_alive(r["Id"])
+                                     for r in rt.list(all=True)) and rootless.stop():
+        # (rootless mode: no container runs, nor waits to restart, so the namespaces' holder may
+        # go; the next command makes new ones)
         cleaned.append("the rootless namespaces (their holder and parent processes)")
     return cleaned
 
