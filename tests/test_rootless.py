@@ -302,6 +302,12 @@ def test_prune_ends_the_namespaces_when_nothing_runs(user):
     pidfile = os.path.join(user.xdg, "minidocker", rootless.HOLDER_PID)
     holder = int(open(pidfile).read().split()[0])
     assert os.readlink(f"/proc/{holder}/ns/user") != os.readlink("/proc/self/ns/user")
+    # a container waiting to restart is not running, but its monitor lives in the namespaces
+    cid = user.ok("run", "-d", "--network", "none", "--restart", "always", "busybox", "sh", "-c", "exit 1").strip()
+    time.sleep(1)  # (its back-off grows: from here on it mostly waits)
+    assert "the rootless namespaces" not in user.ok("system", "prune", "-f")
+    assert os.path.exists(f"/proc/{holder}")
+    user.ok("rm", "-f", cid)
     assert "the rootless namespaces" in user.ok("system", "prune", "-f")
     deadline = time.monotonic() + 5
     while os.path.exists(f"/proc/{holder}") and time.monotonic() < deadline:
