@@ -24,15 +24,18 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # ---------------------------------------------------------------- ENTRYPOINT / CMD
 def merge_command(image_config: dict, args: list[str] | None,
-                  entrypoint: str | None) -> tuple[list[str] | None, list[str] | None]:
+                  entrypoint: str | list[str] | None) -> tuple[list[str] | None, list[str] | None]:
     """The container's (Entrypoint, Cmd) after `docker run [--entrypoint E] IMAGE [args]`.
 
-    `entrypoint` is None when --entrypoint was not given, "" to reset it.
+    `entrypoint` is None when --entrypoint was not given, "" to reset it; the Engine API
+    gives a list ([] or [""] reset it, as dockerd reads them).
     """
     ep = image_config.get("Entrypoint") or None
     cmd = image_config.get("Cmd") or None
+    if isinstance(entrypoint, list):
+        entrypoint = entrypoint if entrypoint not in ([], [""]) else ""
     if entrypoint is not None:
-        ep = [entrypoint] if entrypoint != "" else None
+        ep = (list(entrypoint) if isinstance(entrypoint, list) else [entrypoint]) if entrypoint != "" else None
         cmd = None  # a new entrypoint drops the image's default arguments
     if args:
         cmd = list(args)

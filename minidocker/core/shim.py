@@ -67,6 +67,9 @@ class Hooks:
     def stdin(self, fd: int) -> None: ...              # where input for the container goes (-i, -t)
 
 
+WINSIZE_FILE = "winsize"  # beside the bundle: the terminal size a caller without a tty asks for
+
+
 class Shim:
     def __init__(self, bundle_dir: str, container_id: str, status_fd: int, log, hooks: Hooks = Hooks(),
                  attach: tuple[int, int, int] | None = None, caller_fd: int = -1, interactive: bool = False):
@@ -122,9 +125,10 @@ class Shim:
             return self.fail(e.code, str(e))
         self._close_child_ends(io)
         master = self._receive_terminal(io)
-        if master >= 0 and self.attach_out >= 0:
+        if master >= 0:
             # the attached caller's window changes size: it sends us SIGWINCH (run -it), we pass
-            # the new size on to the container's terminal (whose programs then get SIGWINCH)
+            # the new size on to the container's terminal (whose programs then get SIGWINCH);
+            # a caller without a terminal of its own (the Engine API) writes the size to a file
             signal.signal(signal.SIGWINCH, lambda *_: self._copy_winsize(master))
         self.hooks.started(pid)
         self.report(event="started", pid=pid)
@@ -210,14 +214,18 @@ class Shim:
 
     def _copy_winsize(self, master: int) -> None:
         import fcntl
+        import struct
         import termios
         src = self.attach_out if self.attach_out >= 0 else self.attach_in
-        if src < 0:
-            return
         try:
-            ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+            if src >= 0 and os.isatty(src):
+                ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+            else:  # "rows cols" beside the bundle (POST /containers/{id}/resize)
+                with open(os.path.join(os.path.dirname(self.bundle_dir), WINSIZE_FILE)) as f:
+                    rows, cols = (int(x) for x in f.read().split()[:2])
+                ws = struct.pack("HHHH", rows, cols, 0, 0)
             fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
-        except OSError:
+        except (OSError, ValueError):
             pass
 
     def _pump(self, out_r: int, err_r: int, master: int, tty: bool, feeder: StdinFeeder | None = None) -> None:

@@ -17,7 +17,7 @@ from .common import Parser, UsageError
 
 
 def build_parser() -> Parser:
-    from . import build, containers, images, networks, system, volumes
+    from . import build, containers, images, networks, serve, system, volumes
     p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
     p.add_argument("--root", help="State directory (default $MINIDOCKER_ROOT or /var/lib/minidocker)")
     p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
@@ -31,6 +31,7 @@ def build_parser() -> Parser:
     networks.register(sub)
     build.register(sub)
     volumes.register(sub)
+    serve.register(sub)
 
     # `minidocker container ls`, `minidocker image ls`, ...: docker's management commands
     for group, module in (("container", containers), ("image", images)):
