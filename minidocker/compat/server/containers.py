@@ -89,12 +89,22 @@ def start(srv, req, resp) -> None:
     session = waiting[0] if waiting else None
     for other in waiting[1:]:  # (a second early attach: it joins through the monitor's socket)
         other.ready.set()
-    if session is None:
-        if rt.start(cid) is None:
-            resp.send(304)
-            return
-        resp.send(204)
-        return
+    try:
+        if session is None:
+            resp.send(204 if rt.start(cid) is not None else 304)
+        else:
+            _start_attached(rt, cid, rec, session)
+            resp.send(204)
+    except MinidockerError:
+        if rec["HostConfig"].get("AutoRemove"):  # (dockerd removes an --rm container it could not start)
+            try:
+                rt.remove(cid, force=True)
+            except MinidockerError:
+                pass
+        raise
+
+
+def _start_attached(rt, cid: str, rec: dict, session: Parked) -> None:
     tty = bool(rec["Config"].get("Tty"))
     in_r, in_w = os.pipe() if session.stdin else (-1, None)
     out_r, out_w = os.pipe()
@@ -114,7 +124,6 @@ def start(srv, req, resp) -> None:
     session.outputs = {out_r: None} if tty else {out_r: "stdout", err_r: "stderr"}
     session.started = started
     session.ready.set()
-    resp.send(204)
 
 
 def attach(srv, req, resp) -> None:
@@ -200,6 +209,7 @@ def wait(srv, req, resp) -> None:
     if condition not in ("not-running", "next-exit", "removed"):
         raise InvalidArgument(f"invalid condition: {condition!r}")
     first = rt.containers.read(cid)
+    since = time.time_ns()
     out = resp.stream("application/json")
     last = first
     started_at = first["State"].get("StartedAt")
@@ -207,9 +217,13 @@ def wait(srv, req, resp) -> None:
     while True:
         try:
             rec = rt.inspect(cid)
-        except NotFound:
-            if condition in ("removed", "next-exit", "not-running"):
-                break
+        except NotFound:  # removed (--rm): its "die" event kept the exit code
+            from ... import events
+            died = [m for m in events.read(rt.root, since) if m.get("id") == cid and m.get("Action") == "die"]
+            if died:
+                code = int(died[-1]["Actor"]["Attributes"].get("exitCode", 0))
+                last = {"State": {**last["State"], "ExitCode": code}}
+            break
         else:
             last = rec
             s = rec["State"]
@@ -319,6 +333,65 @@ def resize(srv, req, resp) -> None:
     resp.send(200, b"", content_type="text/plain")
 
 
+def stats(srv, req, resp) -> None:
+    """`docker stats`: Docker's stats JSON, every second (stream) or once. The client computes
+    the percentages from this sample and the previous one (precpu_stats)."""
+    from ... import gotime
+    from ...core.cgroups import stats as statsmod
+    rt = srv.runtime()
+    rec = rt.inspect(req.params["id"])
+    cid = rec["Id"]
+    stream = req.flag("stream", True)
+    prev = None
+    if not stream and not req.flag("one-shot"):
+        prev = _sample(rt, cid)  # (one answer, but with a CPU delta: two samples a second apart)
+        time.sleep(1.0)
+    out = resp.stream("application/json")
+    while True:
+        cur = _sample(rt, cid)
+        if cur is None and stream:
+            break
+        out.json(_stats_json(rec, cur, prev, gotime, statsmod))
+        if not stream:
+            break
+        prev = cur
+        time.sleep(1.0)
+    out.close()
+
+
+def _sample(rt, cid: str) -> dict | None:
+    try:
+        return rt.stats_sample(cid)
+    except MinidockerError:
+        return None
+
+
+def _stats_json(rec: dict, cur: dict | None, prev: dict | None, gotime, statsmod) -> dict:
+    def cpu(s):
+        if not s:
+            return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+        return {"cpu_usage": {"total_usage": s["cpu_usage_ns"], "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                "system_cpu_usage": s["system_cpu_ns"], "online_cpus": s["online_cpus"],
+                "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+    when = lambda s: gotime.rfc3339nano(int(s["time"] * 1e9)) if s else "0001-01-01T00:00:00Z"  # noqa: E731
+    out = {"read": when(cur), "preread": when(prev), "pids_stats": {}, "blkio_stats": {}, "num_procs": 0,
+           "storage_stats": {}, "cpu_stats": cpu(cur), "precpu_stats": cpu(prev), "memory_stats": {},
+           "name": rec["Name"], "id": rec["Id"]}
+    if cur:
+        out["pids_stats"] = {"current": cur["pids_current"], **({"limit": cur["pids_limit"]}
+                                                                if cur["pids_limit"] > 0 else {})}
+        out["memory_stats"] = {"usage": cur["memory_usage"], "limit": statsmod.memory_limit(cur),
+                               "stats": {"inactive_file": cur["memory_inactive_file"]}}
+        out["blkio_stats"] = {"io_service_bytes_recursive": [
+            {"major": 0, "minor": 0, "op": "read", "value": cur["blkio_read"]},
+            {"major": 0, "minor": 0, "op": "write", "value": cur["blkio_write"]}]}
+        out["networks"] = {"eth0": {"rx_bytes": cur["net_rx"], "tx_bytes": cur["net_tx"], "rx_packets": 0,
+                                    "tx_packets": 0, "rx_errors": 0, "tx_errors": 0, "rx_dropped": 0,
+                                    "tx_dropped": 0}}
+    return out
+
+
 def prune(srv, req, resp) -> None:
     removed, space = srv.runtime().prune()
     resp.json({"ContainersDeleted": removed or None, "SpaceReclaimed": space})
@@ -334,6 +407,7 @@ ROUTES = [
     ("POST", "/containers/prune", prune),
     ("GET", "/containers/{id}/json", inspect),
     ("GET", "/containers/{id}/top", top),
+    ("GET", "/containers/{id}/stats", stats),
     ("POST", "/containers/{id}/start", start),
     ("POST", "/containers/{id}/attach", attach),
     ("POST", "/containers/{id}/wait", wait),

@@ -1,0 +1,210 @@
+"""`minidocker serve` driven by the real docker CLIs (Debian's 20.10 and, where installed, the
+newer /usr/local/bin/docker), side by side with the private real dockerd: the same commands
+give the same output and exit codes, and the CLI of minidocker sees what the API made."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import MD, REPO, require, require_tool
+from minidocker.compat.server import core, http, translate
+
+NEW_CLI = "/usr/local/bin/docker"
+
+
+# ---------------------------------------------------------------- pure
+def test_routes_versions_and_hosts():
+    assert core.split_version("/v1.41/containers/json") == ("1.41", "/containers/json")
+    assert core.split_version("/_ping") == (core.API_VERSION, "/_ping")
+    r = core.build_router()
+    handler, params = r.find("GET", "/images/localhost:5000/a/b:1/json")
+    assert params == {"name": "localhost:5000/a/b:1"}
+    assert r.find("HEAD", "/_ping")[0].__name__ == "ping"
+    with pytest.raises(core.HTTPError) as e:
+        r.find("GET", "/nothing/here")
+    assert e.value.status == 404
+    with pytest.raises(core.HTTPError) as e:
+        r.find("PUT", "/containers/json")
+    assert e.value.status == 405
+    assert core.parse_host("unix:///run/x.sock") == ("unix", "/run/x.sock")
+    assert core.parse_host("tcp://127.0.0.1:2375") == ("tcp", ("127.0.0.1", 2375))
+    with pytest.raises(Exception, match="invalid bind address"):
+        core.parse_host("ssh://host")
+
+
+def test_create_bodies_become_the_engines_arguments():
+    body = {"Image": "busybox", "Cmd": ["sh", "-c", "echo hi"], "Env": ["A=1"], "Tty": True, "OpenStdin": True,
+            "AttachStdout": True, "Labels": {"k": "v"}, "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/anon": {}},
+            "HostConfig": {"Binds": ["/src:/dst:ro"], "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1",
+                                                                                   "HostPort": "8080"}],
+                                                                      "53/udp": [{"HostIp": "", "HostPort": ""}]},
+                           "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}, "AutoRemove": False,
+                           "Memory": 64 << 20, "PidsLimit": 0, "CapAdd": ["NET_ADMIN"], "NetworkMode": "n1",
+                           "Tmpfs": {"/run": "size=1m"}, "ShmSize": 67108864, "IpcMode": "private",
+                           "Mounts": [{"Type": "volume", "Source": "v", "Target": "/v", "ReadOnly": True}]},
+            "NetworkingConfig": {"EndpointsConfig": {"n1": {"Aliases": ["web"]}}}}
+    image, cmd, kw = translate.create_kwargs(body, "c1")
+    assert image == "busybox" and cmd == ["sh", "-c", "echo hi"] and kw["name"] == "c1"
+    assert kw["volumes"] == ["/src:/dst:ro", "/anon"]
+    assert kw["publish"] == ["127.0.0.1:8080:80/tcp", "53/udp"]
+    assert kw["restart_policy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert kw["resources"] == {"Memory": 64 << 20} and kw["confine"] == {"CapAdd": ["NET_ADMIN"]}
+    assert kw["network"] == "n1" and kw["network_aliases"] == ["web"]
+    assert kw["tmpfs"] == ["/run:size=1m"] and kw["mounts"] == ["type=volume,source=v,target=/v,readonly"]
+    assert kw["tty"] and kw["stdin_open"] and kw["attach"] and kw["expose"] == ["80/tcp"]
+    with pytest.raises(Exception, match="HostConfig.Devices is not supported"):
+        translate.create_kwargs({"Image": "busybox", "HostConfig": {"Devices": [{"PathOnHost": "/dev/kmsg"}]}})
+    assert translate.list_filters({"name": ["a"], "status": {"exited": True}}) == ["name=a", "status=exited"]
+
+
+def test_chunked_bodies_are_read_as_they_come():
+    a, b = socket.socketpair()
+    try:
+        b.sendall(b"POST /v1.41/build HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        rfile = a.makefile("rb")
+        req = http.read_request(a, rfile)
+        assert req.method == "POST" and req.raw_path == "/v1.41/build" and req.body() == b"hello world"
+    finally:
+        a.close()
+        b.close()
+
+
+# ---------------------------------------------------------------- the real clients
+@pytest.fixture(scope="module")
+def server(state_root, tmp_path_factory):
+    require(os.geteuid() == 0, "needs root")
+    sock = str(tmp_path_factory.mktemp("serve") / "md.sock")
+    env = dict(MD(state_root).env)
+    log = open(sock + ".log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "minidocker", "serve", "-H", f"unix://{sock}", "-D"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline, open(log.name).read()
+            time.sleep(0.05)
+        MD(state_root).ok("run", "--rm", "--network", "none", "busybox", "true")  # (busybox, built once)
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+    assert not os.path.exists(sock), "the socket is removed at exit"
+
+
+def cli(binary: str, sock: str, *args: str, input: str | None = None, timeout: float = 60):
+    return subprocess.run([binary, "-H", f"unix://{sock}", *args], capture_output=True, text=True, input=input,
+                          timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+OLD_CLI = "/usr/bin/docker"  # Debian's (20.10), not the newer one earlier on PATH
+
+
+@pytest.fixture(params=["20.10", "new"])
+def client(request):
+    require_tool("docker")
+    binary = OLD_CLI if request.param == "20.10" else NEW_CLI
+    require(os.path.exists(binary), f"{binary} not installed")
+    return binary
+
+
+@pytest.mark.root
+def test_version_is_negotiated(server, client):
+    out = cli(client, server, "version", "--format", "{{.Client.APIVersion}} {{.Server.APIVersion}}")
+    assert out.returncode == 0, out.stderr
+    client_api, server_api = out.stdout.split()
+    assert server_api == core.API_VERSION
+    assert core.version_tuple(client_api) <= core.version_tuple(core.API_VERSION)
+
+
+@pytest.mark.root
+def test_run_like_dockerd(server, client, docker):
+    """Output, stderr and exit codes of `docker run` against both daemons."""
+    cases = [(["run", "--rm", "busybox", "echo", "hi"], None),
+             (["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"], None),
+             (["run", "-i", "--rm", "busybox", "cat"], "hello\n"),
+             (["run", "--rm", "busybox", "no-such-command"], None)]
+    for args, stdin in cases:
+        ours = cli(client, server, *args, input=stdin)
+        theirs = cli(client, docker.socket, *args, input=stdin)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), (args, ours, theirs)
+        if ours.returncode in (0, 3):
+            assert ours.stderr == theirs.stderr, args
+        else:
+            assert "executable file not found" in ours.stderr and "executable file not found" in theirs.stderr
+
+
+@pytest.mark.root
+def test_a_detached_container_through_the_api_is_one_of_minidockers(server, client, state_root):
+    md = MD(state_root)
+    name = f"api-{os.path.basename(client)}-{os.getpid()}"
+    run = cli(client, server, "run", "-d", "--name", name, "-l", "api=1", "busybox", "sh", "-c",
+              "echo started; sleep 60")
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    try:
+        assert md.ok("ps", "-q", "--no-trunc", "--filter", f"name={name}").strip() == cid  # the same state
+        listed = cli(client, server, "ps", "--filter", "label=api=1", "--format", "{{.ID}} {{.Names}} {{.Status}}")
+        assert listed.stdout.split()[:3] == [cid[:12], name, "Up"]
+        assert cli(client, server, "inspect", "-f", "{{.State.Status}} {{.Config.Labels}}", name).stdout.strip() \
+            == "running map[api:1]"
+        ex = cli(client, server, "exec", name, "sh", "-c", "echo in-exec; echo e >&2; exit 4")
+        assert (ex.returncode, ex.stdout, ex.stderr) == (4, "in-exec\n", "e\n")
+        deadline = time.monotonic() + 5
+        while "started" not in cli(client, server, "logs", name).stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert cli(client, server, "logs", name).stdout == "started\n"
+        top = cli(client, server, "top", name)
+        assert top.returncode == 0 and "sleep 60" in top.stdout
+        assert cli(client, server, "stop", "-t", "1", name).returncode == 0
+        assert md.ok("inspect", "-f", "{{.State.Status}}", name).strip() == "exited"
+    finally:
+        cli(client, server, "rm", "-f", name)
+    assert md("inspect", name).returncode != 0
+
+
+@pytest.mark.root
+def test_terminals_through_the_api(server, client):
+    out = subprocess.run(["script", "-qc", f"{client} -H unix://{server} run -it --rm busybox sh -c 'echo tty; tty'",
+                          "/dev/null"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.replace("\r", "").split("\n")[:2] == ["tty", "/dev/pts/0"]
+
+
+@pytest.mark.root
+def test_errors_are_dockers(server, client, docker):
+    for args in (["inspect", "no-such-container"], ["rm", "no-such-container"], ["stop", "no-such-container"],
+                 ["network", "rm", "no-such-network"], ["volume", "rm", "no-such-volume"]):
+        ours, theirs = cli(client, server, *args), cli(client, docker.socket, *args)
+        assert ours.returncode == theirs.returncode == 1, (args, ours.stderr, theirs.stderr)
+    ours = cli(client, server, "inspect", "no-such-container")
+    assert "No such container: no-such-container" in ours.stderr or "No such object" in ours.stderr
+
+
+@pytest.mark.root
+def test_images_networks_and_volumes(server, client, state_root):
+    md = MD(state_root)
+    images = cli(client, server, "images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert "busybox:latest" in images.stdout.split()
+    tag = f"api/bb:{os.path.basename(client).replace('.', '')}"
+    assert cli(client, server, "tag", "busybox", tag).returncode == 0
+    assert tag in md.ok("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    assert cli(client, server, "rmi", tag).returncode == 0
+    net = f"apinet{os.getpid()}"
+    assert cli(client, server, "network", "create", net).returncode == 0
+    try:
+        assert net in md.ok("network", "ls", "--format", "{{.Name}}").split()
+        assert json.loads(cli(client, server, "network", "inspect", net).stdout)[0]["Name"] == net
+    finally:
+        assert cli(client, server, "network", "rm", net).returncode == 0
+    vol = f"apivol{os.getpid()}"
+    assert cli(client, server, "volume", "create", vol).stdout.strip() == vol
+    assert vol in cli(client, server, "volume", "ls", "-q").stdout.split()
+    assert cli(client, server, "volume", "rm", vol).returncode == 0
