@@ -24,6 +24,7 @@ import errno
 import os
 import secrets
 import stat
+import threading
 
 from . import steps
 from .linux import syscalls as sc
@@ -55,6 +56,11 @@ def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None
     """mount -t overlay overlay -o lowerdir=...,upperdir=...,workdir=... target
     (`lowers` uppermost first; the paths may be relative to the current directory)."""
     sc.mount("overlay", target, "overlay", 0, mount_options(lowers, upper, work, running_in_user_namespace()))
+
+
+# The working directory belongs to the whole process: in a threaded one (minidocker serve) two
+# mounts must not move it at the same time.
+_CWD_LOCK = threading.Lock()
 
 
 class Overlay2:
@@ -144,27 +150,29 @@ class Overlay2:
             mount(abs_lowers, upper, work, merged)
         else:
             # Too long for one page: use paths relative to overlay2/, as moby does.
-            cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.chdir(self.home)
-                mount(lowers, os.path.join(cache_id, "diff"), os.path.join(cache_id, "work"), merged)
-            finally:
-                os.fchdir(cwd)
-                os.close(cwd)
+            with _CWD_LOCK:
+                cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.chdir(self.home)
+                    mount(lowers, os.path.join(cache_id, "diff"), os.path.join(cache_id, "work"), merged)
+                finally:
+                    os.fchdir(cwd)
+                    os.close(cwd)
         return merged
 
     def mount_readonly(self, cache_ids: list[str], target: str) -> None:
         """Mount the union of layers (uppermost first), with no upper dir: a read-only view of
         an image (overlayfs needs two or more lower dirs for that)."""
         lowers = [f"l/{self.link(c)}" for c in cache_ids]
-        cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.chdir(self.home)  # short relative l/ paths keep the options within a page
-            sc.mount("overlay", target, "overlay", sc.MS_RDONLY,
-                     f"lowerdir={':'.join(lowers)}" + (",userxattr" if running_in_user_namespace() else ""))
-        finally:
-            os.fchdir(cwd)
-            os.close(cwd)
+        with _CWD_LOCK:
+            cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.chdir(self.home)  # short relative l/ paths keep the options within a page
+                sc.mount("overlay", target, "overlay", sc.MS_RDONLY,
+                         f"lowerdir={':'.join(lowers)}" + (",userxattr" if running_in_user_namespace() else ""))
+            finally:
+                os.fchdir(cwd)
+                os.close(cwd)
 
     def unmount(self, cache_id: str) -> None:
         merged = self.merged(cache_id)

@@ -138,14 +138,19 @@ def _in_container(req: dict) -> int:
                 _extract(tf, into, req["src_name"], new, None, _maps(req))
             return 0
         src = req["src"]
-        follow = req["follow"] or src.endswith("/.") or src.endswith("/")
+        follow = req.get("follow") or src.endswith("/.") or src.endswith("/")
         kind = _kind(src, follow)
         if kind is None:
             raise NotFound(src)
         name = os.path.basename(os.path.normpath(src)) or "/"
+        st = os.stat(src) if follow else os.lstat(src)
+        info = {"name": name, "is_dir": kind == "dir", "mode": st.st_mode, "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "link": os.readlink(src) if stat.S_ISLNK(st.st_mode) else ""}
         out = sys.stdout.buffer
-        out.write((json.dumps({"name": name, "is_dir": kind == "dir"}) + "\n").encode())
+        out.write((json.dumps(info) + "\n").encode())
         out.flush()
+        if req["mode"] == "stat":  # (HEAD /containers/{id}/archive: what is there, no tar)
+            return 0
         maps = _maps(req)
 
         def as_inside(info):  # (a --userns-remap container: owners as the container sees them)
@@ -283,8 +288,23 @@ def copy_to_container(rt, ref: str, src: str, dest: str, out_of_stdin=None) -> N
         _fail(proc, ref)
 
 
-def copy_from_container(rt, ref: str, src: str, dest: str, follow: bool = False, out=None) -> None:
-    """`docker cp CONTAINER:SRC DEST|-`. On the host the files belong to whoever copies."""
+def stat_path(rt, ref: str, path: str) -> dict:
+    """What `path` is in the container: name, is_dir, mode (st_mode), size, mtime_ns, link."""
+    cid = rt.resolve(ref)
+    with _Rootfs(rt, cid):
+        proc = _helper(rt, cid, {"mode": "stat", "src": path}, stdout=subprocess.PIPE)
+        header = proc.stdout.readline()
+        _fail(proc, ref)
+    if not header:
+        raise MinidockerError("stat failed")
+    return json.loads(header)
+
+
+def copy_from_container(rt, ref: str, src: str, dest: str, follow: bool = False, out=None,
+                        on_info=None) -> None:
+    """`docker cp CONTAINER:SRC DEST|-`. On the host the files belong to whoever copies.
+    `on_info(info)` is called with what SRC is before the tar is written (the Engine API sends
+    it as a header)."""
     cid = rt.resolve(ref)
     if dest != "-":
         kind = _kind(dest)
@@ -298,6 +318,8 @@ def copy_from_container(rt, ref: str, src: str, dest: str, follow: bool = False,
             _fail(proc, ref)
             raise MinidockerError("copy failed")
         info = json.loads(header)
+        if on_info is not None:
+            on_info(info)
         if dest == "-":
             sink = out if out is not None else sys.stdout.buffer
             while chunk := proc.stdout.read(1 << 16):

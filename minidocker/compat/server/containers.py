@@ -392,6 +392,117 @@ def _stats_json(rec: dict, cur: dict | None, prev: dict | None, gotime, statsmod
     return out
 
 
+# ---------------------------------------------------------------- files: cp, changes, export, commit
+def _path_stat_header(info: dict) -> dict[str, str]:
+    import base64
+    import json
+    from ... import gotime
+    stat_ = {"name": info["name"], "size": info["size"], "mode": translate.go_file_mode(info["mode"]),
+             "mtime": gotime.rfc3339nano(info["mtime_ns"]), "linkTarget": info.get("link") or ""}
+    return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(stat_).encode()).decode()}
+
+
+def archive_head(srv, req, resp) -> None:
+    from ...engine import cp
+    info = cp.stat_path(srv.runtime(), req.params["id"], _archive_path(req))
+    resp.send(200, b"", content_type="application/json", headers=_path_stat_header(info))
+
+
+def archive_get(srv, req, resp) -> None:
+    from ...engine import cp
+    state = {}
+
+    def on_info(info: dict) -> None:  # (the header goes out before the tar)
+        h = _path_stat_header(info)
+        resp.common = {**resp.common, **h}
+        state["out"] = resp.stream("application/x-tar")
+    writer = _LazyWriter(state)
+    cp.copy_from_container(srv.runtime(), req.params["id"], _archive_path(req), "-", out=writer, on_info=on_info)
+    state["out"].close()
+
+
+class _LazyWriter:
+    def __init__(self, state: dict):
+        self.state = state
+
+    def write(self, data: bytes) -> int:
+        self.state["out"].write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def archive_put(srv, req, resp) -> None:
+    from ...engine import cp
+    cp.copy_to_container(srv.runtime(), req.params["id"], "-", _archive_path(req), out_of_stdin=_BodyReader(req))
+    resp.send(200, b"", content_type="text/plain")
+
+
+class _BodyReader:
+    """The request body as a file to read(n) from."""
+
+    def __init__(self, req):
+        self.chunks, self.buf = req.body_chunks(), b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buf) < n:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buf += chunk
+        if n < 0:
+            n = len(self.buf)
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+
+def _archive_path(req) -> str:
+    path = req.arg("path")
+    if not path:
+        raise InvalidArgument("path is required")
+    return path
+
+
+def changes(srv, req, resp) -> None:
+    from ...engine import changes as ch
+    kinds = {"C": 0, "A": 1, "D": 2}
+    resp.json([{"Path": path, "Kind": kinds[kind]} for kind, path in ch.diff(srv.runtime(), req.params["id"])]
+              or None)
+
+
+def export(srv, req, resp) -> None:
+    from ...engine import changes as ch
+    rt = srv.runtime()
+    rt.resolve(req.params["id"])  # (404 before the stream)
+    out = resp.stream("application/x-tar")
+    ch.export(rt, req.params["id"], _LazyWriter({"out": out}))
+    out.close()
+
+
+def commit(srv, req, resp) -> None:
+    from ...engine import changes as ch
+    from ..cli.images import changes_to_config
+    cfg = changes_to_config(list(req.query.get("changes") or []))
+    repo = req.arg("repo") or None
+    if repo and req.arg("tag"):
+        repo = f"{repo}:{req.arg('tag')}"
+    image_id = ch.commit(srv.runtime(), req.arg("container") or "", repo, req.arg("comment") or "",
+                         req.arg("author") or "", cfg, pause=req.flag("pause", True))
+    resp.json({"Id": image_id}, status=201)
+
+
+def update(srv, req, resp) -> None:
+    from ...container import restart as restartmod
+    body = req.json({}) or {}
+    resources = {k: body[k] for k in translate.RESOURCE_KEYS if k in body and body[k] not in (None,)}
+    resources = {k: v for k, v in resources.items() if v != 0 or k == "PidsLimit"}
+    if body.get("RestartPolicy", {}).get("Name"):
+        resources["RestartPolicy"] = restartmod.validate(body["RestartPolicy"])
+    srv.runtime().update(req.params["id"], resources)
+    resp.json({"Warnings": []})
+
+
 def prune(srv, req, resp) -> None:
     removed, space = srv.runtime().prune()
     resp.json({"ContainersDeleted": removed or None, "SpaceReclaimed": space})
@@ -420,4 +531,11 @@ ROUTES = [
     ("POST", "/containers/{id}/rename", rename),
     ("POST", "/containers/{id}/resize", resize),
     ("DELETE", "/containers/{id}", remove),
+    ("HEAD", "/containers/{id}/archive", archive_head),
+    ("GET", "/containers/{id}/archive", archive_get),
+    ("PUT", "/containers/{id}/archive", archive_put),
+    ("GET", "/containers/{id}/changes", changes),
+    ("GET", "/containers/{id}/export", export),
+    ("POST", "/containers/{id}/update", update),
+    ("POST", "/commit", commit),
 ]

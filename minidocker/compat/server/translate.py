@@ -139,3 +139,19 @@ def list_filters(filters: dict) -> list[str]:
             values = [v for v, on in values.items() if on]
         out += [f"{key}={v}" for v in values]
     return out
+
+
+def go_file_mode(st_mode: int) -> int:
+    """A stat's st_mode as Go's os.FileMode (what the API's path stat carries): the permission
+    bits, and one high bit per kind (ModeDir 1<<31, ModeSymlink 1<<27, ...)."""
+    import stat
+    mode = st_mode & 0o777
+    kinds = [(stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISFIFO, 1 << 25), (stat.S_ISSOCK, 1 << 24),
+             (stat.S_ISBLK, 1 << 26), (stat.S_ISCHR, (1 << 26) | (1 << 21))]
+    for test, bit in kinds:
+        if test(st_mode):
+            mode |= bit
+    for flag, bit in ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22), (stat.S_ISVTX, 1 << 20)):
+        if st_mode & flag:
+            mode |= bit
+    return mode
