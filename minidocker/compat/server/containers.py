@@ -435,26 +435,8 @@ class _LazyWriter:
 
 def archive_put(srv, req, resp) -> None:
     from ...engine import cp
-    cp.copy_to_container(srv.runtime(), req.params["id"], "-", _archive_path(req), out_of_stdin=_BodyReader(req))
+    cp.copy_to_container(srv.runtime(), req.params["id"], "-", _archive_path(req), out_of_stdin=req.body_file())
     resp.send(200, b"", content_type="text/plain")
-
-
-class _BodyReader:
-    """The request body as a file to read(n) from."""
-
-    def __init__(self, req):
-        self.chunks, self.buf = req.body_chunks(), b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buf) < n:
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                break
-            self.buf += chunk
-        if n < 0:
-            n = len(self.buf)
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
 
 
 def _archive_path(req) -> str:

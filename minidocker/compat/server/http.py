@@ -101,6 +101,10 @@ class Request:
                 left -= len(data)
                 yield data
 
+    def body_file(self) -> "BodyReader":
+        """The body as a file to read(n) from (a tar to unpack as it arrives)."""
+        return BodyReader(self.body_chunks())
+
     def body(self) -> bytes:
         return b"".join(self.body_chunks())
 
@@ -118,6 +122,22 @@ class Request:
         if not self._body_read:
             for _ in self.body_chunks():
                 pass
+
+
+class BodyReader:
+    def __init__(self, chunks):
+        self.chunks, self.buf = chunks, b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buf) < n:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buf += chunk
+        if n < 0:
+            n = len(self.buf)
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
 
 
 def read_request(conn: socket.socket, rfile) -> Request | None:

@@ -163,7 +163,44 @@ def load(srv, req, resp) -> None:
     out.close()
 
 
+def build(srv, req, resp) -> None:
+    """POST /build: the body is the context as a tar; the answer, the classic builder's lines
+    as JSON ({"stream": "Step 1/2 : FROM busybox\n"}), then the image id ({"aux": {"ID": ...}})."""
+    import shutil
+    from ...storage import archive
+    from ..build.builder import Builder
+    from .core import HTTPError
+    if req.arg("remote"):
+        raise HTTPError(501, "building from a remote context (a URL or a git repository) is not supported "
+                             "by minidocker: send the context")
+    rt = srv.runtime()
+    tags = list(req.query.get("t") or [])
+    build_args = {k: v for k, v in (req.json_arg("buildargs", {}) or {}).items() if v is not None}
+    labels = dict(req.json_arg("labels", {}) or {})
+    quiet = req.flag("q")
+    context = tempfile.mkdtemp(prefix="build-context-", dir=rt.root.tmp)
+    try:
+        archive.apply_layer(req.body_file(), context, overlay=False)
+        out = resp.stream("application/json")
+        try:
+            builder = Builder(rt, context, dockerfile=req.arg("dockerfile") or None, tags=tags,
+                              build_args=build_args, target=req.arg("target") or None, no_cache=req.flag("nocache"),
+                              pull=req.flag("pull"), platform=req.arg("platform") or None,
+                              network=req.arg("networkmode") or "default", labels=labels,
+                              on_event=(lambda ev: None) if quiet else out.json)
+            image_id = builder.build()
+            out.json({"aux": {"ID": image_id}})
+            if quiet:
+                out.json({"stream": image_id + "\n"})
+        except MinidockerError as e:
+            out.json({"errorDetail": {"message": str(e)}, "error": str(e)})
+        out.close()
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
 ROUTES = [
+    ("POST", "/build", build),
     ("GET", "/images/json", list_images),
     ("POST", "/images/create", create),
     ("POST", "/images/load", load),
