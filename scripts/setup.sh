@@ -29,6 +29,7 @@ APT_PACKAGES="
   iptables nftables  # NAT and published ports (libnftables); dockerd needs iptables
   docker.io          # the real dockerd tests, notebooks and benchmarks compare against
   docker-registry    # a real v2 registry on loopback (tests/test_registry.py)
+  docker-compose     # Compose 1.29, driving minidocker serve beside dockerd (tests/test_server.py)
   runc               # the real low-level runtime: runs our OCI bundles (tests), benchmarks
   strace             # fault injection: a command killed at a chosen syscall (tests/test_hardening.py)
   libseccomp2        # seccomp filters: Docker's default profile compiled through it (minidocker/core/linux/libseccomp.py)

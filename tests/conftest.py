@@ -33,6 +33,7 @@ TOOLS = {
     "dockerd": "docker.io",            # the reference Docker daemon (lab/realdocker.py)
     "docker": "docker.io",             # its client, /usr/bin/docker (20.10, matching dockerd)
     "docker-registry": "docker-registry",  # a real v2 registry on loopback
+    "docker-compose": "docker-compose",  # Compose 1.29, against minidocker serve and dockerd (tests/test_server.py)
     "runc": "runc",                    # the reference OCI runtime, runs our bundles
     "apparmor_parser": "apparmor",     # loads minidocker-default where the kernel has AppArmor
     "busybox": "busybox-static",       # the offline base image

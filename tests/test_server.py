@@ -208,3 +208,85 @@ def test_images_networks_and_volumes(server, client, state_root):
     assert cli(client, server, "volume", "create", vol).stdout.strip() == vol
     assert vol in cli(client, server, "volume", "ls", "-q").stdout.split()
     assert cli(client, server, "volume", "rm", vol).returncode == 0
+
+
+@pytest.mark.root
+def test_build_and_cp_through_the_api(server, client, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello.txt\nRUN echo built >> /hello.txt\n"
+                                    "CMD [\"cat\", \"/hello.txt\"]\n")
+    (ctx / "hello.txt").write_text("from the context\n")
+    tag = f"api-build:{os.path.basename(client).replace('.', '')}"
+    b = subprocess.run([client, "-H", f"unix://{server}", "build", "-t", tag, str(ctx)], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, DOCKER_BUILDKIT="0"), stdin=subprocess.DEVNULL)
+    assert b.returncode == 0, b.stderr
+    assert "Step 3/4 : RUN echo built >> /hello.txt" in b.stdout and f"Successfully tagged {tag}" in b.stdout
+    name = f"cp-{os.path.basename(client).replace('.', '')}"
+    assert cli(client, server, "run", "--name", name, tag).stdout == "from the context\nbuilt\n"
+    try:
+        out = tmp_path / "out.txt"
+        assert cli(client, server, "cp", f"{name}:/hello.txt", str(out)).returncode == 0
+        assert out.read_text() == "from the context\nbuilt\n"
+        (tmp_path / "in.txt").write_text("copied in\n")
+        assert cli(client, server, "cp", str(tmp_path / "in.txt"), f"{name}:/etc/").returncode == 0
+        assert cli(client, server, "diff", name).stdout.split("\n")[:2] == ["C /etc", "A /etc/in.txt"]
+        exported = subprocess.run([client, "-H", f"unix://{server}", "export", name], capture_output=True,
+                                  timeout=60)
+        assert b"etc/in.txt" in exported.stdout and b"copied in" in exported.stdout
+    finally:
+        cli(client, server, "rm", "-f", name)
+        cli(client, server, "rmi", tag)
+
+
+COMPOSE = """\
+version: "3.8"
+services:
+  web:
+    image: busybox
+    command: sh -c "echo hello-from-web > /www/index.html; httpd -f -p 80 -h /www"
+    volumes: [data:/www]
+    networks: [backend]
+    healthcheck: {test: ["CMD-SHELL", "test -f /www/index.html"], interval: 1s, timeout: 1s, retries: 3}
+  worker:
+    image: busybox
+    command: sh -c "printf 'GET /index.html HTTP/1.0\\\\r\\\\n\\\\r\\\\n' | nc web 80; sleep 300"
+    depends_on: {web: {condition: service_healthy}}
+    environment: {ROLE: worker}
+    networks: [backend]
+networks: {backend: {}}
+volumes: {data: {}}
+"""
+
+
+@pytest.mark.root
+def test_a_compose_project_as_on_dockerd(server, docker, tmp_path):
+    """docker-compose 1.29: a user network with names resolving, a named volume, a health check
+    that another service waits for, exec, logs, --scale, down -v: the same on both daemons."""
+    compose = require_tool("docker-compose")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "docker-compose.yml").write_text(COMPOSE)
+
+    def dc(sock: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([compose, *args], cwd=proj, capture_output=True, text=True, timeout=180,
+                              env=dict(os.environ, DOCKER_HOST=f"unix://{sock}", COMPOSE_PROJECT_NAME="mdproj"),
+                              stdin=subprocess.DEVNULL)
+    seen = {}
+    for name, sock in (("minidocker", server), ("docker", docker.socket)):
+        try:
+            up = dc(sock, "up", "-d")
+            assert up.returncode == 0, (name, up.stderr)
+            deadline = time.monotonic() + 20
+            while "hello-from-web" not in dc(sock, "logs", "worker").stdout and time.monotonic() < deadline:
+                time.sleep(0.3)
+            scaled = dc(sock, "up", "-d", "--scale", "worker=2")
+            assert scaled.returncode == 0, (name, scaled.stderr)
+            seen[name] = (sorted(dc(sock, "ps", "--services").stdout.split()),
+                          "hello-from-web" in dc(sock, "logs", "worker").stdout,
+                          dc(sock, "exec", "-T", "worker", "sh", "-c", "echo $ROLE").stdout,
+                          len(dc(sock, "ps", "-q", "worker").stdout.split()))
+        finally:
+            down = dc(sock, "down", "-v")
+            assert down.returncode == 0, (name, down.stderr)
+    assert seen["minidocker"] == seen["docker"] == (["web", "worker"], True, "worker\n", 2)

@@ -1,7 +1,7 @@
 """Networks on disk: one JSON record per network, shaped like `docker network inspect`.
 
     <root>/network/<id>.json   {"Name", "Id", "Driver", "IPAM": {"Config": [{"Subnet", "Gateway"}]},
-                                "Options": {"com.docker.network.bridge.name": ...},
+                                "Options": {"com.docker.network.bridge.name": ...} (the default one's),
                                 "Containers": {<container-id>: {"IPv4Address": "172.18.0.2/16", ...}}}
     <root>/network/.lock       held while an address is chosen or a record changes
 
@@ -195,8 +195,7 @@ class NetworkStore:
                 net = ipam.choose_subnet(self._taken_subnets(recs))
                 gw = net.network_address + 1
             rec = self._new(name, "bridge", str(net), str(gw), None, labels, internal)
-            rec["Options"][BRIDGE_NAME_OPT] = f"md-{rec['Id'][:12]}"
-            self._write(rec)
+            self._write(rec)  # (its bridge: md-<id>, as Docker's is br-<id>; not in Options, as in Docker)
         from .. import events
         events.emit(self.root, "network", "create", rec["Id"], {"name": name, "type": "bridge"})
         return rec
@@ -243,4 +242,8 @@ class NetworkStore:
             pass
 
     def bridge(self, rec: dict) -> str:
-        return rec["Options"].get(BRIDGE_NAME_OPT, "")
+        """The bridge device of a bridge network: the one Options names (the default network's,
+        or a record written by an older minidocker), else md-<first 12 of the id>."""
+        if rec["Options"].get(BRIDGE_NAME_OPT):
+            return rec["Options"][BRIDGE_NAME_OPT]
+        return f"md-{rec['Id'][:12]}" if rec.get("Driver") == "bridge" else ""

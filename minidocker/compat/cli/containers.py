@@ -602,7 +602,8 @@ def parse_ps_filters(filters: list[str]) -> dict[str, list[str]]:
 
 
 def _ps_filter(rec: dict, groups: dict[str, list[str]], ancestors=None) -> bool:
-    """Docker's rule: values of one key are alternatives (OR), different keys must all hold (AND)."""
+    """Docker's rule: values of one key are alternatives (OR), different keys must all hold
+    (AND); but every label= must hold (moby's MatchKVList)."""
     s = rec["State"]
     labels = rec["Config"].get("Labels") or {}
 
@@ -618,7 +619,7 @@ def _ps_filter(rec: dict, groups: dict[str, list[str]], ancestors=None) -> bool:
         "health": lambda v: health.status_of(s) == v,
         "ancestor": lambda v: ancestors is not None and rec["Image"] in ancestors(v),
     }
-    return all(any(tests[key](v) for v in values) for key, values in groups.items())
+    return all((all if key == "label" else any)(tests[key](v) for v in values) for key, values in groups.items())
 
 
 def _ancestor_ids(rt):
