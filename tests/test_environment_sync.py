@@ -23,12 +23,20 @@ def conda_packages() -> set[str]:
     return pkgs
 
 
+# PyPI name -> conda-forge name, where they differ
+CONDA_NAMES = {"docker": "docker-py"}
+
+
 def pyproject_packages() -> set[str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = list(data.get("dependencies", []))
     for extra in data.get("optional-dependencies", {}).values():
         specs += extra
-    return {_norm(s) for s in specs}
+    out = set()
+    for s in specs:
+        name = re.match(r"[A-Za-z0-9_.-]+", s).group(0)
+        out.add(_norm(CONDA_NAMES.get(name, name) + s[len(name):]))
+    return out
 
 
 def test_same_packages():

@@ -290,3 +290,46 @@ def test_a_compose_project_as_on_dockerd(server, docker, tmp_path):
             down = dc(sock, "down", "-v")
             assert down.returncode == 0, (name, down.stderr)
     assert seen["minidocker"] == seen["docker"] == (["web", "worker"], True, "worker\n", 2)
+
+
+@pytest.mark.root
+def test_docker_py_drives_it(server):
+    """Snippets from docker-py's documentation, against minidocker serve."""
+    docker_py = pytest.importorskip("docker")
+    client = docker_py.DockerClient(base_url=f"unix://{server}", version="auto")
+    assert client.ping() is True
+    assert client.version()["ApiVersion"] == core.API_VERSION and "Containers" in client.info()
+    assert client.containers.run("busybox", "echo hello world", remove=True) == b"hello world\n"
+    with pytest.raises(docker_py.errors.ContainerError) as failed:
+        client.containers.run("busybox", "sh -c 'echo oops >&2; exit 2'", remove=True)
+    assert failed.value.exit_status == 2 and b"oops" in failed.value.stderr
+    with pytest.raises(docker_py.errors.NotFound):
+        client.containers.get("no-such-container")
+    c = client.containers.run("busybox", ["sh", "-c", "echo a; echo b; sleep 30"], detach=True, name="pyc",
+                              labels={"py": "1"})
+    try:
+        c.reload()
+        assert c.status == "running" and c.name == "pyc" and c.labels == {"py": "1"}
+        assert [x.name for x in client.containers.list(filters={"label": "py=1"})] == ["pyc"]
+        lines = c.logs(stream=True)
+        assert next(lines) == b"a\n"
+        result = c.exec_run("sh -c 'echo x; exit 3'")
+        assert (result.exit_code, result.output) == (3, b"x\n")
+        assert any("sleep 30" in p[-1] for p in c.top()["Processes"])
+        stats = c.stats(stream=False)
+        assert stats["name"] == "/pyc" and stats["pids_stats"]["current"] >= 1
+        c.stop(timeout=1)
+        assert c.wait()["StatusCode"] == 137
+    finally:
+        c.remove(force=True)
+    assert "busybox:latest" in [t for i in client.images.list() for t in i.tags]
+    net = client.networks.create("pynet")
+    try:
+        assert [n.name for n in client.networks.list(names=["pynet"])] == ["pynet"]
+    finally:
+        net.remove()
+    vol = client.volumes.create("pyvol")
+    try:
+        assert client.volumes.get("pyvol").name == "pyvol"
+    finally:
+        vol.remove()

@@ -11,7 +11,7 @@ import os
 import secrets
 import threading
 
-from ...errors import InvalidArgument, NotFound
+from ...errors import InvalidArgument, MinidockerError, NotFound
 from . import streams
 
 
@@ -64,27 +64,33 @@ def start(srv, req, resp) -> None:
         _running(srv, inst, proc)
         resp.send(204)
         return
-    in_r, in_w = os.pipe() if inst["OpenStdin"] else (-1, None)
-    out_r, out_w = os.pipe()
-    err_r, err_w = (None, out_w) if tty else os.pipe()
-    try:
-        proc = rt.exec_start(inst["ContainerID"], argv, interactive=inst["OpenStdin"],
-                             stdio=(in_r, out_w, err_w), **kw)
-    except BaseException:
-        for fd in (in_r, in_w, out_r, out_w, err_r, err_w if err_w != out_w else None):
-            if fd is not None and fd >= 0:
-                os.close(fd)
-        raise
-    finally:
-        for fd in (in_r, out_w, err_w if err_w != out_w else None):
-            if fd is not None and fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-    _running(srv, inst, proc)
+    # Answer first, then start: the client takes the socket over after the answer's headers,
+    # and output sent before it did could be lost in its HTTP library's buffer (dockerd's order).
     sock = resp.hijack(req, streams.content_type(tty, req.version))
     try:
+        in_r, in_w = os.pipe() if inst["OpenStdin"] else (-1, None)
+        out_r, out_w = os.pipe()
+        err_r, err_w = (None, out_w) if tty else os.pipe()
+        try:
+            proc = rt.exec_start(inst["ContainerID"], argv, interactive=inst["OpenStdin"],
+                                 stdio=(in_r, out_w, err_w), **kw)
+        except MinidockerError as e:  # (the runtime's words on the stream, the code in the inspect)
+            for fd in (in_r, in_w, out_r, err_r):
+                if fd is not None and fd >= 0:
+                    os.close(fd)
+            msg = (str(e) + "\r\n").encode()
+            sock.sendall(msg if tty else streams.frame("stdout", msg))
+            inst.update(Running=False, ExitCode=e.exit_code)
+            inst["_done"].set()
+            return
+        finally:
+            for fd in (in_r, out_w, err_w if err_w != out_w else None):
+                if fd is not None and fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        _running(srv, inst, proc)
         streams.relay(sock, in_w, {out_r: None} if tty else {out_r: "stdout", err_r: "stderr"})
         inst["_done"].wait(30)  # (the exit code is known before the client asks for it)
     finally:
