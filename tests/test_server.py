@@ -171,11 +171,16 @@ def test_a_detached_container_through_the_api_is_one_of_minidockers(server, clie
 
 
 @pytest.mark.root
-def test_terminals_through_the_api(server, client):
-    out = subprocess.run(["script", "-qc", f"{client} -H unix://{server} run -it --rm busybox sh -c 'echo tty; tty'",
-                          "/dev/null"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.replace("\r", "").split("\n")[:2] == ["tty", "/dev/pts/0"]
+def test_terminals_through_the_api(server, client, docker):
+    """-t under a real terminal (script(1)): the same bytes as from dockerd."""
+    outs = []
+    for sock in (server, docker.socket):
+        out = subprocess.run(["script", "-qc", f"{client} -H unix://{sock} run -t --rm busybox sh -c 'echo tty; tty'",
+                              "/dev/null"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out.stdout + out.stderr
+        outs.append(out.stdout)
+    assert outs[0] == outs[1]
+    assert "/dev/pts/0" in outs[0]
 
 
 @pytest.mark.root

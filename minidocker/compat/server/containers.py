@@ -134,16 +134,19 @@ def attach(srv, req, resp) -> None:
     want_stdin = req.flag("stdin") and bool(rec["Config"].get("OpenStdin"))
     if not req.flag("stream") and not req.flag("logs"):
         raise InvalidArgument("either logs or stream must be set")
+    session = None
+    if req.flag("stream") and not rec["State"]["Running"]:
+        # parked before the answer: the client sends its start as soon as it has the answer
+        session = Parked(req.conn, want_stdin)
+        with srv.parked_lock:
+            srv.parked.setdefault(cid, []).append(session)
     sock = resp.hijack(req, streams.content_type(tty, req.version))
     try:
         if req.flag("logs"):
             _send_logs(sock, rec, tty, req.flag("stdout"), req.flag("stderr"))
         if not req.flag("stream"):
             return
-        if not rec["State"]["Running"]:
-            session = Parked(sock, want_stdin)
-            with srv.parked_lock:
-                srv.parked.setdefault(cid, []).append(session)
+        if session is not None:
             while not session.ready.wait(0.5):
                 if _client_gone(sock):
                     with srv.parked_lock:
@@ -161,13 +164,13 @@ def attach(srv, req, resp) -> None:
 
 
 def _client_gone(sock: socket.socket) -> bool:
-    r, _, _ = select.select([sock], [], [], 0)
-    if not r:
-        return False
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
+    """Has the client hung up? Not just "sent all its input": a client with nothing to send
+    closes its writing half at once (shutdown), and wants the output all the same. Only a
+    socket closed on both sides reports POLLHUP (a unix socket's peer that closed: at once;
+    over TCP only once we write)."""
+    p = select.poll()
+    p.register(sock, select.POLLHUP | select.POLLERR)
+    return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in p.poll(0))
 
 
 def _through_monitor(rt, cid: str, sock: socket.socket, want_stdin: bool) -> None:
