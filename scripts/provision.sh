@@ -207,7 +207,25 @@ TimeoutStopSec=60
 [Install]
 WantedBy=multi-user.target
 EOF
+# The Docker Engine API on /run/minidocker.sock (root:root 0660, as dockerd's socket), for the
+# docker CLI, docker-py and docker-compose: DOCKER_HOST=unix:///run/minidocker.sock docker ps
+cat > /etc/systemd/system/minidocker-api.service <<EOF
+# written by minidocker's scripts/provision.sh
+[Unit]
+Description=minidocker serve: the Docker Engine API on /run/minidocker.sock
+After=minidocker-restore.service
+
+[Service]
+Environment=MINIDOCKER_ROOT=$STATE
+Environment=PATH=$PYBIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ExecStart=$PYBIN/python -m minidocker serve -H unix:///run/minidocker.sock
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+EOF
 systemctl daemon-reload
+systemctl enable --now minidocker-api.service >/dev/null 2>&1
 systemctl enable minidocker-restore.service >/dev/null 2>&1
 # started now too (it restores nothing yet): only an active unit gets its ExecStop at the next
 # shutdown (found in the VM: without it the first reboot waited ~90 s for the monitors)
