@@ -338,3 +338,34 @@ def test_docker_py_drives_it(server):
         assert client.volumes.get("pyvol").name == "pyvol"
     finally:
         vol.remove()
+
+
+@pytest.mark.root
+def test_concurrent_clients_and_one_that_hangs_up(server, state_root):
+    """Eight clients at once each run and remove a container; a `logs -f` whose client is killed
+    mid-stream leaves the server serving and nothing behind."""
+    import concurrent.futures
+    docker_py = pytest.importorskip("docker")
+    md = MD(state_root)
+    before = set(md.ok("ps", "-aq", "--no-trunc").split())
+
+    def one(i: int) -> bytes:
+        client = docker_py.DockerClient(base_url=f"unix://{server}", version="auto")
+        try:
+            return client.containers.run("busybox", ["echo", f"n{i}"], name=f"conc{i}-{os.getpid()}", remove=True,
+                                         network_mode="none")
+        finally:
+            client.close()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(one, range(8))) == sorted(f"n{i}\n".encode() for i in range(8))
+    name = f"follow-{os.getpid()}"
+    cli(require_tool("docker"), server, "run", "-d", "--name", name, "busybox", "sh", "-c",
+        "while true; do echo tick; sleep 0.2; done")
+    follower = subprocess.Popen([require_tool("docker"), "-H", f"unix://{server}", "logs", "-f", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert follower.stdout.readline() == b"tick\n"
+    follower.kill()
+    follower.wait()
+    assert cli(require_tool("docker"), server, "rm", "-f", name).returncode == 0
+    assert set(md.ok("ps", "-aq", "--no-trunc").split()) == before
+    assert cli(require_tool("docker"), server, "version").returncode == 0  # (still serving)
