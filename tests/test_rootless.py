@@ -88,6 +88,10 @@ class User:
                     "MINIDOCKER_DNS_UPSTREAM": "", "MINIDOCKER_OFFLINE": "1", "PYTHONPATH": REPO}
 
     def __call__(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*args), cwd="/", input=input, capture_output=True, text=True,
+                              timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+
+    def argv(self, *args: str) -> list[str]:
         mounts = []
         for d in self.closed:
             layer = tempfile.mkdtemp(dir=self.work)
@@ -98,10 +102,8 @@ class User:
         script = " && ".join(mounts + ['exec setpriv --reuid={} --regid={} --init-groups env -i "$@"'.format(
             self.pw.pw_uid, self.pw.pw_gid)])
         env_args = [f"{k}={v}" for k, v in self.env.items()]
-        return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *env_args,
-                               sys.executable, "-m", "minidocker", *args], cwd="/", input=input,
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *env_args,
+                sys.executable, "-m", "minidocker", *args]
 
     def ok(self, *args: str, **kw) -> str:
         p = self(*args, **kw)
@@ -288,6 +290,34 @@ def test_pulls_reach_a_registry_on_the_hosts_loopback(user, md, tmp_path):
         assert "Status: " in user.ok("pull", ref)
         assert user.ok("run", "--rm", "--network", "none", ref, "echo", "pulled") == "pulled\n"
         user.ok("rmi", ref)
+
+
+@pytest.mark.root
+def test_serve_in_rootless_mode_for_the_users_docker_cli(user):
+    """`minidocker serve` run by the user listens in $XDG_RUNTIME_DIR, as rootless dockerd does,
+    and the user's docker CLI runs containers through it: root inside, the user outside."""
+    docker_cli = "/usr/bin/docker"
+    require(os.path.exists(docker_cli), "Debian's docker CLI (docker.io)")
+    sock = os.path.join(user.xdg, "minidocker.sock")
+    proc = subprocess.Popen(user.argv("serve"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        assert os.stat(sock).st_uid == user.pw.pw_uid
+        env = {"HOME": user.pw.pw_dir, "PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{sock}"}
+        out = subprocess.run(["setpriv", f"--reuid={user.pw.pw_uid}", f"--regid={user.pw.pw_gid}", "--init-groups",
+                              "env", "-i", *(f"{k}={v}" for k, v in env.items()), docker_cli, "run", "--rm",
+                              "--network", "none", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.split("\n")
+        assert lines[0] == "0" and lines[1].split() == ["0", str(user.pw.pw_uid), "1"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert not os.path.exists(sock)
 
 
 @pytest.mark.root

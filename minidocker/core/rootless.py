@@ -180,6 +180,7 @@ def enter() -> None:
     rootless namespaces, with the state root in the user's home."""
     os.environ.setdefault("MINIDOCKER_ROOT", data_root())
     os.environ.setdefault("MINIDOCKER_RUN_DIR", run_dir())
+    os.environ["MINIDOCKER_ROOTLESS"] = "1"
     join(ensure())
 
 

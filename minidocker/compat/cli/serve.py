@@ -6,8 +6,14 @@ import sys
 
 
 def cmd_serve(args) -> int:
+    import os
     from ..server.core import DEFAULT_SOCKET, Server, parse_host
-    hosts = args.host or [f"unix://{DEFAULT_SOCKET}"]
+    default = DEFAULT_SOCKET
+    if os.environ.get("MINIDOCKER_RUN_DIR") and os.getuid() == 0 and os.environ.get("MINIDOCKER_ROOTLESS"):
+        # rootless mode: beside the rest of the user's runtime files, as rootless dockerd puts
+        # docker.sock in $XDG_RUNTIME_DIR
+        default = os.path.join(os.path.dirname(os.environ["MINIDOCKER_RUN_DIR"]), "minidocker.sock")
+    hosts = args.host or [f"unix://{default}"]
     for h in hosts:
         kind, addr = parse_host(h)
         if kind == "tcp":  # dockerd's warning, for the same reason
