@@ -425,8 +425,12 @@ def rootless_docker(user, state_root):
     shutil.rmtree(d.data, ignore_errors=True)
     log = open(os.path.join(user.work, "dockerd-rootless.log"), "wb")
     path = f"{os.path.dirname(CONTRIB)}:/usr/bin:/bin:/usr/sbin:/sbin"
+    # cgroupfs: on a v2 host with systemd, rootless dockerd would otherwise use systemd's driver,
+    # which needs the user's login session (the lab VM's tests have none: it fails to run
+    # anything); without it dockerd uses its "none" driver, the one minidocker has
     proc = subprocess.Popen([*d.env(XDG_RUNTIME_DIR=d.xdg, PATH=path, DOCKERD_ROOTLESS_ROOTLESSKIT_NET="slirp4netns",
-                                    DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER="builtin"), CONTRIB],
+                                    DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER="builtin"), CONTRIB,
+                             "--exec-opt", "native.cgroupdriver=cgroupfs"],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
