@@ -32,12 +32,17 @@ def test_frames_and_detach_keys():
 @pytest.mark.root
 @pytest.mark.docker
 def test_attach_later_sees_the_output_and_exits_with_the_code(md, docker):
-    cmd = ["sh", "-c", "sleep 1.5; echo later; echo oops >&2; exit 3"]
+    import concurrent.futures
+    cmd = ["sh", "-c", "sleep 3; echo later; echo oops >&2; exit 3"]
     try:
         for rt in (md, lambda *a, **k: docker.docker(*a, check=False, **k)):
             assert rt("run", "-d", "--name", "att-later", *N, "busybox", *cmd).returncode == 0
-        ours = md("attach", "--no-stdin", "att-later", timeout=30)
-        theirs = docker.docker("attach", "--no-stdin", "att-later", check=False, timeout=30)
+        # both attaches at once, each well before its container's program ends (one after the
+        # other, a loaded machine made the second come too late)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            mine = pool.submit(md, "attach", "--no-stdin", "att-later", timeout=30)
+            theirs = pool.submit(docker.docker, "attach", "--no-stdin", "att-later", check=False, timeout=30)
+            ours, theirs = mine.result(), theirs.result()
         assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr) == \
             (3, "later\n", "oops\n")
         m, d = md("attach", "att-later"), docker.docker("attach", "att-later", check=False)

@@ -54,7 +54,7 @@ def merge(image: dict | None, user: dict | None) -> dict | None:
     field (dockerd's merge: an unset field takes the image's)."""
     if user is None:
         return dict(image) if image else None
-    merged = dict(user)
+    merged = {k: v for k, v in user.items() if v is not None}  # (the API may send a field as null: unset)
     for key, value in (image or {}).items():
         if not merged.get(key):
             merged[key] = value
@@ -67,7 +67,7 @@ def validate(config: dict | None) -> None:
         value = (config or {}).get(key) or 0
         if 0 < value < MIN_DURATION or value < 0:
             raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms", exit_code=1)
-    if (config or {}).get("Retries", 0) < 0:
+    if ((config or {}).get("Retries") or 0) < 0:
         raise InvalidArgument("Retries in Healthcheck cannot be negative", exit_code=1)
 
 

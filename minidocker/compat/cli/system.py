@@ -111,7 +111,7 @@ def info_dict(rt: Runtime) -> dict:
         "Images": len(rt.images.image_ids()), "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", _fs_type(rt.images.driver.home)], ["Supports d_type", "true"],
                          ["Native Overlay Diff", "true"], ["userxattr", "true" if rootless else "false"]],
-        "LoggingDriver": "json-file", "CgroupDriver": "none" if rootless else "cgroupfs",
+        "Debug": False, "LoggingDriver": "json-file", "CgroupDriver": "none" if rootless else "cgroupfs",
         "CgroupVersion": "2" if layout == "v2" else "1",
         "KernelVersion": platform.release(), "OperatingSystem": os_name, "OSType": "linux",
         "Architecture": platform.machine(), "NCPU": os.cpu_count(), "MemTotal": mem,

@@ -19,7 +19,7 @@ import time
 from ...container import logs as logsmod
 from ...errors import InvalidArgument, InvalidState, MinidockerError, NotFound
 from . import streams, translate
-from .core import HTTPError
+from .http import HTTPError
 
 
 # ---------------------------------------------------------------- create, list, inspect

@@ -16,21 +16,10 @@ import traceback
 
 from ... import __version__
 from ...errors import Conflict, InvalidArgument, InvalidState, MinidockerError, NotFound
-from .http import BadRequest, Request, Response, read_request
+from .http import (API_VERSION, MIN_API_VERSION, BadRequest, HTTPError, Request, Response,  # noqa: F401
+                   read_request, version_tuple)
 
-API_VERSION = "1.45"        # the newest we speak (Docker 26's)
-MIN_API_VERSION = "1.24"    # the oldest we accept (dockerd's minimum)
 DEFAULT_SOCKET = "/run/minidocker.sock"
-
-
-def version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def status_of(e: MinidockerError) -> int:

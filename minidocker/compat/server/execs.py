@@ -56,7 +56,7 @@ def start(srv, req, resp) -> None:
         raise Conflict(f"Exec {inst['ID']} has already run")
     rt = srv.runtime()
     pc = inst["ProcessConfig"]
-    tty = bool(body.get("Tty", pc["tty"]))
+    tty = pc["tty"]  # (dockerd uses the exec's own; a client's start body may say otherwise)
     argv = [pc["entrypoint"], *pc["arguments"]]
     kw = dict(user=pc["user"] or None, workdir=inst["_workdir"], env=inst["_env"], tty=tty)
     if body.get("Detach"):

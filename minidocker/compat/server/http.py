@@ -16,6 +16,22 @@ import json
 import socket
 from urllib.parse import parse_qs, unquote, urlsplit
 
+API_VERSION = "1.45"        # the newest Engine API version we speak (Docker 26's)
+MIN_API_VERSION = "1.24"    # the oldest we accept (dockerd's minimum)
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+class HTTPError(Exception):
+    """An answer with this status and {"message": ...}."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 101: "UPGRADED", 304: "Not Modified",
            400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
            500: "Internal Server Error", 501: "Not Implemented"}

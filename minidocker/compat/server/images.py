@@ -86,7 +86,7 @@ def create(srv, req, resp) -> None:
     from ...images import reference, registry
     name = req.arg("fromImage") or ""
     if req.arg("fromSrc"):
-        from .core import HTTPError
+        from .http import HTTPError
         raise HTTPError(501, "docker import through the API is not implemented by minidocker yet")
     tag_ = req.arg("tag") or ""
     if tag_:
@@ -156,10 +156,12 @@ def load(srv, req, resp) -> None:
         with open(path, "wb") as f:
             for chunk in req.body_chunks():
                 f.write(chunk)
-        loaded = transfer.load(store, path, bars=False)
-    out = resp.stream("application/json")
-    for line in loaded:
-        out.json({"stream": line.rstrip("\n") + "\n"})
+        out = resp.stream("application/json")
+        try:
+            for line in transfer.load(store, path, bars=False):
+                out.json({"stream": line.rstrip("\n") + "\n"})
+        except MinidockerError as e:  # (dockerd says it in the stream, after its 200)
+            out.json({"errorDetail": {"message": str(e)}, "error": str(e)})
     out.close()
 
 
@@ -169,7 +171,7 @@ def build(srv, req, resp) -> None:
     import shutil
     from ...storage import archive
     from ..build.builder import Builder
-    from .core import HTTPError
+    from .http import HTTPError
     if req.arg("remote"):
         raise HTTPError(501, "building from a remote context (a URL or a git repository) is not supported "
                              "by minidocker: send the context")

@@ -126,7 +126,10 @@ def volume_remove(srv, req, resp) -> None:
 def volume_prune(srv, req, resp) -> None:
     from ..cli.volumes import prune_volumes
     filters = translate.list_filters(req.json_arg("filters", {}))
-    removed, space = prune_volumes(srv.runtime(), named_too="all=true" in filters or "all=1" in filters)
+    from .http import version_tuple
+    # (API 1.42 made prune spare named volumes unless all=true; older clients expect them gone)
+    named = "all=true" in filters or "all=1" in filters or version_tuple(req.version) < (1, 42)
+    removed, space = prune_volumes(srv.runtime(), named_too=named)
     resp.json({"VolumesDeleted": removed or None, "SpaceReclaimed": space})
 
 

@@ -19,7 +19,7 @@ MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 
 def content_type(tty: bool, api_version: str) -> str:
     """API 1.42 and later name the framed kind; earlier clients were told "raw" for both."""
-    from .core import version_tuple
+    from .http import version_tuple
     return MULTIPLEXED if not tty and version_tuple(api_version) >= (1, 42) else RAW
 
 

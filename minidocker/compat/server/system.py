@@ -18,7 +18,7 @@ def ping(srv, req, resp) -> None:
 
 def version(srv, req, resp) -> None:
     from ..cli.system import version_info
-    from .core import API_VERSION, MIN_API_VERSION
+    from .http import API_VERSION, MIN_API_VERSION
     server = version_info()["Server"]
     server.update(ApiVersion=API_VERSION, MinAPIVersion=MIN_API_VERSION)
     server["Components"][0]["Details"].update(ApiVersion=API_VERSION, MinAPIVersion=MIN_API_VERSION)
@@ -77,7 +77,33 @@ def _when(value: str | None) -> int | None:
     return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
 
 
+NOT_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect '
+               'this node to swarm and try again.')
+
+
+def swarm_inspect(srv, req, resp) -> None:
+    """minidocker has no swarm mode: what dockerd answers on a node that never joined one."""
+    resp.error(503, NOT_MANAGER)
+
+
+def swarm_leave(srv, req, resp) -> None:
+    resp.error(503, "This node is not part of a swarm")
+
+
+def swarm_join(srv, req, resp) -> None:
+    resp.error(501, "swarm mode is not supported by minidocker (use the real dockerd's, as notebook 12 does)")
+
+
 ROUTES = [
+    ("GET", "/swarm", swarm_inspect),
+    ("POST", "/swarm/leave", swarm_leave),
+    ("POST", "/swarm/init", swarm_join),
+    ("POST", "/swarm/join", swarm_join),
+    ("GET", "/nodes", swarm_inspect),
+    ("GET", "/services", swarm_inspect),
+    ("GET", "/tasks", swarm_inspect),
+    ("GET", "/secrets", swarm_inspect),
+    ("GET", "/configs", swarm_inspect),
     ("GET", "/_ping", ping),
     ("GET", "/version", version),
     ("GET", "/info", info),
