@@ -334,17 +334,7 @@ def enter_user_namespace(spec: dict, join: dict[str, str], sync_r: int, sync_w: 
         os.setresuid(0, 0, 0)
         if new & sc.CLONE_NEWPID:
             sc.unshare(sc.CLONE_NEWPID)  # owned by the user namespace, so PID 1 may mount its /proc
-        go_r, go_w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.close(go_w)
-            os.read(go_r, 1)  # let the middle process report our PID before we say anything
-            os.close(go_r)
-            return
-        os.close(go_r)
-        os.write(sync_w, child.to_bytes(4, "little"))
-        os.close(go_w)
-        os._exit(0)
+        _fork_pid_one(sync_w)
     except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
         report(err_fd, 125, f"user namespace: {type(e).__name__}: {e}")
         os._exit(125)
@@ -364,20 +354,26 @@ def enter_pid_namespace(join: dict[str, str], sync_w: int, err_fd: int) -> None:
                 os.close(fd)
         else:
             sc.unshare(sc.CLONE_NEWPID)
-        go_r, go_w = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.close(go_w)
-            os.read(go_r, 1)  # let the middle process report our PID before we say anything
-            os.close(go_r)
-            return
-        os.close(go_r)
-        os.write(sync_w, child.to_bytes(4, "little"))
-        os.close(go_w)
-        os._exit(0)
+        _fork_pid_one(sync_w)
     except BaseException as e:  # noqa: BLE001 -- nothing may escape a forked child
         report(err_fd, 125, f"PID namespace: {type(e).__name__}: {e}")
         os._exit(125)
+
+
+def _fork_pid_one(sync_w: int) -> None:
+    """The middle process's last step: fork PID 1 (of the PID namespace it entered), tell the
+    runtime its PID (4 bytes), exit. Returns in PID 1, once the PID has been told."""
+    go_r, go_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(go_w)
+        os.read(go_r, 1)  # let the middle process report our PID before we say anything
+        os.close(go_r)
+        return
+    os.close(go_r)
+    os.write(sync_w, child.to_bytes(4, "little"))
+    os.close(go_w)
+    os._exit(0)
 
 
 def _open_bind_sources(spec: dict) -> None:

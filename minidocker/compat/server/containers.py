@@ -19,7 +19,6 @@ import time
 from ...container import logs as logsmod
 from ...errors import InvalidArgument, InvalidState, MinidockerError, NotFound
 from . import streams, translate
-from .http import HTTPError
 
 
 # ---------------------------------------------------------------- create, list, inspect
@@ -491,10 +490,6 @@ def update(srv, req, resp) -> None:
 def prune(srv, req, resp) -> None:
     removed, space = srv.runtime().prune()
     resp.json({"ContainersDeleted": removed or None, "SpaceReclaimed": space})
-
-
-def not_yet(srv, req, resp) -> None:
-    raise HTTPError(501, f"{req.method} {req.path}: not implemented by minidocker yet")
 
 
 ROUTES = [
