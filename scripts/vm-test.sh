@@ -56,6 +56,7 @@ for pair in $VM_TOOLS; do
     { echo "vm-test.sh: ${pair%%:*} is missing (package ${pair#*:}): scripts/setup.sh --vm-host installs it" >&2; exit 1; }
 done
 mkdir -p "$CACHE"
+rm -f "$CACHE/last-test-summary.txt"   
 
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
 HOLDER=""
@@ -120,6 +121,10 @@ cleanup() {
     echo "==> logs kept in $RUN"
   fi
   print_timings
+  if [ -s "$CACHE/last-test-summary.txt" ]; then
+    echo; echo "=== tests in the VM: summary (the whole output is kept in $RUN/logs/tests.log on failure)"
+    cut -c1-300 "$CACHE/last-test-summary.txt" | tail -n 40
+  fi
   [ "$rc" = 0 ] && [ "$RESULT" != 0 ] && rc=1
   exit "$rc"
 }
@@ -275,10 +280,13 @@ vg ssh -c "echo \"guest: \$(. /etc/os-release; echo \$PRETTY_NAME), kernel \$(un
 test_cmd=${VM_TEST_CMD:-"cd /vagrant && sudo make test${VM_TEST_ARGS:+ PYTEST_ARGS='$VM_TEST_ARGS'}"}
 echo "vagrant ssh -c \"$test_cmd\""
 set +e
-VG_TIMEOUT=${VM_TEST_TIMEOUT:-3000} vg ssh -c "$test_cmd" 2>&1 | stamp
+VG_TIMEOUT=${VM_TEST_TIMEOUT:-3000} vg ssh -c "$test_cmd" 2>&1 | stamp | tee "$RUN/logs/tests.log"
 test_rc=${PIPESTATUS[0]}
 set -e
 phase_done
+# CI keeps only the end of the output: the test summary is printed again after the timings.
+grep -E '^\[ *[0-9]+s\] (FAILED|ERROR) |^\[ *[0-9]+s\] =+ .*(passed|failed|error).* =+$' "$RUN/logs/tests.log" \
+  > "$CACHE/last-test-summary.txt" 2>/dev/null || true
 
 # --- 9. destroy -----------------------------------------------------------------------------------
 phase "vagrant destroy"
