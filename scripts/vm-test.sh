@@ -56,7 +56,7 @@ for pair in $VM_TOOLS; do
     { echo "vm-test.sh: ${pair%%:*} is missing (package ${pair#*:}): scripts/setup.sh --vm-host installs it" >&2; exit 1; }
 done
 mkdir -p "$CACHE"
-rm -f "$CACHE/last-test-summary.txt"   
+rm -f "$CACHE/last-test-summary.txt"   # (written only by this run's tests)
 
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
 HOLDER=""
