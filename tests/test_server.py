@@ -349,6 +349,74 @@ def test_docker_py_drives_it(server):
 
 
 @pytest.mark.root
+def test_an_exec_terminal_is_resized_through_the_api(server):
+    """POST /exec/{id}/resize: what `docker exec -it` sends when its window changes."""
+    docker_py = pytest.importorskip("docker")
+    api = docker_py.APIClient(base_url=f"unix://{server}", version="auto")
+    c = api.create_container("busybox", "sleep 30")
+    try:
+        api.start(c)
+        eid = api.exec_create(c, ["sh", "-c", "sleep 1; stty size"], tty=True)["Id"]
+        sock = api.exec_start(eid, tty=True, socket=True)
+        api.exec_resize(eid, height=33, width=99)
+        out = b""
+        while chunk := sock._sock.recv(4096):
+            out += chunk
+        assert out.strip() == b"33 99"
+        with pytest.raises(docker_py.errors.APIError):  # (no terminal: nothing to resize)
+            api.exec_resize(api.exec_create(c, ["true"])["Id"], height=1, width=1)
+    finally:
+        api.remove_container(c, force=True)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("when", ["before the start", "running"])
+def test_detach_keys_leave_the_container_running(server, when):
+    """The detach keys (ctrl-p ctrl-q, or ?detachKeys=) end the attach, not the container."""
+    docker_py = pytest.importorskip("docker")
+    api = docker_py.APIClient(base_url=f"unix://{server}", version="auto")
+    c = api.create_container("busybox", "sh", tty=True, stdin_open=True)
+    try:
+        params = {"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-x"}
+        if when == "running":
+            api.start(c)
+            sock = api.attach_socket(c, params=params)._sock
+        else:
+            sock = api.attach_socket(c, params=params)._sock
+            api.start(c)
+        sock.settimeout(10)
+        sock.sendall(b"echo $((6*7))\n")
+        seen = b""
+        while b"42" not in seen:
+            seen += sock.recv(4096)
+        sock.sendall(b"\x18")  # ctrl-x
+        while sock.recv(4096):
+            pass  # (until the server closes the stream)
+        sock.close()
+        time.sleep(0.5)
+        assert api.inspect_container(c)["State"]["Running"] is True
+    finally:
+        api.remove_container(c, force=True)
+
+
+@pytest.mark.root
+def test_the_python_api_as_a_client_of_the_server(server):
+    """minidocker.from_env(base_url=...) speaks to `minidocker serve` as docker-py does."""
+    import minidocker
+    client = minidocker.from_env(base_url=f"unix://{server}")
+    assert client.ping() is True and client.api.server is None
+    assert client.containers.run("busybox", "echo over the socket", remove=True) == b"over the socket\n"
+    c = client.containers.run("busybox", "sleep 30", detach=True, name="py-remote")
+    try:
+        assert c.exec_run("hostname").output.strip() == c.id[:12].encode()
+        assert [x.name for x in client.containers.list(filters={"name": "py-remote"})] == ["py-remote"]
+    finally:
+        c.remove(force=True)
+    with pytest.raises(minidocker.errors.MinidockerError, match="in another process"):
+        client.runtime
+
+
+@pytest.mark.root
 def test_concurrent_clients_and_one_that_hangs_up(server, state_root):
     """Eight clients at once each run and remove a container; a `logs -f` whose client is killed
     mid-stream leaves the server serving and nothing behind."""

@@ -27,6 +27,7 @@ import json
 import os
 import selectors
 import signal
+import struct
 import sys
 import termios
 
@@ -113,7 +114,9 @@ def run(req: dict, err_fd: int) -> int:
         signal.signal(signal.SIGALRM, lambda signo, frame: os.kill(child, signal.SIGKILL))
         signal.setitimer(signal.ITIMER_REAL, float(req["kill_after"]))
     if master >= 0:
-        _relay(master, req.get("interactive", False))
+        if os.isatty(0):  # our caller's terminal changed size (exec -it): the command's follows
+            signal.signal(signal.SIGWINCH, lambda signo, frame: _copy_winsize(0, master))
+        _relay(master, req.get("interactive", False), req.get("resize_fd"))
     else:
         _copy_pipes(pipes)
     _, status = os.waitpid(child, 0)
@@ -157,14 +160,21 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def _relay(master: int, interactive: bool) -> None:
-    """Copy our stdin to the terminal and the terminal to our stdout until it closes."""
+def _relay(master: int, interactive: bool, resize_fd: int | None = None) -> None:
+    """Copy our stdin to the terminal and the terminal to our stdout until it closes.
+    `resize_fd`: a pipe of "rows cols" lines, the sizes a caller without a terminal asks for
+    (POST /exec/{id}/resize)."""
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ)
     if interactive:
         sel.register(0, selectors.EVENT_READ)
+    if resize_fd is not None:
+        sel.register(resize_fd, selectors.EVENT_READ)
     while True:
         for key, _ in sel.select():
+            if key.fd == resize_fd:
+                _resize_from(resize_fd, master, sel)
+                continue
             try:
                 data = os.read(key.fd, 65536)
             except OSError:  # EIO: the command (and everything holding the terminal) ended
@@ -178,6 +188,18 @@ def _relay(master: int, interactive: bool) -> None:
                 os.write(master, data)
             else:
                 sel.unregister(0)
+
+
+def _resize_from(fd: int, master: int, sel) -> None:
+    data = os.read(fd, 4096)
+    if not data:
+        sel.unregister(fd)
+        return
+    try:
+        rows, cols = (int(x) for x in data.split(b"\n")[-2].split()[:2])  # (the latest size sent)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    except (ValueError, IndexError, OSError):
+        pass
 
 
 def _child(req: dict, err_fd: int, bpf: bytes | None = None) -> None:

@@ -46,11 +46,12 @@ def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str 
 def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdir: str | None = None,
                env: list[str] | None = None, tty: bool = False, interactive: bool = False,
                detach: bool = False, stdio: tuple[int, int, int] | None = None,
-               kill_after: float | None = None) -> subprocess.Popen:
+               kill_after: float | None = None, resize_fd: int | None = None) -> subprocess.Popen:
     """Start `argv` inside the running container in a helper process; return it once the
     command runs (its exit status is the command's exit code).
     `stdio`: the (stdin, stdout, stderr) fds the command should use; `kill_after`: seconds
-    after which the command is killed (a health probe's timeout)."""
+    after which the command is killed (a health probe's timeout); `resize_fd`: the read end of
+    a pipe of "rows cols" lines for the command's terminal (the API's exec resize)."""
     if not argv:
         raise InvalidArgument("exec needs a command", exit_code=1)
     cid = rt.resolve(ref)
@@ -78,7 +79,8 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
     parent, name = runc.cgroup_of(spec, cid)
     req = {"cid": name, "pid": s["Pid"], "cgroup_parent": parent, "process": process,
            "tty": tty, "interactive": interactive, "kill_after": kill_after,
-           "seccomp": (spec.get("linux") or {}).get("seccomp")}  # exec runs under the container's filter
+           "seccomp": (spec.get("linux") or {}).get("seccomp"),  # exec runs under the container's filter
+           "resize_fd": resize_fd if tty else None}
     r, w = os.pipe()
     if stdio is None or detach:
         stdin = stdout = stderr = subprocess.DEVNULL
@@ -86,8 +88,9 @@ def exec_start(rt, ref: str, argv: list[str], *, user: str | None = None, workdi
         stdin = stdio[0] if interactive and stdio[0] >= 0 else subprocess.DEVNULL
         stdout, stderr = stdio[1], stdio[2]
     try:
+        extra = [resize_fd] if tty and resize_fd is not None else []
         proc = subprocess.Popen([sys.executable, "-S", "-m", "minidocker.core.nsexec", json.dumps(req), str(w)],
-                                pass_fds=[w], stdin=stdin, stdout=stdout, stderr=stderr, env=helper_env(),
+                                pass_fds=[w, *extra], stdin=stdin, stdout=stdout, stderr=stderr, env=helper_env(),
                                 start_new_session=detach)
     finally:
         os.close(w)

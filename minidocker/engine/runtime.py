@@ -1,7 +1,8 @@
 """The engine: every `docker` verb on containers, on one state root (what dockerd serves).
 
-Used by the CLI (compat/cli), the Python API (compat/api.py) and the builder. Each verb lives
-in a module of its own, named after it; this class only holds the stores and reads well:
+Used by the CLI (compat/cli), the Engine API's handlers (compat/server: the Python API,
+compat/api/, goes through them too) and the builder. Each verb lives in a module of its own,
+named after it; this class only holds the stores and reads well:
 
     create.py     resolve the image, decide the command, reserve the name, make the layers
     start.py      spawn the container's monitor (monitor.py -> core/shim.py -> core/runc.py)

@@ -133,6 +133,8 @@ def attach(srv, req, resp) -> None:
     want_stdin = req.flag("stdin") and bool(rec["Config"].get("OpenStdin"))
     if not req.flag("stream") and not req.flag("logs"):
         raise InvalidArgument("either logs or stream must be set")
+    from ...engine.attach import DETACH_KEYS, parse_detach_keys
+    keys = parse_detach_keys(req.arg("detachKeys")) if req.arg("detachKeys") else DETACH_KEYS
     session = None
     if req.flag("stream") and not rec["State"]["Running"]:
         # parked before the answer: the client sends its start as soon as it has the answer
@@ -153,11 +155,11 @@ def attach(srv, req, resp) -> None:
                             srv.parked[cid].remove(session)
                     return
             if session.outputs:
-                streams.relay(sock, session.stdin_w, session.outputs)
+                streams.relay(sock, session.stdin_w, session.outputs, keys)
                 if session.started is not None:
                     session.started.wait_exit()  # (reads the monitor's last word, closes its pipe)
                 return
-        _through_monitor(rt, cid, sock, want_stdin)
+        _through_monitor(rt, cid, sock, want_stdin, keys)
     finally:
         streams.close_hijacked(sock)
 
@@ -172,7 +174,7 @@ def _client_gone(sock: socket.socket) -> bool:
     return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in p.poll(0))
 
 
-def _through_monitor(rt, cid: str, sock: socket.socket, want_stdin: bool) -> None:
+def _through_monitor(rt, cid: str, sock: socket.socket, want_stdin: bool, keys: bytes) -> None:
     """A running container: the monitor's attach socket speaks the same framing as the API."""
     import json
     from ...engine.attach import short_path
@@ -187,7 +189,7 @@ def _through_monitor(rt, cid: str, sock: socket.socket, want_stdin: bool) -> Non
         os.close(dirfd)
     try:
         mon.sendall((json.dumps({"stdin": want_stdin}) + "\n").encode())
-        streams.splice(sock, mon)
+        streams.splice(sock, mon, keys if want_stdin else None)
     finally:
         mon.close()
 

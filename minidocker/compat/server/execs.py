@@ -34,7 +34,7 @@ def create(srv, req, resp) -> None:
             "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
                               "privileged": bool(body.get("Privileged")), "user": body.get("User") or ""},
             "_env": list(body.get("Env") or []), "_workdir": body.get("WorkingDir") or None,
-            "_done": threading.Event()}
+            "_done": threading.Event(), "_lock": threading.Lock()}
     with srv.execs_lock:
         srv.execs[eid] = inst
     resp.json({"Id": eid}, status=201)
@@ -71,11 +71,15 @@ def start(srv, req, resp) -> None:
         in_r, in_w = os.pipe() if inst["OpenStdin"] else (-1, None)
         out_r, out_w = os.pipe()
         err_r, err_w = (None, out_w) if tty else os.pipe()
+        ctl_r, ctl_w = os.pipe() if tty else (None, None)  # (resizes of its terminal: see resize)
+        inst["_resize_w"] = ctl_w  # (a resize may come before the start is done: the pipe keeps it)
         try:
             proc = rt.exec_start(inst["ContainerID"], argv, interactive=inst["OpenStdin"],
-                                 stdio=(in_r, out_w, err_w), **kw)
+                                 stdio=(in_r, out_w, err_w), resize_fd=ctl_r, **kw)
         except MinidockerError as e:  # (the runtime's words on the stream, the code in the inspect)
-            for fd in (in_r, in_w, out_r, err_r):
+            with inst["_lock"]:
+                inst.pop("_resize_w", None)
+            for fd in (in_r, in_w, out_r, err_r, ctl_w):
                 if fd is not None and fd >= 0:
                     os.close(fd)
             msg = (str(e) + "\r\n").encode()
@@ -84,7 +88,7 @@ def start(srv, req, resp) -> None:
             inst["_done"].set()
             return
         finally:
-            for fd in (in_r, out_w, err_w if err_w != out_w else None):
+            for fd in (in_r, out_w, err_w if err_w != out_w else None, ctl_r):
                 if fd is not None and fd >= 0:
                     try:
                         os.close(fd)
@@ -103,8 +107,27 @@ def _running(srv, inst: dict, proc) -> None:
     def reap() -> None:
         code = proc.wait()
         inst.update(Running=False, ExitCode=code if code >= 0 else 128 - code)
+        with inst["_lock"]:  # (never a write to the number of a closed fd: see resize)
+            w = inst.pop("_resize_w", None)
+            if w is not None:
+                os.close(w)
         inst["_done"].set()
     threading.Thread(target=reap, daemon=True).start()
+
+
+def resize(srv, req, resp) -> None:
+    """The client's terminal changed size: the exec's terminal follows (through its helper)."""
+    inst = _instance(srv, req.params["id"])
+    with inst["_lock"]:
+        w = inst.get("_resize_w")
+        if not inst["ProcessConfig"]["tty"] or w is None:
+            from ...errors import Conflict
+            raise Conflict(f"Exec {inst['ID']} is not running with a terminal")
+        try:
+            os.write(w, f"{req.int_arg('h', 0)} {req.int_arg('w', 0)}\n".encode())
+        except OSError:
+            pass  # (it just ended)
+    resp.send(200, b"", content_type="text/plain")
 
 
 def inspect(srv, req, resp) -> None:
@@ -116,4 +139,5 @@ ROUTES = [
     ("POST", "/containers/{id}/exec", create),
     ("POST", "/exec/{id}/start", start),
     ("GET", "/exec/{id}/json", inspect),
+    ("POST", "/exec/{id}/resize", resize),
 ]

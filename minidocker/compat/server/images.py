@@ -201,8 +201,31 @@ def build(srv, req, resp) -> None:
         shutil.rmtree(context, ignore_errors=True)
 
 
+def prune(srv, req, resp) -> None:
+    """`docker image prune`: dangling images, or (dangling=false) every image no container uses."""
+    from ...images import manage
+    filters = req.json_arg("filters", {}) or {}
+    dangling = filters.get("dangling") or ["true"]
+    if isinstance(dangling, dict):
+        dangling = [k for k, on in dangling.items() if on]
+    lines, space = manage.prune(srv.runtime(), all_images=str(dangling[-1]).lower() in ("false", "0"))
+    deleted = []
+    for line in lines:
+        kind, _, what = line.partition(": ")
+        deleted.append({kind.capitalize(): what})
+    resp.json({"ImagesDeleted": deleted or None, "SpaceReclaimed": space})
+
+
+def search(srv, req, resp) -> None:
+    from .http import HTTPError
+    raise HTTPError(501, "search is not supported by minidocker: it has no index to ask (Docker Hub's "
+                         "search needs the internet)")
+
+
 ROUTES = [
     ("POST", "/build", build),
+    ("POST", "/images/prune", prune),
+    ("GET", "/images/search", search),
     ("GET", "/images/json", list_images),
     ("POST", "/images/create", create),
     ("POST", "/images/load", load),

@@ -11,7 +11,7 @@ import os
 import selectors
 import socket
 
-from ...engine.attach import frame
+from ...engine.attach import DETACH_KEYS, frame, split_detach
 
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
@@ -23,15 +23,20 @@ def content_type(tty: bool, api_version: str) -> str:
     return MULTIPLEXED if not tty and version_tuple(api_version) >= (1, 42) else RAW
 
 
-def relay(sock: socket.socket, stdin_w: int | None, outputs: dict[int, str | None]) -> None:
+def relay(sock: socket.socket, stdin_w: int | None, outputs: dict[int, str | None],
+          detach_keys: bytes | None = None) -> None:
     """Client -> stdin_w; each output fd -> the client, framed as its stream ("stdout",
     "stderr") or raw (None). Returns when every output is at its end (the program's side
-    closed). Closes stdin_w and the output fds; the caller closes the socket."""
+    closed). Closes stdin_w and the output fds; the caller closes the socket.
+    `detach_keys` other than ctrl-p ctrl-q (which the monitor itself watches for on the stdin
+    it is given) are turned into those, so the monitor lets the client go."""
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, "client")
     for fd, stream in outputs.items():
         sel.register(fd, selectors.EVENT_READ, stream or "raw")
     open_outputs = set(outputs)
+    pending = b""
+    translate = detach_keys not in (None, b"", DETACH_KEYS)
     try:
         while open_outputs:
             for key, _ in sel.select():
@@ -46,6 +51,9 @@ def relay(sock: socket.socket, stdin_w: int | None, outputs: dict[int, str | Non
                             os.close(stdin_w)
                             stdin_w = None
                     elif stdin_w is not None:
+                        if translate:
+                            data, pending, detached = split_detach(data, pending, detach_keys)
+                            data += DETACH_KEYS if detached else b""
                         try:
                             os.write(stdin_w, data)
                         except BrokenPipeError:
@@ -71,9 +79,12 @@ def relay(sock: socket.socket, stdin_w: int | None, outputs: dict[int, str | Non
                 pass
 
 
-def splice(a: socket.socket, b: socket.socket) -> None:
-    """Copy both ways between two sockets until both directions end (half-closes passed on)."""
+def splice(a: socket.socket, b: socket.socket, detach_keys: bytes | None = None) -> None:
+    """Copy both ways between two sockets until both directions end (half-closes passed on).
+    With `detach_keys`, a's bytes are watched for them: once typed, the copying ends (the
+    client detaches; what runs on b's side goes on)."""
     peer = {a: b, b: a}
+    pending = b""
     sel = selectors.DefaultSelector()
     for s in peer:
         sel.register(s, selectors.EVENT_READ)
@@ -86,6 +97,11 @@ def splice(a: socket.socket, b: socket.socket) -> None:
                     data = src.recv(65536)
                 except OSError:
                     data = b""
+                if data and detach_keys and src is a:
+                    data, pending, detached = split_detach(data, pending, detach_keys)
+                    if detached:
+                        b.sendall(data)
+                        return
                 if data:
                     peer[src].sendall(data)
                     continue

@@ -31,8 +31,28 @@ def info(srv, req, resp) -> None:
 
 
 def system_df(srv, req, resp) -> None:
+    """`docker system df`: the same numbers as the CLI's table, in the API's shape."""
+    from ... import gotime
+    from ...volumes import VolumeStore
     from ..cli.system import disk_usage
-    resp.json(disk_usage(srv.runtime()))
+    from . import translate
+    rt = srv.runtime()
+    du = disk_usage(rt)
+    store = rt.images
+    images = []
+    for img in du["images"]:
+        size = store.size(img)
+        images.append({"Id": img.id, "ParentId": store.parent_of(img.id) or "", "RepoTags": store.tags_of(img.id),
+                       "RepoDigests": [], "Created": int(gotime.parse_rfc3339(img.config.get("created", "")) or 0),
+                       "Size": size, "SharedSize": -1, "VirtualSize": size,
+                       "Labels": (img.config.get("config") or {}).get("Labels"),
+                       "Containers": sum(1 for r, _ in du["containers"] if r["Image"] == img.id)})
+    containers = [dict(translate.summary(r), SizeRw=size, SizeRootFs=size) for r, size in du["containers"]]
+    vs = VolumeStore(rt.root)
+    volumes = [dict(vs.get(name), UsageData={"Size": size, "RefCount": int(used)})
+               for name, size, used in du["volumes"]]
+    resp.json({"LayersSize": du["rows"][0][3], "Images": images, "Containers": containers,
+               "Volumes": volumes, "BuildCache": []})
 
 
 def auth(srv, req, resp) -> None:

@@ -137,6 +137,8 @@ def list_filters(filters: dict) -> list[str]:
     for key, values in (filters or {}).items():
         if isinstance(values, dict):
             values = [v for v, on in values.items() if on]
+        elif isinstance(values, (str, bool, int)):  # (a lone value: docker-py sends lists, curl users may not)
+            values = [str(values).lower() if isinstance(values, bool) else values]
         out += [f"{key}={v}" for v in values]
     return out
 
