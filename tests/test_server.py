@@ -193,6 +193,16 @@ def test_errors_are_dockers(server, client, docker):
         assert ours.returncode == theirs.returncode == 1, (args, ours.stderr, theirs.stderr)
     ours = cli(client, server, "inspect", "no-such-container")
     assert "No such container: no-such-container" in ours.stderr or "No such object" in ours.stderr
+    said = {}
+    for name, sock in (("ours", server), ("docker", docker.socket)):  # starting a paused container
+        cid = cli(client, sock, "run", "-d", "busybox", "sleep", "30").stdout.strip()
+        try:
+            assert cli(client, sock, "pause", cid).returncode == 0
+            started = cli(client, sock, "start", cid)
+            said[name] = (started.returncode, started.stderr.replace(cid, "<id>").strip())
+        finally:
+            cli(client, sock, "rm", "-f", cid)
+    assert said["ours"] == said["docker"] and "cannot start a paused container" in said["ours"][1]
 
 
 @pytest.mark.root

@@ -17,6 +17,7 @@ import threading
 import time
 
 from ...container import logs as logsmod
+from ...container import state as st
 from ...errors import InvalidArgument, InvalidState, MinidockerError, NotFound
 from . import streams, translate
 
@@ -80,7 +81,7 @@ def start(srv, req, resp) -> None:
     rt = srv.runtime()
     cid = rt.resolve(req.params["id"])
     rec = rt.inspect(cid)
-    if rec["State"]["Running"] and not rec["State"].get("Restarting"):
+    if not st.check_start(rec["State"], cid) and not rec["State"].get("Restarting"):  # (a paused one: 409)
         resp.send(304)
         return
     with srv.parked_lock:
