@@ -83,7 +83,12 @@ KNOWN = {  # what may appear; what is listed but not honoured is refused in chec
 INIT_ANNOTATION = "org.minidocker.init"
 
 NOT_YET = {"": ["hooks", "domainname"], "process": ["selinuxLabel"],
-           "linux": ["sysctl", "mountLabel"]}
+           "linux": ["mountLabel"]}
+# linux.sysctl: only the settings that belong to a namespace of the container's own (runc's list)
+SYSCTL_NAMESPACED = {"kernel.msgmax": "ipc", "kernel.msgmnb": "ipc", "kernel.msgmni": "ipc",
+                     "kernel.sem": "ipc", "kernel.shmall": "ipc", "kernel.shmmax": "ipc",
+                     "kernel.shmmni": "ipc", "kernel.shm_rmid_forced": "ipc", "kernel.hostname": "uts",
+                     "kernel.domainname": "uts"}
 RESOURCES = {"memory": {"limit", "swap"}, "cpu": {"shares", "quota", "period"}, "pids": {"limit"},
              "devices": None}  # devices: the cgroup rules are always Docker's defaults
 
@@ -131,9 +136,10 @@ def namespaces(spec: dict) -> tuple[int, dict[str, str]]:
     return new, join
 
 
-def check(spec: dict) -> dict:
+def check(spec: dict, runs_hooks: bool = False) -> dict:
     """Refuse what minidocker cannot honour: better a clear error than a container that is
-    less isolated than its config.json says."""
+    less isolated than its config.json says. (`runs_hooks`: the caller runs the spec's OCI
+    hooks, as minidocker-runc does; minidocker's own runtime passes functions instead.)"""
     for where, known in KNOWN.items():
         section = spec if not where else spec.get(where) or {}
         unknown = sorted(set(section) - known)
@@ -148,7 +154,7 @@ def check(spec: dict) -> dict:
     for where, keys in NOT_YET.items():
         section = spec if not where else spec.get(where) or {}
         for key in keys:
-            if section.get(key):
+            if section.get(key) and not (runs_hooks and key == "hooks"):
                 name = f"{where}.{key}" if where else key
                 raise BundleError(f"config.json: {name} is not supported by minidocker yet")
     for kind, value in (linux.get("resources") or {}).items():
@@ -175,7 +181,20 @@ def check(spec: dict) -> dict:
         raise BundleError("config.json: linux.namespaces must have a new mount namespace (no path)")
     check_user_namespace(linux, new, join)
     check_devices(linux.get("devices") or [])
+    check_sysctl(linux.get("sysctl") or {}, new)
     return spec
+
+
+def check_sysctl(sysctl: dict, new: int) -> None:
+    """A sysctl is written inside the container (/proc/sys): only those of its own namespaces,
+    or it would change the host's (runc refuses the same)."""
+    for key in sysctl:
+        ns = SYSCTL_NAMESPACED.get(key) or ("ipc" if key.startswith("fs.mqueue.") else
+                                            "network" if key.startswith("net.") else None)
+        if ns is None:
+            raise BundleError(f"config.json: sysctl {key!r} is not in a separate kernel namespace")
+        if not new & NAMESPACES[ns]:
+            raise BundleError(f"config.json: sysctl {key!r} is not allowed in the host's {ns} namespace")
 
 
 DEVICE_TYPES = {"c", "b", "u", "p"}  # char, block, char (unbuffered), fifo
@@ -255,7 +274,7 @@ def root_path(bundle: str, spec: dict) -> str:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(bundle, path))
 
 
-def load(bundle: str) -> dict:
+def load(bundle: str, runs_hooks: bool = False) -> dict:
     try:
         with open(os.path.join(bundle, CONFIG), "rb") as f:
             spec = json.load(f)
@@ -263,7 +282,7 @@ def load(bundle: str) -> dict:
         raise BundleError(f"{os.path.join(bundle, CONFIG)}: no such file (is {bundle} a bundle?)") from None
     except ValueError as e:
         raise BundleError(f"{os.path.join(bundle, CONFIG)}: not JSON: {e}") from None
-    return check(spec)
+    return check(spec, runs_hooks)
 
 
 def write(bundle: str, spec: dict) -> str:

@@ -206,10 +206,30 @@ def execve(exe: str, argv: list[str], env: dict) -> None:
 
 
 def report(err_fd: int, code: int, message: str) -> None:
+    """The reason a start failed, to the runtime (or, once it has gone: a `runc create`
+    that returned, to the container's stderr, as runc init logs it)."""
     try:
-        os.write(err_fd, json.dumps({"code": code, "message": message}).encode())
+        if err_fd < 0:
+            os.write(2, f"exec failed: {message}\n".encode())
+        else:
+            os.write(err_fd, json.dumps({"code": code, "message": message}).encode())
     except OSError:
         pass
+
+
+CREATED = b"C"  # said on the error pipe by an init that waits for `start` (runc's "created")
+
+
+def wait_for_start(err_fd: int, exec_fifo: int) -> None:
+    """runc's create/start split: everything is ready, the program found; tell the runtime
+    ("created": it may exit now) and wait for `start` to write a byte into exec.fifo. The
+    fifo was opened read-write by the runtime, so this read blocks until then (and no open
+    of a path is needed from inside the container)."""
+    os.write(err_fd, CREATED)
+    os.close(err_fd)
+    while not os.read(exec_fifo, 1):
+        pass
+    os.close(exec_fifo)
 
 
 def reset_signals() -> None:
@@ -398,8 +418,9 @@ def _set_oom_score_adj(spec: dict) -> None:
 
 
 def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: int, err_fd: int,
-        console_sock: int | None) -> None:
-    """Never returns: execve()s the user's command or exits with the error code."""
+        console_sock: int | None, exec_fifo: int | None = None) -> None:
+    """Never returns: execve()s the user's command or exits with the error code.
+    `exec_fifo`: wait there for `start` before the execve (minidocker-runc create)."""
     try:
         reset_signals()
         new, join = bundle.namespaces(spec)
@@ -429,8 +450,11 @@ def run(spec: dict, root: str, cgroup_mounts: list[tuple], sync_r: int, sync_w: 
         os.makedirs(process.get("cwd") or "/", mode=0o755, exist_ok=True)
         if process.get("terminal"):
             make_terminal(console_sock)
-        close_fds({err_fd})
+        close_fds({err_fd} | ({exec_fifo} if exec_fifo is not None else set()))
         exe, argv, env = finalize(process, seccomp_bpf)
+        if exec_fifo is not None:
+            wait_for_start(err_fd, exec_fifo)
+            err_fd = -1  # (the runtime has gone: a failure from here on is for stderr)
         if (spec.get("annotations") or {}).get(bundle.INIT_ANNOTATION) == "true":
             stay_as_init(exe, argv, env, err_fd, process.get("apparmorProfile"))  # --init: never returns
         execve(exe, argv, env)

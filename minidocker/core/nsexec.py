@@ -70,9 +70,12 @@ def run(req: dict, err_fd: int) -> int:
         os.close(fd)
     master = slave = -1
     pipes: dict[str, tuple[int, int]] = {}
+    console_fd = req.get("console_fd")  # (minidocker-runc exec --console-socket: the master goes there)
     if req.get("tty"):
         master, slave = os.openpty()  # the terminal of the exec'd command (on the container's devpts)
         _copy_winsize(0, master)
+    elif console_fd is not None or req.get("inherit_stdio"):
+        pass  # the command gets our own stdio (runc exec without -t: the caller's pipes)
     else:  # pipes, never our caller's own terminal (core/stdio.py)
         if req.get("interactive"):
             pipes["in"] = os.pipe()
@@ -88,7 +91,7 @@ def run(req: dict, err_fd: int) -> int:
                 fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
                 for fd in (0, 1, 2):
                     os.dup2(slave, fd)
-            else:
+            elif pipes:
                 devnull = os.open("/dev/null", os.O_RDWR)
                 os.dup2(pipes["in"][0] if "in" in pipes else devnull, 0)
                 os.dup2(pipes["out"][1], 1)
@@ -108,6 +111,17 @@ def run(req: dict, err_fd: int) -> int:
         err = json.loads(failure)
         return fail(err["code"], err["message"])
     os.close(err_fd)  # EOF = "started": a detached exec's caller may go now
+    if req.get("pid_fd") is not None:  # (runc exec --pid-file: the command's host PID)
+        os.write(req["pid_fd"], str(child).encode())
+        os.close(req["pid_fd"])
+    if console_fd is not None and master >= 0:  # runc's --console-socket: the caller relays
+        import socket
+        with socket.socket(fileno=console_fd) as sock:
+            socket.send_fds(sock, [b"pty"], [master])
+        os.close(master)
+        master = -1
+    if req.get("detach"):
+        return 0  # the command runs on, re-parented to the caller's subreaper (containerd's shim)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # forward to the command
         signal.signal(s, lambda signo, frame: os.kill(child, signo))
     if req.get("kill_after"):  # a health probe's timeout: the command is killed, as dockerd kills it
@@ -117,7 +131,7 @@ def run(req: dict, err_fd: int) -> int:
         if os.isatty(0):  # our caller's terminal changed size (exec -it): the command's follows
             signal.signal(signal.SIGWINCH, lambda signo, frame: _copy_winsize(0, master))
         _relay(master, req.get("interactive", False), req.get("resize_fd"))
-    else:
+    elif pipes:
         _copy_pipes(pipes)
     _, status = os.waitpid(child, 0)
     return exit_status(status)

@@ -219,6 +219,9 @@ def setup(rootfs: str, spec: dict, cgroup_mounts: list[tuple] = (), linux=LINUX)
         if lx.get("devices"):
             create_spec_devices(rootfs, lx["devices"], linux, userns=userns)
     steps.get("pivot_root", pivot_root)(rootfs, linux)  # (a learner's, in notebook 99)
+    for key, value in (lx.get("sysctl") or {}).items():  # (checked: the container's namespaces only)
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(str(value))
     readonly_paths(lx.get("readonlyPaths") or [], linux)
     mask_paths(lx.get("maskedPaths") or [], linux)
     if (spec.get("root") or {}).get("readonly"):

@@ -74,13 +74,16 @@ def _own_pid_namespace_for_children() -> None:
 
 
 def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, spec: dict | None = None,
-          console_sock: int | None = None, on_created=None) -> int:
+          console_sock: int | None = None, on_created=None, exec_fifo: int | None = None) -> int:
     """Create the container from the bundle and start its process; return its host PID.
 
     `stdio` are the fds the container's 0, 1, 2 become (unless process.terminal: then the
     child makes a pty and sends its master over `console_sock`). `on_created(pid)` runs while
     the child waits in its namespaces, inside its cgroup. Raises StartFailed (the child is
-    reaped and its cgroup removed) if the program could not be started."""
+    reaped and its cgroup removed) if the program could not be started.
+    With `exec_fifo` (an fd of a fifo open read-write) this is runc's `create`: it returns
+    once the program is found and everything but the execve is done; the child then waits
+    for a byte in the fifo (`start`, compat/runc)."""
     try:
         spec = spec or bundle.load(bundle_dir)
         root = bundle.root_path(bundle_dir, spec)
@@ -120,7 +123,7 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
                 initmod.enter_user_namespace(spec, join, sync_child_r, sync_child_w, err_w)
             elif middle:  # the same, for the PID namespace only
                 initmod.enter_pid_namespace(join, sync_child_w, err_w)
-            initmod.run(spec, root, cgroup_mounts, sync_child_r, sync_child_w, err_w, console_sock)
+            initmod.run(spec, root, cgroup_mounts, sync_child_r, sync_child_w, err_w, console_sock, exec_fifo)
         finally:
             os._exit(125)
     for fd in (sync_child_r, sync_child_w, err_w):
@@ -150,7 +153,9 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
         failure = b""
         while chunk := os.read(err_r, 65536):
             failure += chunk
-        if failure:  # init could not execve the program
+            if failure == initmod.CREATED:
+                break  # (created: it waits for start)
+        if failure and failure != initmod.CREATED:  # init could not execve the program
             err = json.loads(failure)
             raise StartFailed(err["code"], err["message"])
     except BaseException as e:
