@@ -249,3 +249,62 @@ def test_signal_names():
     assert cli.signal_number("KILL") == cli.signal_number("SIGKILL") == cli.signal_number("9") == signal.SIGKILL
     with pytest.raises(cli.RuncError):
         cli.signal_number("NOPE")
+
+
+def test_a_real_dockerd_runs_containers_through_it(state_root, tmp_path):
+    """dockerd -> containerd -> containerd-shim-runc-v2 -> minidocker-runc (`--add-runtime`):
+    the docker CLI's verbs work, and a container looks the same from inside as under runc.
+    The wrapper records what the shim called."""
+    from conftest import require
+    from minidocker.images.store import ImageStore
+    from minidocker.lab import realdocker
+    from minidocker.paths import StateRoot
+    require_tool("dockerd")
+    require_tool("docker")
+    require(os.geteuid() == 0, "needs root")
+    calls = tmp_path / "calls.log"
+    wrapper = tmp_path / "minidocker-runc"
+    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                       f"exec {sys.executable} -m minidocker.compat.runc.cli \"$@\"\n")
+    wrapper.chmod(0o755)
+    d = realdocker.RealDocker.start(extra_args=("--add-runtime", f"minidocker={wrapper}",
+                                                "--exec-opt", "native.cgroupdriver=cgroupfs"))
+    try:
+        d.load_busybox(ImageStore(StateRoot(state_root)))
+        probe = ("hostname; id; grep -E '^(CapEff|CapBnd|Seccomp|NoNewPrivs):' /proc/self/status; "
+                 "ls /sys/class/net | sort | tr '\\n' ' '; echo; "
+                 # (runc mounts every v1 hierarchy; minidocker only those it puts the container in)
+                 "cut -d' ' -f2,3 /proc/self/mounts | grep -v '^/sys/fs/cgroup/' | sort")
+        seen = {}
+        for runtime in ("runc", "minidocker"):
+            r = d.docker("run", "--rm", "--runtime", runtime, "-h", "same", "busybox", "sh", "-c", probe, check=False)
+            seen[runtime] = (r.returncode, r.stdout)
+        assert seen["minidocker"] == seen["runc"], seen
+        assert "Seccomp:\t2" in seen["runc"][1] and "eth0" in seen["runc"][1]
+        tty = d.docker("run", "--rm", "-t", "--runtime", "minidocker", "busybox", "tty", check=False)
+        assert tty.stdout.strip() == "/dev/pts/0", tty  # (create --console-socket)
+        cid = d.docker("run", "-d", "--runtime", "minidocker", "busybox", "sleep", "300").stdout.strip()
+        assert d.docker("exec", cid, "sh", "-c", "echo in exec; exit 4", check=False).returncode == 4
+        assert d.docker("exec", cid, "sh", "-c", "echo in exec").stdout == "in exec\n"
+        assert d.docker("exec", "-t", cid, "tty").stdout.strip() == "/dev/pts/0"
+        stats = d.docker("stats", "--no-stream", "--format", "{{.PIDs}} {{.MemUsage}}", cid).stdout.split()
+        assert stats[0] == "1" and not stats[1].startswith("0B"), stats
+        assert d.docker("pause", cid).returncode == 0
+        assert d.docker("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "paused"
+        assert d.docker("unpause", cid).returncode == 0
+        assert d.docker("stop", "-t", "1", cid).returncode == 0
+        assert d.docker("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "137"
+        assert d.docker("rm", "-f", cid).returncode == 0
+    finally:
+        d.stop()
+    verbs = {}
+    for line in calls.read_text().splitlines():
+        args = line.split()
+        while args and args[0].startswith("--"):
+            args = args[2:]  # (the global flags, each with its value)
+        if args:
+            verbs.setdefault(args[0], set()).update(a for a in args[1:] if a.startswith("--"))
+    assert set(verbs) >= {"create", "start", "exec", "kill", "delete", "pause", "resume"}, verbs
+    assert {"--bundle", "--pid-file", "--console-socket"} <= verbs["create"]
+    assert {"--process", "--detach", "--pid-file", "--console-socket"} <= verbs["exec"]
+    print("what containerd-shim-runc-v2 called:", {v: sorted(f) for v, f in sorted(verbs.items())})

@@ -158,7 +158,11 @@ def check(spec: dict, runs_hooks: bool = False) -> dict:
                 name = f"{where}.{key}" if where else key
                 raise BundleError(f"config.json: {name} is not supported by minidocker yet")
     for kind, value in (linux.get("resources") or {}).items():
-        if kind not in RESOURCES or (RESOURCES[kind] is not None and set(value or {}) - RESOURCES[kind]):
+        if RESOURCES.get(kind, ()) is None:
+            continue
+        # (settings at their zero value are unset: dockerd sends {"blockIO": {"weight": 0}}, ...)
+        given = {k for k, v in (value or {}).items() if v not in (None, 0, False, "", [], {})}
+        if given - set(RESOURCES.get(kind, ())):
             raise BundleError(f"config.json: linux.resources.{kind}: only "
                               f"{', '.join(f'{k}.{f}' for k, fs in RESOURCES.items() if fs for f in sorted(fs))} "
                               "are supported by minidocker")
