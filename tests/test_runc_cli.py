@@ -289,6 +289,9 @@ def test_a_real_dockerd_runs_containers_through_it(state_root, tmp_path):
         assert d.docker("exec", "-t", cid, "tty").stdout.strip() == "/dev/pts/0"
         stats = d.docker("stats", "--no-stream", "--format", "{{.PIDs}} {{.MemUsage}}", cid).stdout.split()
         assert stats[0] == "1" and not stats[1].startswith("0B"), stats
+        assert d.docker("update", "--memory", "64m", "--memory-swap", "128m", cid).returncode == 0
+        limit = d.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", cid).stdout
+        assert limit.strip().endswith("/ 64MiB"), limit
         assert d.docker("pause", cid).returncode == 0
         assert d.docker("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "paused"
         assert d.docker("unpause", cid).returncode == 0
@@ -304,7 +307,7 @@ def test_a_real_dockerd_runs_containers_through_it(state_root, tmp_path):
             args = args[2:]  # (the global flags, each with its value)
         if args:
             verbs.setdefault(args[0], set()).update(a for a in args[1:] if a.startswith("--"))
-    assert set(verbs) >= {"create", "start", "exec", "kill", "delete", "pause", "resume"}, verbs
+    assert set(verbs) >= {"create", "start", "exec", "kill", "delete", "pause", "resume", "update"}, verbs
     assert {"--bundle", "--pid-file", "--console-socket"} <= verbs["create"]
     assert {"--process", "--detach", "--pid-file", "--console-socket"} <= verbs["exec"]
     print("what containerd-shim-runc-v2 called:", {v: sorted(f) for v, f in sorted(verbs.items())})
