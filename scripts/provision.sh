@@ -91,6 +91,8 @@ EOF
 [global]
 no-index = true
 find-links = $OFFLINE/wheels
+# no .pyc files written at install (minutes under emulation): Python compiles what it imports
+no-compile = true
 EOF
 fi
 
