@@ -69,3 +69,37 @@ def test_unknown_arguments_are_refused_as_docker_py_does():
 def test_cpus_as_on_the_command_line():
     body, _ = runargs.create_body("busybox", cpus=1.5)
     assert body["HostConfig"]["NanoCpus"] == 1_500_000_000
+
+
+def test_query_strings_as_docker_py_sends_them():
+    from urllib.parse import parse_qs
+
+    from minidocker.compat.api.transport import query
+    q = parse_qs(query({"all": True, "limit": -1, "since": None, "filters": {"label": "a=b", "dangling": True},
+                        "t": ("x:1", "y:2")}))
+    assert q["all"] == ["1"] and q["limit"] == ["-1"] and "since" not in q
+    import json
+    assert json.loads(q["filters"][0]) == {"label": ["a=b"], "dangling": ["true"]}
+    assert q["t"] == ["x:1", "y:2"]
+
+
+def test_errors_by_status():
+    from minidocker import errors
+    from minidocker.compat.api.transport import APIError, ImageNotFound, error_for
+    assert isinstance(error_for(404, "No such image: x:1", "/images/x/json"), ImageNotFound)
+    assert type(error_for(404, "No such container: c", "/containers/c/json")) is errors.NotFound
+    assert isinstance(error_for(409, "Conflict. The container name ...", "/containers/create"), errors.Conflict)
+    assert isinstance(error_for(400, "bad", "/x"), errors.InvalidArgument)
+    e = error_for(500, "boom", "/x")
+    assert isinstance(e, APIError) and e.status_code == 500
+
+
+def test_runc_cgroups_path_forms():
+    from minidocker.compat.runc import cli
+    spec = cli._prepare_spec({"linux": {"cgroupsPath": "system.slice:docker:abc"}}, "abc", True)
+    assert spec["linux"]["cgroupsPath"] == "/system.slice/docker-abc.scope"
+    assert cli._prepare_spec({"linux": {}}, "abc", False)["linux"]["cgroupsPath"] == "/minidocker-runc/abc"
+    assert cli._prepare_spec({"linux": {"cgroupsPath": "/docker/abc"}}, "abc", False)["linux"]["cgroupsPath"] == \
+        "/docker/abc"
+    with pytest.raises(cli.RuncError):
+        cli._prepare_spec({"linux": {"cgroupsPath": "/docker/abc"}}, "abc", True)
