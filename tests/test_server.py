@@ -373,6 +373,11 @@ def test_an_exec_terminal_is_resized_through_the_api(server):
         while chunk := sock._sock.recv(4096):
             out += chunk
         assert out.strip() == b"33 99"
+        framed = api.exec_start(api.exec_create(c, ["echo", "hi"], tty=True)["Id"], socket=True)._sock
+        got = b""
+        while chunk := framed.recv(4096):
+            got += chunk
+        assert got == b"\x01\x00\x00\x00\x00\x00\x00\x04hi\r\n"  # (a pty, but the start asked for frames)
         with pytest.raises(docker_py.errors.APIError):  # (no terminal: nothing to resize)
             api.exec_resize(api.exec_create(c, ["true"])["Id"], height=1, width=1)
     finally:
@@ -381,13 +386,17 @@ def test_an_exec_terminal_is_resized_through_the_api(server):
 
 @pytest.mark.root
 @pytest.mark.parametrize("when", ["before the start", "running"])
-def test_detach_keys_leave_the_container_running(server, when):
-    """The detach keys (ctrl-p ctrl-q, or ?detachKeys=) end the attach, not the container."""
+@pytest.mark.parametrize("keys", ["ctrl-x", "default"])
+def test_detach_keys_leave_the_container_running(server, when, keys):
+    """The detach keys (ctrl-p ctrl-q, or ?detachKeys=) end the attach, not the container;
+    the default pair typed one key at a time (a lone ctrl-p is held back, not an end)."""
     docker_py = pytest.importorskip("docker")
     api = docker_py.APIClient(base_url=f"unix://{server}", version="auto")
     c = api.create_container("busybox", "sh", tty=True, stdin_open=True)
     try:
-        params = {"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-x"}
+        params = {"stdin": 1, "stdout": 1, "stream": 1}
+        if keys != "default":
+            params["detachKeys"] = keys
         if when == "running":
             api.start(c)
             sock = api.attach_socket(c, params=params)._sock
@@ -399,7 +408,12 @@ def test_detach_keys_leave_the_container_running(server, when):
         seen = b""
         while b"42" not in seen:
             seen += sock.recv(4096)
-        sock.sendall(b"\x18")  # ctrl-x
+        if keys == "default":
+            sock.sendall(b"\x10")  # ctrl-p
+            time.sleep(0.3)
+            sock.sendall(b"\x11")  # ctrl-q
+        else:
+            sock.sendall(b"\x18")  # ctrl-x
         while sock.recv(4096):
             pass  # (until the server closes the stream)
         sock.close()

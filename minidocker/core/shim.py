@@ -282,15 +282,15 @@ class Shim:
                 except OSError:  # EIO on a pty master: every slave fd is closed
                     data = b""
                 if stream == "stdin":
-                    detached = False
-                    if data:
+                    detached, ended = False, not data
+                    if data:  # (a lone ctrl-p is held back: not sent on yet, and not an end either)
                         data, self.held, detached = split_detach(data, self.held)
                     if data and master >= 0:
                         try:
                             os.write(master, data)
                         except OSError:
                             pass
-                    if not data and not detached:  # the caller's input ended
+                    if ended:  # the caller's input ended
                         if self.held and master >= 0:
                             try:
                                 os.write(master, self.held)

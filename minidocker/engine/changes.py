@@ -101,8 +101,13 @@ def _commit(runtime, ref: str, repo: str | None = None, message: str = "", autho
     upper, _ = _upper_and_lowers(runtime, cid)
     paused_here = False
     if pause and rec["State"]["Running"] and not rec["State"]["Paused"]:
-        runtime.pause(cid)  # a consistent snapshot: nothing writes while we read
-        paused_here = True
+        try:
+            runtime.pause(cid)  # a consistent snapshot: nothing writes while we read
+            paused_here = True
+        except MinidockerError:
+            if runtime.inspect(cid)["State"]["Running"]:
+                raise
+            # it exited meanwhile: nothing writes any more, the snapshot is consistent as it is
     try:
         fd, tar = tempfile.mkstemp(prefix="commit-", suffix=".tar", dir=runtime.root.tmp)
         try:
@@ -119,6 +124,7 @@ def _commit(runtime, ref: str, repo: str | None = None, message: str = "", autho
     config = commit_config(img.config, rec, diff_id, message, author, changes or {},
                            gotime.rfc3339nano(time.time_ns()))
     new = runtime.images.put_image(json.dumps(config, separators=(",", ":")).encode())
+    runtime.images.set_parent(new.id, img.id)  # (as dockerd records it: `inspect`'s Parent, rmi's checks)
     if repo:
         runtime.images.tag(refmod.parse(repo), new.id)
     return new.id

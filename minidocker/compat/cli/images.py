@@ -71,7 +71,7 @@ def image_inspect_obj(store: ImageStore, ref: str) -> dict:
     cfg = img.config
     return {
         "Id": img.id, "RepoTags": store.tags_of(img.id), "RepoDigests": [],
-        "Parent": "", "Comment": cfg.get("comment", ""), "Created": cfg.get("created", ""),
+        "Parent": store.parent_of(img.id) or "", "Comment": cfg.get("comment", ""), "Created": cfg.get("created", ""),
         "Container": "", "ContainerConfig": cfg.get("container_config") or {},
         "DockerVersion": cfg.get("docker_version", ""), "Author": cfg.get("author", ""),
         "Config": docker_config(cfg.get("config") or {}), "Architecture": cfg.get("architecture", ""),

@@ -56,7 +56,8 @@ def start(srv, req, resp) -> None:
         raise Conflict(f"Exec {inst['ID']} has already run")
     rt = srv.runtime()
     pc = inst["ProcessConfig"]
-    tty = pc["tty"]  # (dockerd uses the exec's own; a client's start body may say otherwise)
+    tty = pc["tty"]  # the exec's own Tty: a terminal or not
+    framed = not body.get("Tty")  # the start's Tty: output framed or raw (dockerd's split, too)
     argv = [pc["entrypoint"], *pc["arguments"]]
     kw = dict(user=pc["user"] or None, workdir=inst["_workdir"], env=inst["_env"], tty=tty)
     if body.get("Detach"):
@@ -66,7 +67,7 @@ def start(srv, req, resp) -> None:
         return
     # Answer first, then start: the client takes the socket over after the answer's headers,
     # and output sent before it did could be lost in its HTTP library's buffer (dockerd's order).
-    sock = resp.hijack(req, streams.content_type(tty, req.version))
+    sock = resp.hijack(req, streams.content_type(not framed, req.version))
     try:
         in_r, in_w = os.pipe() if inst["OpenStdin"] else (-1, None)
         out_r, out_w = os.pipe()
@@ -83,7 +84,7 @@ def start(srv, req, resp) -> None:
                 if fd is not None and fd >= 0:
                     os.close(fd)
             msg = (str(e) + "\r\n").encode()
-            sock.sendall(msg if tty else streams.frame("stdout", msg))
+            sock.sendall(streams.frame("stdout", msg) if framed else msg)
             inst.update(Running=False, ExitCode=e.exit_code)
             inst["_done"].set()
             return
@@ -95,7 +96,9 @@ def start(srv, req, resp) -> None:
                     except OSError:
                         pass
         _running(srv, inst, proc)
-        streams.relay(sock, in_w, {out_r: None} if tty else {out_r: "stdout", err_r: "stderr"})
+        outputs = ({out_r: "stdout" if framed else None} if tty else
+                   {out_r: "stdout", err_r: "stderr"} if framed else {out_r: None, err_r: None})
+        streams.relay(sock, in_w, outputs)
         inst["_done"].wait(30)  # (the exit code is known before the client asks for it)
     finally:
         streams.close_hijacked(sock)

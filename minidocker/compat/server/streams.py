@@ -102,6 +102,8 @@ def splice(a: socket.socket, b: socket.socket, detach_keys: bytes | None = None)
                     if detached:
                         b.sendall(data)
                         return
+                    if not data:
+                        continue  # (all of it may be the start of the keys: held back, not an end)
                 if data:
                     peer[src].sendall(data)
                     continue
