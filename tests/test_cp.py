@@ -161,3 +161,18 @@ def test_tar_streams_a_stopped_container_and_a_volume(md, tmp_path):
     finally:
         md("rm", "-f", "cp-stopped")
         md("volume", "rm", "cp-vol")
+
+
+@pytest.mark.root
+def test_copy_into_a_container_in_a_restart_loop(md, tmp_path):
+    """Its process comes and goes while we copy (notebook 09's fix): a PID read from its record
+    may be gone by the time the helper joins it; the copy then lands in its root all the same."""
+    (tmp_path / "app.conf").write_text("mode=production\n")
+    md.ok("run", "-d", "--name", "cp-loop", *N, "--restart", "always", "busybox", "sh", "-c",
+          "cat /etc/app.conf 2>/dev/null; sleep 0.05; exit 2")
+    try:
+        for _ in range(15):
+            r = md("cp", str(tmp_path / "app.conf"), "cp-loop:/etc/app.conf")
+            assert r.returncode == 0, r.stderr
+    finally:
+        md("rm", "-f", "cp-loop")

@@ -173,11 +173,15 @@ def _enter(req: dict) -> None:
     """Become a process whose root is the container's root (see the module's docstring)."""
     from ..core.linux import syscalls as sc
     if req.get("pid"):
-        fd = os.open(f"/proc/{req['pid']}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        sc.setns(fd, sc.CLONE_NEWNS)
-        os.close(fd)
-        os.chdir("/")
-        return
+        try:
+            fd = os.open(f"/proc/{req['pid']}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            fd = -1  # it ended meanwhile (a restart loop): its root as a stopped one's, below
+        if fd >= 0:
+            sc.setns(fd, sc.CLONE_NEWNS)
+            os.close(fd)
+            os.chdir("/")
+            return
     sc.unshare(sc.CLONE_NEWNS)
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     root = req["root"]
@@ -214,11 +218,12 @@ def _helper(rt, cid: str, req: dict, stdin=None, stdout=None) -> subprocess.Pope
     s = rec["State"]
     if s["Running"] and s["Pid"] > 0:
         req["pid"] = s["Pid"]
-    else:
-        d = rt.images.driver
-        req["root"] = d.merged(rt.images.container_mount_id(cid))
-        req["binds"] = [{"Source": m["Source"], "Destination": m["Destination"], "RW": m.get("RW", True)}
-                        for m in rec.get("Mounts") or [] if m.get("Type") in ("volume", "bind")]
+    # (also for a running one: if its process ends before the helper joins it, the helper
+    # falls back to the root, which _Rootfs keeps mounted)
+    d = rt.images.driver
+    req["root"] = d.merged(rt.images.container_mount_id(cid))
+    req["binds"] = [{"Source": m["Source"], "Destination": m["Destination"], "RW": m.get("RW", True)}
+                    for m in rec.get("Mounts") or [] if m.get("Type") in ("volume", "bind")]
     return subprocess.Popen([sys.executable, "-S", "-m", "minidocker.engine.cp", json.dumps(req)],
                             stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=helper_env())
 
