@@ -321,11 +321,13 @@ class ContainerCollection:
         code = c.wait()["StatusCode"]
         if code != 0:
             out = c.logs(stdout=False, stderr=True)
+        elif not stream:
+            out = b"".join(out)  # (all of it, before the container and its log go)
         if remove:
             c.remove()
         if code != 0:
             raise ContainerError(c, code, command, image, out)
-        return out if stream else b"".join(out)
+        return out
 
     def get(self, container_id: str) -> Container:
         return Container(self.client, self.api.json("GET", f"/containers/{container_id}/json"))

@@ -261,6 +261,10 @@ def logs(srv, req, resp) -> None:
     until = float(req.arg("until")) if req.arg("until") not in (None, "", "0") else None
     timestamps = req.flag("timestamps")
     path = rec["LogPath"]
+    # What is logged so far is read before the answer goes out: a client may remove the
+    # container as soon as it has the answer's head (docker-py's run() does), log file and all.
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    recs = logsmod.read(path, tail=None if tail_n is None or tail_n < 0 else tail_n, since=since, until=until)
     out = resp.stream(streams.content_type(tty, req.version))
 
     def emit(r: dict) -> None:
@@ -268,8 +272,7 @@ def logs(srv, req, resp) -> None:
         if want.get(stream):
             data = logsmod.format_record(r, timestamps).encode()
             out.write(data if tty else streams.frame(stream, data))
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    for r in logsmod.read(path, tail=None if tail_n is None or tail_n < 0 else tail_n, since=since, until=until):
+    for r in recs:
         emit(r)
     if req.flag("follow"):
         cid = rec["Id"]
