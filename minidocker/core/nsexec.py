@@ -130,7 +130,7 @@ def run(req: dict, err_fd: int) -> int:
     if master >= 0:
         if os.isatty(0):  # our caller's terminal changed size (exec -it): the command's follows
             signal.signal(signal.SIGWINCH, lambda signo, frame: _copy_winsize(0, master))
-        _relay(master, req.get("interactive", False), req.get("resize_fd"))
+        relay(master, req.get("interactive", False), req.get("resize_fd"))
     elif pipes:
         _copy_pipes(pipes)
     _, status = os.waitpid(child, 0)
@@ -174,7 +174,7 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def _relay(master: int, interactive: bool, resize_fd: int | None = None) -> None:
+def relay(master: int, interactive: bool, resize_fd: int | None = None) -> None:
     """Copy our stdin to the terminal and the terminal to our stdout until it closes.
     `resize_fd`: a pipe of "rows cols" lines, the sizes a caller without a terminal asks for
     (POST /exec/{id}/resize)."""

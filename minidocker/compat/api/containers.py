@@ -13,6 +13,7 @@ from collections import namedtuple
 
 from ...errors import MinidockerError, NotFound
 from . import runargs
+from .model import Model
 from .transport import ImageNotFound, demux
 
 ExecResult = namedtuple("ExecResult", "exit_code,output")
@@ -45,29 +46,8 @@ def _output(reply, tty: bool, stdout: bool, stderr: bool, stream: bool, demux_: 
     return out or None, err or None
 
 
-class Container:
-    def __init__(self, client, attrs: dict):
-        self.client, self.api = client, client.api
-        self.attrs = attrs
-
-    def __repr__(self) -> str:
-        return f"<Container: {self.short_id}>"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Container) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
+class Container(Model):
     # --- what inspect says ---
-    @property
-    def id(self) -> str:
-        return self.attrs["Id"]
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
     @property
     def name(self) -> str:
         return self.attrs["Name"].lstrip("/")

@@ -6,6 +6,7 @@ import os
 import tarfile
 
 from ...errors import MinidockerError
+from .model import Model
 from .transport import APIError, ImageNotFound
 
 
@@ -17,23 +18,9 @@ def _raise_stream_error(events):
         yield ev
 
 
-class Image:
-    def __init__(self, client, attrs: dict):
-        self.client, self.api = client, client.api
-        self.attrs = attrs
-
+class Image(Model):
     def __repr__(self) -> str:
         return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Image) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    @property
-    def id(self) -> str:
-        return self.attrs["Id"]
 
     @property
     def short_id(self) -> str:

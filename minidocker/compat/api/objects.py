@@ -1,35 +1,10 @@
 """client.networks and client.volumes: docker-py's Network and Volume models, over the Engine API."""
 from __future__ import annotations
 
-
-class _Model:
-    def __init__(self, client, attrs: dict):
-        self.client, self.api = client, client.api
-        self.attrs = attrs
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}: {self.short_id}>"
-
-    def __eq__(self, other) -> bool:
-        return type(other) is type(self) and other.id == self.id
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-    @property
-    def name(self) -> str:
-        return self.attrs["Name"]
+from .model import Model
 
 
-class Network(_Model):
-    @property
-    def id(self) -> str:
-        return self.attrs["Id"]
-
+class Network(Model):
     @property
     def containers(self) -> list:
         """The containers connected to it (docker-py reloads them)."""
@@ -85,10 +60,8 @@ class NetworkCollection:
         return self.api.json("POST", "/networks/prune", {"filters": filters})
 
 
-class Volume(_Model):
-    @property
-    def id(self) -> str:
-        return self.attrs["Name"]
+class Volume(Model):
+    id_key = "Name"
 
     def reload(self) -> "Volume":
         self.attrs = self.api.json("GET", f"/volumes/{self.id}")

@@ -170,40 +170,23 @@ def _kill_quietly(pid: int, signo: int) -> None:
 
 
 def _relay_terminal(sock) -> None:
-    """`run` in the foreground with process.terminal: our terminal <-> the container's pty."""
-    import selectors
+    """`run` in the foreground with process.terminal: our terminal <-> the container's pty
+    (the master comes over the console socket; core/nsexec.py's relay does the copying)."""
     import socket
     import termios
     import tty
+    from ...core.nsexec import relay
     _, fds, _, _ = socket.recv_fds(sock, 16, 1)
     sock.close()
-    master = fds[0]
     old = None
     if os.isatty(0):
         old = termios.tcgetattr(0)
         tty.setraw(0)
-    sel = selectors.DefaultSelector()
-    sel.register(master, selectors.EVENT_READ)
-    sel.register(0, selectors.EVENT_READ)
     try:
-        while True:
-            for key, _ in sel.select():
-                try:
-                    data = os.read(key.fd, 65536)
-                except OSError:
-                    data = b""
-                if key.fd == master:
-                    if not data:
-                        return
-                    os.write(1, data)
-                elif data:
-                    os.write(master, data)
-                else:
-                    sel.unregister(0)
+        relay(fds[0], interactive=True)
     finally:
         if old is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, old)
-        os.close(master)
 
 
 # ---------------------------------------------------------------- the others
