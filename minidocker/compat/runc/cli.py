@@ -390,7 +390,7 @@ def features() -> None:
     print(json.dumps({
         "ociVersionMin": "1.0.0", "ociVersionMax": SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted(bundle.MOUNT_FLAGS) if hasattr(bundle, "MOUNT_FLAGS") else [],
+        "mountOptions": sorted(bundle.MOUNT_FLAGS) + sorted(bundle.PROPAGATION),
         "linux": {"namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
                   "capabilities": [], "cgroup": {"v1": True, "v2": True, "systemd": False},
                   "seccomp": {"enabled": True}, "apparmor": {"enabled": True}},
