@@ -200,14 +200,27 @@ def parse_line(raw: bytes) -> dict | None:
         return None  # a torn last line while the writer is mid-write
 
 
+def snapshot_size(path: str) -> int:
+    """Where `logs -f` goes on after what it read first: the end of the last complete line of
+    `path` now (0 without a file). read(path, upto=it) then follow(path, it) gives every record
+    once: one written between the two is the follow's alone (reading the whole file after
+    taking its size sent such a record twice)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().rfind(b"\n") + 1
+    except FileNotFoundError:
+        return 0
+
+
 def read(path: str, tail: int | None = None, since: float | None = None,
-         until: float | None = None) -> list[dict]:
-    """All records (or the last `tail`), across the rotated files, as dicts."""
+         until: float | None = None, upto: int | None = None) -> list[dict]:
+    """All records (or the last `tail`), across the rotated files, as dicts; of the current
+    file `path` only its first `upto` bytes when given (see snapshot_size)."""
     lines = []
     for name in log_files(path):
         try:
             with open(name, "rb") as f:
-                lines += f.readlines()
+                lines += (f.read(upto) if upto is not None and name == path else f.read()).split(b"\n")
         except FileNotFoundError:
             continue  # rotated away while we listed
     recs = (r for r in (parse_line(x) for x in lines) if r)

@@ -686,8 +686,8 @@ def cmd_logs(args) -> int:
         tail = None if tail < 0 else tail
     since = _parse_since(args.since) if args.since else None
     until = _parse_since(args.until) if args.until else None
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    for rec_ in logsmod.read(path, tail=tail, since=since, until=until):
+    size = logsmod.snapshot_size(path)
+    for rec_ in logsmod.read(path, tail=tail, since=since, until=until, upto=size):
         _emit(rec_, args.timestamps)
     if args.follow:
         cid = rec["Id"]

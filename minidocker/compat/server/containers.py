@@ -263,8 +263,9 @@ def logs(srv, req, resp) -> None:
     path = rec["LogPath"]
     # What is logged so far is read before the answer goes out: a client may remove the
     # container as soon as it has the answer's head (docker-py's run() does), log file and all.
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    recs = logsmod.read(path, tail=None if tail_n is None or tail_n < 0 else tail_n, since=since, until=until)
+    size = logsmod.snapshot_size(path)
+    recs = logsmod.read(path, tail=None if tail_n is None or tail_n < 0 else tail_n, since=since, until=until,
+                        upto=size)
     out = resp.stream(streams.content_type(tty, req.version))
 
     def emit(r: dict) -> None:
