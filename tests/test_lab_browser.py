@@ -74,8 +74,9 @@ class Lab:
         self.server: subprocess.Popen | None = None
 
     # -- the server ------------------------------------------------------------------------
-    def api(self, path: str, method: str = "GET"):
+    def api(self, path: str, method: str = "GET", body: dict | None = None):
         req = urllib.request.Request(self.base + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
                                      headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(req, timeout=10) as r:
             body = r.read()
@@ -388,3 +389,23 @@ def test_overlay2_layer_explorer_is_a_live_widget(lab):
     lab.screenshot(page, "05-overlay2-page.png")
     assert not page.problems, page.problems
     page.close()
+
+
+def test_the_chinese_language_pack_switches_the_menus(lab):
+    """The `lab` extra installs JupyterLab's zh_CN language pack: Settings > Language lists it, and
+    choosing it (the setting the menu writes) puts the menus in Chinese. Set back to English after."""
+    langs = lab.api("/lab/api/translations/")["data"]
+    print("languages JupyterLab offers:", sorted(langs))
+    assert "zh_CN" in langs, langs
+    plugin = "/lab/api/settings/@jupyterlab/translation-extension:plugin"
+    lab.api(plugin, "PUT", {"raw": json.dumps({"locale": "zh_CN"})})
+    try:
+        page = lab.open("00-preflight.ipynb")
+        page.locator(".lm-MenuBar-item", has_text="文件").first.wait_for()
+        bar = page.locator(".lm-MenuBar-content").first.text_content()
+        print("the menu bar in zh_CN:", bar)
+        assert "文件" in bar and "编辑" in bar
+        lab.screenshot(page, "jupyterlab-zh_CN.png")
+        page.close()
+    finally:
+        lab.api(plugin, "PUT", {"raw": json.dumps({"locale": "en"})})

@@ -102,7 +102,8 @@ def _digest(nb) -> str:
 
 
 def make_learner_copies(src: str, dest: str, force: bool = False) -> list[str]:
-    """Write the learner's copy of every NN-*.ipynb in `src` to `dest`; returns what was done.
+    """Write the learner's copy of every NN-*.ipynb (and the interview-*.ipynb practice notebook)
+    in `src` to `dest`; returns what was done.
     Copies the learner may have worked in are kept (see the module's docstring)."""
     import nbformat
     os.makedirs(dest, exist_ok=True)
@@ -114,7 +115,7 @@ def make_learner_copies(src: str, dest: str, force: bool = False) -> list[str]:
     except (OSError, ValueError):
         generated = {}
     for name in sorted(os.listdir(src)):
-        if not re.match(r"\d\d-.*\.ipynb$", name):
+        if not re.match(r"(\d\d|interview)-.*\.ipynb$", name):
             continue
         fresh = learner_notebook(load(os.path.join(src, name)))
         target = os.path.join(dest, name)
