@@ -91,6 +91,7 @@ class Lab:
             if name.endswith(".ipynb"):
                 assert_exercises_tagged(os.path.join(self.course, name))
         jdir = os.path.join(self.tmp, "jupyter")
+        os.makedirs(os.path.join(self.tmp, "home"))
         settings = os.path.join(jdir, "settings", "@jupyterlab", "apputils-extension")
         os.makedirs(settings)
         with open(os.path.join(settings, "notification.jupyterlab-settings"), "w") as f:
@@ -98,6 +99,8 @@ class Lab:
         env = dict(os.environ,
                    PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p),
                    # the learner's own Jupyter settings, kernels and workspaces stay out of it
+                   HOME=os.path.join(self.tmp, "home"),   # (the interview quiz keeps its progress there)
+                   MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR", os.path.expanduser("~/.config/matplotlib")),
                    JUPYTER_CONFIG_DIR=os.path.join(jdir, "config"),
                    JUPYTER_DATA_DIR=os.path.join(jdir, "data"),
                    JUPYTER_RUNTIME_DIR=os.path.join(jdir, "runtime"))
@@ -409,3 +412,44 @@ def test_the_chinese_language_pack_switches_the_menus(lab):
         page.close()
     finally:
         lab.api(plugin, "PUT", {"raw": json.dumps({"locale": "en"})})
+
+
+def test_interview_flash_cards_reveal_run_the_evidence_and_keep_progress(lab):
+    """The quiz of interview-prep in JupyterLab: the setup cell and the quiz cell run, the first
+    card shows its question; Reveal shows both answers, "Run the evidence" runs its cell in the
+    kernel (its output appears, no error), "I knew it" lands in the progress file in the home."""
+    name = "interview-prep.ipynb"
+    src = instructor_cells(name)
+    setup = next_code(src, 0)
+    code = [(i, "".join(c["source"])) for i, c in enumerate(src) if c["cell_type"] == "code"]
+    quiz_cell = next(i for i, text in code if "quiz.FlashCards" in text)
+    clean = max(i for i, text in code if "assert_clean" in text)
+    page = lab.open(name)
+    run(lab, page, name, lambda: (select(page, setup), menu(page, "Run", "runmenu:run")), setup, last=setup)
+    run(lab, page, name, lambda: (select(page, quiz_cell), menu(page, "Run", "runmenu:run")), quiz_cell,
+        last=quiz_cell)
+    box = cell(page, quiz_cell).locator(".jp-OutputArea-output .widget-vbox").first
+    box.wait_for()
+    title = box.locator(".widget-html-content").first
+    page.wait_for_function("(e) => e.textContent.includes('Q1.')", arg=title.element_handle())
+    box.locator("button", has_text="Reveal").click()
+    page.wait_for_function("(e) => e.textContent.includes('中文') && e.textContent.includes('English')",
+                           arg=box.element_handle())
+    box.locator("button", has_text="Run the evidence").click()
+    page.wait_for_function("(e) => e.textContent.includes('the kernel a container runs on')", arg=box.element_handle(),
+                           timeout=KERNEL_TIMEOUT * 1000)
+    assert "Traceback" not in box.text_content()
+    lab.screenshot(cell(page, quiz_cell), "interview-quiz.png")
+    box.locator("button", has_text="I knew it").click()
+    progress = os.path.join(lab.tmp, "home", ".minidocker-quiz.json")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(progress):
+        assert time.monotonic() < deadline, "no progress file after 'I knew it'"
+        time.sleep(0.2)
+    with open(progress) as f:
+        assert json.load(f)["known"] == [1]
+    page.wait_for_function("(e) => e.textContent.includes('1/') && e.textContent.includes('known')",
+                           arg=box.element_handle())
+    run(lab, page, name, lambda: (select(page, clean), menu(page, "Run", "runmenu:run")), clean, last=clean)
+    assert not page.problems, page.problems
+    page.close()
