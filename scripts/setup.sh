@@ -80,6 +80,15 @@ if [ -n "$missing" ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends $missing
 fi
+
+# /dev/net/tun must be usable by every user, the mode udev's default rules give it on Debian and
+# Ubuntu (0666; the device itself checks CAP_NET_ADMIN when an interface is made). Some container
+# hosts create it 0600: rootless Docker's slirp4netns, run by an unprivileged user inside its
+# user namespace, then fails with "open: Permission denied" (tests/test_rootless.py).
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  echo "==> chmod 0666 /dev/net/tun (udev's default mode; rootless Docker's slirp4netns opens it)"
+  chmod 0666 /dev/net/tun
+fi
 [ "$SYSTEM_ONLY" = 1 ] && exit 0
 
 PY=${PYTHON:-python3}

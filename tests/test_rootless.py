@@ -418,6 +418,9 @@ def rootless_docker(user, state_root):
     require_tool("slirp4netns")
     require_tool("dockerd")
     require(os.path.exists(CONTRIB), f"{CONTRIB} missing (Debian's docker.io has it)")
+    # slirp4netns opens the tun device as the user (root only inside its user namespace)
+    require(os.path.exists("/dev/net/tun") and os.stat("/dev/net/tun").st_mode & 0o006 == 0o006,
+            "/dev/net/tun is not read-write for all users, as udev makes it (scripts/setup.sh does)")
     d = RootlessDocker(user)
     os.makedirs(d.xdg)
     os.chown(d.xdg, user.pw.pw_uid, user.pw.pw_gid)
