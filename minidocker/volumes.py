@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import time
 
 from . import fsutil
@@ -348,7 +346,7 @@ class VolumeStore:
     def create(self, name: str | None = None, labels: dict | None = None, anonymous: bool = False,
                locked: bool = False) -> str:
         """Make volume `name` (a random one if None); `locked`: the caller holds lock()."""
-        name = name or secrets.token_hex(32)
+        name = name or os.urandom(32).hex()
         if not NAME_RE.match(name):
             raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a local volume name, '
                                   'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
@@ -414,6 +412,7 @@ def copy_image_content(src: str, dest: str) -> None:
     "volume copy-up"), keeping owners, modes and links."""
     if not os.path.isdir(src) or os.listdir(dest):
         return
+    import shutil  # (with its bz2/lzma: only when a volume is filled, not at every start)
     for name in os.listdir(src):
         s, d = os.path.join(src, name), os.path.join(dest, name)
         if os.path.isdir(s) and not os.path.islink(s):

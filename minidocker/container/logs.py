@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import InvalidArgument
 from ..gotime import parse_rfc3339, rfc3339nano, rfc3339nano_fixed

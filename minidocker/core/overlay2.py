@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import errno
 import os
-import secrets
 import stat
 import threading
 
@@ -37,11 +36,11 @@ MAX_DEPTH = 128  # moby's limit on the number of lower layers
 
 def _short_id() -> str:
     # base32 of random bytes, cut to 26 characters (moby: generateID)
-    return base64.b32encode(secrets.token_bytes(16)).decode()[:26]
+    return base64.b32encode(os.urandom(16)).decode()[:26]
 
 
 def random_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()  # (what secrets.token_hex does, without importing it)
 
 
 def mount_options(lowers: list[str], upper: str, work: str, userxattr: bool = False) -> str:

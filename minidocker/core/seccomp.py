@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import platform
 import re
 import struct
 
@@ -57,12 +56,12 @@ AUDIT_ARCH_NAMES = {0xC000003E: "x86_64", 0x40000003: "i386", 0xC00000B7: "aarch
 
 
 def native_arch(machine: str | None = None) -> str:
-    return NATIVE.get(machine or platform.machine(), machine or platform.machine())
+    return NATIVE.get(machine or os.uname().machine, machine or os.uname().machine)
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
     """(4, 8) from "4.8.0-generic": moby compares only the first two numbers."""
-    m = re.match(r"(\d+)(?:\.(\d+))?", release or platform.release())
+    m = re.match(r"(\d+)(?:\.(\d+))?", release or os.uname().release)
     return (int(m.group(1)), int(m.group(2) or 0)) if m else (0, 0)
 
 

@@ -17,7 +17,6 @@ everything made so far is removed: never a half-made container.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import time
 
@@ -27,7 +26,6 @@ from ..container import state as st
 from ..core import security, userns
 from ..core.linux import syscalls as sc
 from ..errors import Conflict, InvalidArgument, NotFound
-from ..images import busybox
 from ..images.store import Image
 from ..network.store import PREDEFINED
 
@@ -38,6 +36,7 @@ def resolve_image(rt, name: str, pull: bool = True) -> Image:
     try:
         return rt.images.resolve(name)
     except NotFound:
+        from ..images import busybox  # (builds the offline image: only the first time)
         if busybox.is_embedded(name):
             return busybox.ensure_busybox(rt.images)
         from ..images import reference
@@ -262,7 +261,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     img = resolve_image(rt, image)
     icfg = img.config.get("config") or {}
     ep, cmd, argv = decide_command(icfg, command, entrypoint)
-    cid = secrets.token_hex(32)
+    cid = os.urandom(32).hex()  # (secrets.token_hex, without its imports)
     settings, exposed, bindings, hostname = network_settings(
         rt, cid, network, list(network_aliases or []), hostname, ip, list(publish or []), publish_all,
         list(expose or []))

@@ -6,7 +6,7 @@ the offline busybox image, `import`, `commit`, builds, and pulls from a multi-ar
 """
 from __future__ import annotations
 
-import platform as _platform
+import os
 
 # uname -m -> (GOARCH, variant)
 MACHINES = {
@@ -20,7 +20,7 @@ MACHINES = {
 
 def host_platform(machine: str | None = None) -> dict:
     """{"os": "linux", "architecture": "arm64", "variant": "v8"} (no variant key where none applies)."""
-    machine = machine or _platform.machine()
+    machine = machine or os.uname().machine
     arch, variant = MACHINES.get(machine, (machine, ""))
     return {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
 

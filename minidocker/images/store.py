@@ -23,7 +23,6 @@ On disk (under <root>/image/overlay2/):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from ..core.overlay2 import Overlay2, random_id, visible_in_layers
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # (OpenSSL's, ~3 ms to load: not at every container start)
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

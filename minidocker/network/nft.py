@@ -8,7 +8,6 @@ no shell, and one call can apply a whole ruleset atomically (all or nothing).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 
 from ..errors import MinidockerError
@@ -27,11 +26,15 @@ _lib = None
 def _load():
     global _lib
     if _lib is None:
-        name = ctypes.util.find_library("nftables") or "libnftables.so.1"
+        # the soname first: ctypes.util.find_library runs `ldconfig -p` (~10 ms)
         try:
-            lib = ctypes.CDLL(name)
+            lib = ctypes.CDLL("libnftables.so.1")
         except OSError:
-            raise NftError("libnftables is not installed: apt-get install nftables") from None
+            from ctypes.util import find_library
+            try:
+                lib = ctypes.CDLL(find_library("nftables") or "libnftables.so")
+            except OSError:
+                raise NftError("libnftables is not installed: apt-get install nftables") from None
         lib.nft_ctx_new.restype = ctypes.c_void_p
         lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
         lib.nft_ctx_free.argtypes = [ctypes.c_void_p]

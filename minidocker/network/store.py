@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import secrets
 import time
 from contextlib import contextmanager
 
@@ -131,7 +130,7 @@ class NetworkStore:
              bridge: str | None, labels: dict | None = None, internal: bool = False) -> dict:
         cfg = [{"Subnet": subnet, "Gateway": gateway}] if subnet else []
         options = {BRIDGE_NAME_OPT: bridge} if bridge else {}
-        return {"Name": name, "Id": secrets.token_hex(32), "Created": rfc3339nano(time.time_ns()),
+        return {"Name": name, "Id": os.urandom(32).hex(), "Created": rfc3339nano(time.time_ns()),
                 "Scope": "local", "Driver": driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None, "Config": cfg},
                 "Internal": internal, "Attachable": False, "Ingress": False,
@@ -229,7 +228,7 @@ class NetworkStore:
             used = [e["IPv4Address"].split("/")[0] for c, e in rec["Containers"].items() if c != cid]
             ip = ipam.allocate(cfg["Subnet"], cfg["Gateway"], used, wanted)
             prefix = ipaddress.ip_network(cfg["Subnet"]).prefixlen
-            ep = {"Name": name, "EndpointID": secrets.token_hex(32), "MacAddress": ipam.mac_for(ip),
+            ep = {"Name": name, "EndpointID": os.urandom(32).hex(), "MacAddress": ipam.mac_for(ip),
                   "IPv4Address": f"{ip}/{prefix}", "IPv6Address": ""}
             rec["Containers"][cid] = ep
             return ep

@@ -11,7 +11,6 @@ program libseccomp makes. Taught in notebook 01 (the container's Seccomp line).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 _lib = None
@@ -20,11 +19,16 @@ _lib = None
 def lib() -> ctypes.CDLL:
     global _lib
     if _lib is None:
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+        # the soname first: ctypes.util.find_library runs `ldconfig -p` (~10 ms at every start)
         try:
-            _lib = ctypes.CDLL(name, use_errno=True)
-        except OSError as e:
-            raise OSError(f"libseccomp is missing ({e}): apt-get install libseccomp2") from None
+            _lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        except OSError:
+            from ctypes.util import find_library
+            name = find_library("seccomp") or "libseccomp.so"
+            try:
+                _lib = ctypes.CDLL(name, use_errno=True)
+            except OSError as e:
+                raise OSError(f"libseccomp is missing ({e}): apt-get install libseccomp2") from None
         _lib.seccomp_init.restype = ctypes.c_void_p
         _lib.seccomp_init.argtypes = [ctypes.c_uint32]
         for fn in ("seccomp_release",):

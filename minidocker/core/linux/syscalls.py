@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -67,7 +66,7 @@ PR_CAP_AMBIENT_RAISE = 2
 _SYS = {
     "x86_64": {"pivot_root": 155},
     "aarch64": {"pivot_root": 41},
-}.get(platform.machine(), {})
+}.get(os.uname().machine, {})
 
 
 def _check(ret: int, call: str) -> int:
