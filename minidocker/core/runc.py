@@ -146,7 +146,10 @@ def start(bundle_dir: str, container_id: str, stdio: tuple[int, int, int], *, sp
             cg.add_process(name, pid)
             if on_created is not None:
                 on_created(pid)
-            os.write(sync_parent_w, b"G")
+            try:
+                os.write(sync_parent_w, b"G")
+            except BrokenPipeError:  # it gave up before "go" (its seccomp profile, say): why
+                raise _init_failure(err_r) from None
         finally:
             os.close(sync_parent_r)
             os.close(sync_parent_w)  # without "G" the child gives up

@@ -33,7 +33,9 @@ from ..container.store import ContainerStore
 from ..core import apparmor, cgroups, shim
 from ..errors import MinidockerError
 from ..images.store import ImageStore
+from ..network import bridge, netlink_helper
 from ..network.modes import Networking
+from ..network.netlink_helper import HELPER_ENV, NetlinkHelper
 from ..network.store import PREDEFINED, register_root
 from ..paths import StateRoot
 from . import oci
@@ -55,7 +57,10 @@ class DockerHooks(shim.Hooks):
         self.attach = None  # the attach socket's clients (engine/attach.py)
 
     def created(self, pid: int) -> None:
-        self.rec["NetworkSettings"] = self.net.attach(self.rec, pid)
+        try:
+            self.rec["NetworkSettings"] = self.net.attach(self.rec, pid)
+        finally:
+            self.m.close_netlink()  # plugged in: the helper (and pyroute2) can go
         self.published = self._publish_rootless(self.rec["NetworkSettings"])
         self.net.etc_files(self.rec, self.joined)
         if any(n not in PREDEFINED for n in self.rec["NetworkSettings"]["Networks"]):
@@ -224,9 +229,29 @@ class Monitor:
                 pass
         self.containers = ContainerStore(root)
         self.images = ImageStore(root)
+        # the netlink helper (network/netlink_helper.py) our starter spawned, if it did
+        self.netlink = None
+        if os.environ.get(HELPER_ENV):
+            self.netlink = NetlinkHelper.from_fds(os.environ.pop(HELPER_ENV))
         # the restart policy's bookkeeping (container/restart.py): the last back-off, when the
         # current run started, and the delay before the next run (None: no restart)
         self.delay, self.started_at, self.restart_in = 0.0, time.time(), None
+
+    def open_netlink(self, rec: dict) -> None:
+        """A bridge-attached container: its veth is made by a netlink helper (the one our
+        starter spawned for the first run, a new one for a restart)."""
+        if not netlink_helper.needed(rec):
+            self.close_netlink()
+            return
+        if self.netlink is None:
+            self.netlink = NetlinkHelper.spawn()
+        bridge.use_helper(self.netlink)
+
+    def close_netlink(self) -> None:
+        bridge.use_helper(None)
+        if self.netlink is not None:
+            self.netlink.close()
+            self.netlink = None
 
     def report(self, **event) -> None:
         self.status_fd = shim.report(self.status_fd, **event)
@@ -304,6 +329,7 @@ class Monitor:
     def _run(self, rec: dict, rootfs: str) -> int:
         self.restart_in = None  # (set by DockerHooks.exited if the policy restarts it)
         try:
+            self.open_netlink(rec)  # (first: it imports pyroute2 while we go on)
             parent = oci.cgroup_parent(self.root)
             register_root(self.root)  # (so that a prune elsewhere can clean up if this root is deleted)
             version = cgroups.driver(parent).version
@@ -316,13 +342,18 @@ class Monitor:
                 with self.containers.update(self.cid) as r:
                     r["AppArmorProfile"] = rec["AppArmorProfile"] = profile
         except MinidockerError as e:
+            self.close_netlink()
             return self.fail(e.exit_code if e.exit_code != 1 else 125, str(e))
         except OSError as e:
+            self.close_netlink()
             return self.fail(125, str(e))
         log = logs.open_driver(rec["HostConfig"].get("LogConfig"), self.containers.log_path(self.cid))
-        return shim.Shim(bundle, self.cid, self.status_fd, log, DockerHooks(self, rec, joined),
-                         attach=self.attach, caller_fd=self.caller_fd,
-                         interactive=bool(rec["Config"].get("OpenStdin"))).run()
+        try:
+            return shim.Shim(bundle, self.cid, self.status_fd, log, DockerHooks(self, rec, joined),
+                             attach=self.attach, caller_fd=self.caller_fd,
+                             interactive=bool(rec["Config"].get("OpenStdin"))).run()
+        finally:
+            self.close_netlink()  # (if the start failed before the network was plugged in)
 
 
 def main(argv: list[str] | None = None) -> int:

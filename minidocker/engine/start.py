@@ -16,6 +16,7 @@ import sys
 
 from ..container import state as st
 from ..core import steps
+from ..network import netlink_helper
 from ..errors import MinidockerError, RuntimeFailure
 from .reconcile import reconcile, wait_not_running
 
@@ -112,13 +113,22 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
     if attach_fds:
         argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
     log = os.path.join(rt.containers.dir(cid), "shim.log")
+    env = helper_env()
+    netlink = None
     try:
         with open(log, "ab") as errlog:
-            proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0],
-                                    start_new_session=True, stdin=subprocess.DEVNULL, env=helper_env(),
+            if netlink_helper.needed(rec):
+                # first: it imports pyroute2 (~0.2 s) while the monitor starts (network/netlink_helper.py)
+                netlink = netlink_helper.NetlinkHelper.spawn(env, stderr=errlog)
+                env[netlink_helper.HELPER_ENV] = "{},{}".format(*netlink.fds())
+            proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0]
+                                    + (list(netlink.fds()) if netlink else []),
+                                    start_new_session=True, stdin=subprocess.DEVNULL, env=env,
                                     stdout=subprocess.DEVNULL, stderr=errlog, close_fds=True)
     finally:
         os.close(w)
+        if netlink is not None:
+            netlink.close()  # (the monitor has its own copies)
         for fd in attach_fds:
             if fd >= 0:
                 os.close(fd)

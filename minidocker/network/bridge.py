@@ -18,7 +18,6 @@ network device should pay.
 from __future__ import annotations
 
 import os
-import secrets
 from contextlib import contextmanager
 
 from ..core.linux import syscalls as sc
@@ -56,6 +55,27 @@ def outside_event_loop(fn):
         if "error" in box:
             raise box["error"]
         return box.get("value")
+    return wrapper
+
+
+# A netlink helper (network/netlink_helper.py) the monitor set with use_helper(): then
+# ensure_bridge and plug_container run there, and pyroute2 is never imported here.
+_helper = None
+
+
+def use_helper(helper) -> None:
+    global _helper
+    _helper = helper
+
+
+def delegable(fn):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if _helper is not None:
+            return _helper.call(fn.__name__, *args, **kwargs)
+        return fn(*args, **kwargs)
     return wrapper
 
 
@@ -97,6 +117,7 @@ def link_index(ipr, name: str) -> int | None:
     return found[0] if found else None
 
 
+@delegable
 @outside_event_loop
 def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
     """Create the bridge if needed, give it the gateway address, bring it up."""
@@ -140,12 +161,13 @@ def links(prefixes: tuple[str, ...]) -> list[str]:
     return [n for n in names if n and n.startswith(prefixes)]
 
 
+@delegable
 @outside_event_loop
 def plug_container(pid: int, bridge: str, ip: str, prefixlen: int, gateway: str, mac: str,
                    ifname: str = "eth0", default_route: bool = True) -> str:
     """Connect the container whose PID 1 is `pid` to `bridge`; return the host-side veth name."""
-    host_end = "veth" + secrets.token_hex(4)[:7]        # Docker: veth + 7 hex characters
-    tmp_peer = "mdtmp" + secrets.token_hex(4)          # renamed to eth0 once inside
+    host_end = "veth" + os.urandom(4).hex()[:7]        # Docker: veth + 7 hex characters
+    tmp_peer = "mdtmp" + os.urandom(4).hex()          # renamed to eth0 once inside
     with netlink_in(None) as ipr:
         br = link_index(ipr, bridge)
         if br is None:

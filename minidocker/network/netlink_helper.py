@@ -1,0 +1,121 @@
+"""The netlink helper: a short-lived process that plugs a container into its bridge, so that
+the long-lived monitor never imports pyroute2.
+
+pyroute2 takes ~0.2 s to import (asyncio, and a socket class for every netlink family) and
+~20 MiB that a monitor would then hold for the container's whole life: 100 containers on a
+bridge would keep 2 GB of it. So whoever starts a bridge-attached container spawns this
+helper first (engine/start.py; the monitor spawns its own when a restart policy runs the
+container again). It imports pyroute2 on the other CPU while the monitor starts, mounts the
+rootfs and the container's init makes its namespaces; then it does, for the monitor, the
+calls of network/bridge.py a start needs, and exits when the monitor closes the pipe.
+
+    monitor ── {"call": "plug_container", "args": [...]} ──> helper (pyroute2, netlink)
+            <── {"value": "veth1a2b3c4"}  or  {"error": "..."} ──
+
+Docker has the same split, for the same reason: dockerd (libnetwork) plugs the veth in, the
+shim that stays with the container does not link any of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+CALLS = ("ensure_bridge", "plug_container")   # what a start needs of bridge.py
+HELPER_ENV = "MINIDOCKER_NETLINK_HELPER"      # "W,R": the monitor's ends of a spawned helper's pipes
+
+
+class HelperError(RuntimeError):
+    """A call that failed in the helper; its message is the original error's."""
+
+
+def needed(rec: dict) -> bool:
+    """Does this container get a veth (the default bridge or a user network)?"""
+    mode = rec["HostConfig"].get("NetworkMode") or "default"
+    return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+class NetlinkHelper:
+    """The monitor's end: a pipe to the helper and one back."""
+
+    def __init__(self, to_helper: int, from_helper: int):
+        self.w, self.r = to_helper, from_helper
+        self._buf = b""
+
+    @classmethod
+    def spawn(cls, env: dict | None = None, stderr=None) -> "NetlinkHelper":
+        """Start a helper (it daemonizes at once, so nobody is left to reap it)."""
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-S", "-m", __name__, str(req_r), str(resp_w)],
+                                    pass_fds=(req_r, resp_w), env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+            proc.wait()
+        except BaseException:
+            os.close(req_w)
+            os.close(resp_r)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        return cls(req_w, resp_r)
+
+    @classmethod
+    def from_fds(cls, text: str) -> "NetlinkHelper":
+        """The helper a caller spawned for us ("W,R": our ends of its pipes)."""
+        w, r = (int(x) for x in text.split(","))
+        return cls(w, r)
+
+    def fds(self) -> tuple[int, int]:
+        return self.w, self.r
+
+    def call(self, name: str, *args, **kwargs):
+        try:
+            os.write(self.w, json.dumps({"call": name, "args": args, "kwargs": kwargs}).encode() + b"\n")
+            while b"\n" not in self._buf:
+                chunk = os.read(self.r, 65536)
+                if not chunk:
+                    raise EOFError
+                self._buf += chunk
+        except (OSError, EOFError):
+            raise HelperError("the netlink helper died (its error is in the container's shim.log)") from None
+        line, self._buf = self._buf.split(b"\n", 1)
+        answer = json.loads(line)
+        if "error" in answer:
+            raise HelperError(answer["error"])
+        return answer.get("value")
+
+    def close(self) -> None:
+        for fd in (self.w, self.r):
+            if fd >= 0:
+                os.close(fd)
+        self.w = self.r = -1
+
+
+def serve(r: int, w: int) -> None:
+    """The helper's loop: one JSON request per line, one answer per line, until EOF."""
+    from . import bridge
+    bridge._IPRoute()  # import pyroute2 now, while the monitor is busy elsewhere
+    with os.fdopen(r, "rb") as requests:
+        for line in requests:
+            req = json.loads(line)
+            try:
+                if req["call"] not in CALLS:
+                    raise HelperError(f"unknown call {req['call']!r}")
+                answer = {"value": getattr(bridge, req["call"])(*req["args"], **req["kwargs"])}
+            except Exception as e:  # noqa: BLE001 -- every error goes back to the monitor
+                answer = {"error": str(e) or type(e).__name__}
+            os.write(w, json.dumps(answer).encode() + b"\n")
+
+
+def main(argv: list[str]) -> int:
+    if os.fork() > 0:  # daemonize: whoever spawned us reaps our parent at once
+        os._exit(0)
+    serve(int(argv[0]), int(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
