@@ -33,7 +33,7 @@ from ..container.store import ContainerStore
 from ..core import apparmor, cgroups, shim
 from ..errors import MinidockerError
 from ..images.store import ImageStore
-from ..network import bridge, netlink_helper
+from ..network import delegate, netlink_helper
 from ..network.modes import Networking
 from ..network.netlink_helper import HELPER_ENV, NetlinkHelper
 from ..network.store import PREDEFINED, register_root
@@ -245,10 +245,10 @@ class Monitor:
             return
         if self.netlink is None:
             self.netlink = NetlinkHelper.spawn()
-        bridge.use_helper(self.netlink)
+        delegate.use(self.netlink)
 
     def close_netlink(self) -> None:
-        bridge.use_helper(None)
+        delegate.use(None)
         if self.netlink is not None:
             self.netlink.close()
             self.netlink = None

@@ -21,6 +21,7 @@ import os
 from contextlib import contextmanager
 
 from ..core.linux import syscalls as sc
+from .delegate import delegable  # (a monitor's start: done by its netlink helper)
 
 
 def _IPRoute():
@@ -55,27 +56,6 @@ def outside_event_loop(fn):
         if "error" in box:
             raise box["error"]
         return box.get("value")
-    return wrapper
-
-
-# A netlink helper (network/netlink_helper.py) the monitor set with use_helper(): then
-# ensure_bridge and plug_container run there, and pyroute2 is never imported here.
-_helper = None
-
-
-def use_helper(helper) -> None:
-    global _helper
-    _helper = helper
-
-
-def delegable(fn):
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if _helper is not None:
-            return _helper.call(fn.__name__, *args, **kwargs)
-        return fn(*args, **kwargs)
     return wrapper
 
 

@@ -7,7 +7,8 @@ bridge would keep 2 GB of it. So whoever starts a bridge-attached container spaw
 helper first (engine/start.py; the monitor spawns its own when a restart policy runs the
 container again). It imports pyroute2 on the other CPU while the monitor starts, mounts the
 rootfs and the container's init makes its namespaces; then it does, for the monitor, the
-calls of network/bridge.py a start needs, and exits when the monitor closes the pipe.
+calls of network/bridge.py and network/nft.py a start needs, and exits when the monitor
+closes the pipe. (libnftables, ~1.5 MiB, is then only loaded by the monitor at the exit.)
 
     monitor ── {"call": "plug_container", "args": [...]} ──> helper (pyroute2, netlink)
             <── {"value": "veth1a2b3c4"}  or  {"error": "..."} ──
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
-CALLS = ("ensure_bridge", "plug_container")   # what a start needs of bridge.py
+from . import delegate
+
 HELPER_ENV = "MINIDOCKER_NETLINK_HELPER"      # "W,R": the monitor's ends of a spawned helper's pipes
 
 
@@ -46,6 +47,7 @@ class NetlinkHelper:
     @classmethod
     def spawn(cls, env: dict | None = None, stderr=None) -> "NetlinkHelper":
         """Start a helper (it daemonizes at once, so nobody is left to reap it)."""
+        import subprocess
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         try:
@@ -96,15 +98,18 @@ class NetlinkHelper:
 
 def serve(r: int, w: int) -> None:
     """The helper's loop: one JSON request per line, one answer per line, until EOF."""
+    import importlib
     from . import bridge
     bridge._IPRoute()  # import pyroute2 now, while the monitor is busy elsewhere
     with os.fdopen(r, "rb") as requests:
         for line in requests:
             req = json.loads(line)
             try:
-                if req["call"] not in CALLS:
+                if req["call"] not in delegate.CALLS:
                     raise HelperError(f"unknown call {req['call']!r}")
-                answer = {"value": getattr(bridge, req["call"])(*req["args"], **req["kwargs"])}
+                module, name = req["call"].split(".")
+                fn = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+                answer = {"value": fn(*req["args"], **req["kwargs"])}
             except Exception as e:  # noqa: BLE001 -- every error goes back to the monitor
                 answer = {"error": str(e) or type(e).__name__}
             os.write(w, json.dumps(answer).encode() + b"\n")

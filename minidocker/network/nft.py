@@ -11,6 +11,7 @@ import ctypes
 import json
 
 from ..errors import MinidockerError
+from .delegate import delegable  # (a monitor's start: done by its netlink helper)
 
 NFT_CTX_OUTPUT_HANDLE = 1 << 3
 NFT_CTX_OUTPUT_JSON = 1 << 4
@@ -50,6 +51,7 @@ def _load():
     return _lib
 
 
+@delegable
 def run(commands: str, json_output: bool = False) -> str:
     """Run nft commands (the text you would give `nft -f`); return what nft prints."""
     lib = _load()
@@ -70,6 +72,7 @@ def run(commands: str, json_output: bool = False) -> str:
         lib.nft_ctx_free(ctx)
 
 
+@delegable
 def list_json(what: str) -> list[dict]:
     """`nft -j list <what>` as Python objects (the "nftables" array); [] if it does not exist."""
     try:
@@ -78,5 +81,6 @@ def list_json(what: str) -> list[dict]:
         return []
 
 
+@delegable
 def table_exists(family: str, name: str) -> bool:
     return any("table" in o for o in list_json(f"table {family} {name}"))
