@@ -175,10 +175,11 @@ def host_devices(dev: str = "/dev") -> list[dict]:
 def with_user_namespace(spec: dict, root: str, host: dict) -> None:
     """A state root made by --userns-remap: a user namespace with its maps (unless --userns host),
     and a way for the mapped root through the state root's directories to what it mounts."""
-    from . import remap
-    maps = remap.idmaps(root)
+    from ..storage.shift import idmaps
+    maps = idmaps(root)
     if not maps or host.get("UsernsMode") == "host":
         return
+    from . import remap  # (with subprocess & co.: only for a remapped state root)
     uids, gids = maps
     spec["linux"]["namespaces"].append({"type": "user"})
     spec["linux"]["uidMappings"], spec["linux"]["gidMappings"] = uids.oci(), gids.oci()

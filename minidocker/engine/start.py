@@ -73,20 +73,27 @@ class StartedContainer:
         return ev.get("code") if ev and ev.get("event") == "exited" else None
 
 
-def start(rt, ref: str, attach: tuple[int, int, int] | None = None) -> StartedContainer | None:
+def start(rt, ref: str, attach: tuple[int, int, int] | None = None,
+          netlink: netlink_helper.NetlinkHelper | None = None) -> StartedContainer | None:
     """Start the container; return None if it was already running.
 
     `attach` = (stdin, stdout, stderr) fds of a caller that wants the output live
-    (`run` without -d, `start -a`); use -1 for "not attached"."""
-    cid = rt.resolve(ref)
-    lock = rt.containers.op_lock(cid)  # no rm or prune until the monitor holds the container
+    (`run` without -d, `start -a`); use -1 for "not attached". `netlink`: a netlink helper the
+    caller spawned earlier (`run` does, before it creates the container); it is used or closed."""
     try:
-        return _start(rt, cid, attach)
+        cid = rt.resolve(ref)
+        lock = rt.containers.op_lock(cid)  # no rm or prune until the monitor holds the container
+        try:
+            return _start(rt, cid, attach, netlink)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if netlink is not None:
+            netlink.close()  # (the monitor has its own copies)
 
 
-def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContainer | None:
+def _start(rt, cid: str, attach: tuple[int, int, int] | None,
+           netlink: netlink_helper.NetlinkHelper | None = None) -> StartedContainer | None:
     rec = reconcile(rt, rt.containers.read(cid))  # (NotFound if it was removed meanwhile)
     if not st.check_start(rec["State"], cid):
         return None
@@ -114,12 +121,15 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None) -> StartedContaine
         argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
     log = os.path.join(rt.containers.dir(cid), "shim.log")
     env = helper_env()
-    netlink = None
+    if netlink is not None and not netlink_helper.needed(rec):
+        netlink.close()
+        netlink = None
     try:
         with open(log, "ab") as errlog:
-            if netlink_helper.needed(rec):
+            if netlink is None and netlink_helper.needed(rec):
                 # first: it imports pyroute2 (~0.2 s) while the monitor starts (network/netlink_helper.py)
                 netlink = netlink_helper.NetlinkHelper.spawn(env, stderr=errlog)
+            if netlink is not None:
                 env[netlink_helper.HELPER_ENV] = "{},{}".format(*netlink.fds())
             proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0]
                                     + (list(netlink.fds()) if netlink else []),

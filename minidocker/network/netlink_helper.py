@@ -82,7 +82,7 @@ class NetlinkHelper:
                     raise EOFError
                 self._buf += chunk
         except (OSError, EOFError):
-            raise HelperError("the netlink helper died (its error is in the container's shim.log)") from None
+            raise HelperError("the netlink helper died") from None
         line, self._buf = self._buf.split(b"\n", 1)
         answer = json.loads(line)
         if "error" in answer:
@@ -99,12 +99,18 @@ class NetlinkHelper:
 def serve(r: int, w: int) -> None:
     """The helper's loop: one JSON request per line, one answer per line, until EOF."""
     import importlib
-    from . import bridge
-    bridge._IPRoute()  # import pyroute2 now, while the monitor is busy elsewhere
+    broken = None
+    try:
+        from . import bridge
+        bridge._IPRoute()  # import pyroute2 now, while the monitor is busy elsewhere
+    except Exception as e:  # noqa: BLE001 -- said in each answer: our stderr may be nowhere
+        broken = f"the netlink helper cannot load pyroute2: {e}"
     with os.fdopen(r, "rb") as requests:
         for line in requests:
             req = json.loads(line)
             try:
+                if broken:
+                    raise HelperError(broken)
                 if req["call"] not in delegate.CALLS:
                     raise HelperError(f"unknown call {req['call']!r}")
                 module, name = req["call"].split(".")

@@ -190,7 +190,7 @@ class _TerminalRaw:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
-def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int:
+def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlink=None) -> int:
     """Start attached: the monitor writes the container's output straight to our stdout and
     stderr; we forward signals (docker's --sig-proxy) and exit with the container's code."""
     sys.stdout.flush()
@@ -222,7 +222,7 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
         old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         with _TerminalRaw(0, tty and interactive):
-            started = rt.start(cid, attach=attach)
+            started = rt.start(cid, attach=attach, netlink=netlink)
             if started is None:
                 return 0
             running = True
@@ -244,22 +244,43 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool) -> int
 
 def cmd_run(args) -> int:
     rt = _runtime()
-    cid = _create_from_args(rt, args, attach=not args.detach, is_run=True)
+    netlink = _early_netlink_helper(args.network)
+    try:
+        cid = _create_from_args(rt, args, attach=not args.detach, is_run=True)
+    except BaseException:
+        if netlink is not None:
+            netlink.close()
+        raise
     if args.detach:
         print(cid, flush=True)  # docker prints the id even if starting then fails
         try:
-            rt.start(cid)
+            rt.start(cid, netlink=netlink)
         except MinidockerError:
             if args.rm:
                 _remove_quietly(rt, cid)
             raise
         return 0
     try:
-        return _attach_and_wait(rt, cid, args.interactive, args.tty)
+        return _attach_and_wait(rt, cid, args.interactive, args.tty, netlink)
     except MinidockerError:
         if args.rm:
             _remove_quietly(rt, cid)
         raise
+
+
+def _early_netlink_helper(network: str | None):
+    """A container that gets a veth: spawn the netlink helper before creating it, so that
+    pyroute2 (~0.2 s to import) loads on the other CPU meanwhile (network/netlink_helper.py)."""
+    from ...network import netlink_helper
+    if not netlink_helper.needed({"HostConfig": {"NetworkMode": network}}):
+        return None
+    import subprocess
+    try:
+        from ...engine.start import helper_env
+        # (stderr: not ours, which a caller of `run -d` may read to its end; errors come back as answers)
+        return netlink_helper.NetlinkHelper.spawn(helper_env(), stderr=subprocess.DEVNULL)
+    except OSError:
+        return None  # (start spawns one itself)
 
 
 def _remove_quietly(rt: Runtime, cid: str) -> None:
