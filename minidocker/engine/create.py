@@ -184,8 +184,8 @@ def _make_files(rt, rec: dict, img: Image, wanted: list[dict], remove_files) -> 
         fsutil.write_atomic(rec["HostsPath"], etcfiles.hosts_file(hostname), durable=False)
         host_resolv = fsutil.read_text("/etc/resolv.conf", "") or ""
         fsutil.write_atomic(rec["ResolvConfPath"], etcfiles.resolv_conf(host_resolv, kind), durable=False)
-        from . import remap
-        maps = remap.idmaps(rt.root.root)
+        from ..storage.shift import idmaps  # (engine/remap.py: only for a remapped root)
+        maps = idmaps(rt.root.root)
         if maps and rec["HostConfig"].get("UsernsMode") != "host":  # root's inside, as in Docker
             for key in ("HostnamePath", "HostsPath", "ResolvConfPath"):
                 os.chown(rec[key], maps[0].to_host(0), maps[1].to_host(0))
@@ -283,8 +283,9 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     if init:
         host["Init"] = True  # (docker leaves the key out unless --init was given)
     host.update(confine)
-    from . import remap
-    if remap.idmaps(rt.root.root):  # (a state root made by --userns-remap)
+    from ..storage.shift import idmaps
+    if idmaps(rt.root.root):  # (a state root made by --userns-remap)
+        from . import remap
         remap.check_host_options(host)
     if host["Privileged"]:  # nothing masked or read-only (dockerd leaves both lists null)
         host["MaskedPaths"] = host["ReadonlyPaths"] = None

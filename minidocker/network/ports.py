@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 
 from ..errors import Conflict, InvalidArgument
 
@@ -96,6 +95,7 @@ def host_port_free(port: int, proto: str, host_ip: str = "") -> bool:
     connection that just ended leaves a TIME_WAIT socket on the port for a minute, which
     a plain bind() counts as "in use" but Docker does not. A listening socket, or one bound
     without SO_REUSEADDR, still makes the bind fail."""
+    import socket  # (~3 ms: only when a port is published)
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as s:
         if kind == socket.SOCK_STREAM:

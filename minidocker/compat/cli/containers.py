@@ -316,7 +316,7 @@ def cmd_start(args) -> int:
 
 def cmd_stop(args) -> int:
     rt = _runtime()
-    return each(args.containers, lambda ref: (rt.stop(ref, args.time), ref)[1])
+    return each(args.containers, lambda ref: (rt.stop(ref, args.time), ref)[1], parallel=True)
 
 
 def cmd_restart(args) -> int:
@@ -327,13 +327,13 @@ def cmd_restart(args) -> int:
 def cmd_kill(args) -> int:
     rt = _runtime()
     runconfig.parse_signal(args.signal)  # a bad signal fails before touching any container
-    return each(args.containers, lambda ref: (rt.kill(ref, args.signal), ref)[1])
+    return each(args.containers, lambda ref: (rt.kill(ref, args.signal), ref)[1], parallel=True)
 
 
 def cmd_rm(args) -> int:
     rt = _runtime()
     failed = each(args.containers, lambda ref: (rt.remove(ref, force=args.force, volumes=args.volumes), ref)[1],
-                   ignore_missing=args.force)
+                   ignore_missing=args.force, parallel=True)
     return failed
 
 
@@ -421,12 +421,12 @@ def cmd_top(args) -> int:
 # ---------------------------------------------------------------------------- pause/update/stats
 def cmd_pause(args) -> int:
     rt = _runtime()
-    return each(args.containers, lambda ref: (rt.pause(ref), ref)[1])
+    return each(args.containers, lambda ref: (rt.pause(ref), ref)[1], parallel=True)
 
 
 def cmd_unpause(args) -> int:
     rt = _runtime()
-    return each(args.containers, lambda ref: (rt.unpause(ref), ref)[1])
+    return each(args.containers, lambda ref: (rt.unpause(ref), ref)[1], parallel=True)
 
 
 def cmd_attach(args) -> int:
