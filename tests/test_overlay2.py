@@ -17,6 +17,19 @@ pytestmark = pytest.mark.root
 def test_mount_options_pure():
     assert overlay2.mount_options(["/l/A", "/l/B"], "/u", "/w") == \
         "index=off,lowerdir=/l/A:/l/B,upperdir=/u,workdir=/w"
+    assert overlay2.mount_options(["/l/A"], "/u", "/w", volatile=True).endswith(",volatile")
+
+
+def test_only_a_removed_containers_layer_is_volatile(md):
+    """`run --rm`: overlayfs need not sync a layer that goes at the exit; any other container's
+    layer is mounted as Docker mounts it (it must survive a crash, for the next start)."""
+    line = 'grep " / " /proc/self/mountinfo'
+    assert "volatile" in md.ok("run", "--rm", "--network", "none", "busybox", "sh", "-c", line)
+    cid = md.ok("run", "-d", "--network", "none", "busybox", "sh", "-c", f"{line}; echo kept > /f").strip()
+    assert md.ok("wait", cid).strip() == "0"
+    assert "volatile" not in md.ok("logs", cid)
+    assert md.ok("start", "-a", cid).count("kept") == 0 and "kept" in md.ok("cp", f"{cid}:/f", "-")
+    md.ok("rm", cid)
 
 
 def test_chain_ids_follow_the_oci_formula():

@@ -278,7 +278,8 @@ class Monitor:
         rec = self.containers.read(self.cid)
         mount_id = self.images.container_mount_id(self.cid)
         try:
-            rootfs = self.images.driver.mount(mount_id)
+            # (--rm: its writable layer goes at the exit; overlayfs need not sync it: core/overlay2.py)
+            rootfs = self.images.driver.mount(mount_id, volatile=bool(rec["HostConfig"].get("AutoRemove")))
         except OSError as e:
             self.report(event="error", code=125, message=f"error mounting the container's rootfs: {e}")
             return 125
