@@ -4,8 +4,9 @@ the long-lived monitor never imports pyroute2.
 pyroute2 takes ~0.2 s to import (asyncio, and a socket class for every netlink family) and
 ~20 MiB that a monitor would then hold for the container's whole life: 100 containers on a
 bridge would keep 2 GB of it. So whoever starts a bridge-attached container spawns this
-helper first (engine/start.py; the monitor spawns its own when a restart policy runs the
-container again). It imports pyroute2 on the other CPU while the monitor starts, mounts the
+helper first (`run`, before it even creates the container; engine/start.py for any other
+start; the monitor itself when a restart policy runs the container again). It imports
+pyroute2 on the other CPU while the container is created, the monitor starts, mounts the
 rootfs and the container's init makes its namespaces; then it does, for the monitor, the
 calls of network/bridge.py and network/nft.py a start needs, and exits when the monitor
 closes the pipe. (libnftables, ~1.5 MiB, is then only loaded by the monitor at the exit.)
@@ -32,7 +33,8 @@ class HelperError(RuntimeError):
 
 
 def needed(rec: dict) -> bool:
-    """Does this container get a veth (the default bridge or a user network)?"""
+    """Does this container get a veth (the default bridge or a user network)? (network/modes.py's
+    parse_mode says the same; not imported here: the CLI asks before it needs anything else.)"""
     mode = rec["HostConfig"].get("NetworkMode") or "default"
     return mode not in ("none", "host") and not mode.startswith("container:")
 
