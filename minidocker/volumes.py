@@ -344,9 +344,12 @@ class VolumeStore:
         return fsutil.FileLock(self.lock_path)
 
     def create(self, name: str | None = None, labels: dict | None = None, anonymous: bool = False,
-               locked: bool = False) -> str:
-        """Make volume `name` (a random one if None); `locked`: the caller holds lock()."""
+               locked: bool = False, driver: str = "local") -> str:
+        """Make volume `name` (a random one if None); `locked`: the caller holds lock().
+        `driver`: only "local" is built in; dockerd looks any other up as a plugin."""
         name = name or os.urandom(32).hex()
+        if driver != "local":
+            raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
         if not NAME_RE.match(name):
             raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a local volume name, '
                                   'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')

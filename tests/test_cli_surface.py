@@ -166,3 +166,15 @@ def test_system_df_counts_what_is_there(tmp_path):
     finally:
         md("rm", "-f", "df-run", "df-idle")
         md("system", "prune", "-af", "--volumes")
+
+
+@pytest.mark.root
+@pytest.mark.docker
+def test_an_unknown_volume_driver_is_refused_as_docker_refuses_it(md, docker):
+    """Only the local driver is built in; dockerd looks any other up as a plugin, and fails."""
+    argv = ["volume", "create", "-d", "nosuch", "surface-vol"]
+    ours, theirs = md(*argv), docker.docker(*argv, check=False)
+    assert ours.returncode == theirs.returncode == 1
+    assert ours.stderr.strip().removeprefix("Error: ") == \
+        theirs.stderr.strip().removeprefix("Error response from daemon: ")
+    assert "surface-vol" not in md.ok("volume", "ls", "-q").split()

@@ -282,9 +282,12 @@ def follow(path: str, start_offset: int, alive, poll: float = 0.05) -> Iterator[
             continue
         if not alive():
             # one last read: the writer may have flushed between our read and the check
-            with open(path, "rb") as f:
-                f.seek(pos)
-                rest = partial + f.read()
+            try:
+                with open(path, "rb") as f:
+                    f.seek(pos)
+                    rest = partial + f.read()
+            except FileNotFoundError:  # removed with its container meanwhile (run --rm, rm -f)
+                rest = partial
             for ln in rest.split(b"\n"):
                 rec = parse_line(ln) if ln.strip() else None
                 if rec:

@@ -22,7 +22,7 @@ def prune_volumes(rt: Runtime, named_too: bool = False) -> tuple[list[str], int]
 
 def cmd_volume_create(args) -> int:
     labels = dict(lab.partition("=")[::2] for lab in args.label)
-    print(VolumeStore(Runtime().root).create(args.name, labels=labels))
+    print(VolumeStore(Runtime().root).create(args.name, labels=labels, driver=args.driver))
     return 0
 
 

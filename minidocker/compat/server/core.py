@@ -177,7 +177,8 @@ class Server:
 
     @staticmethod
     def _fail(resp: Response, status: int, message: str) -> None:
-        if resp.started:  # a stream had begun: too late for a status, say it in the stream
+        if resp.started:  # a stream had begun: too late for a status; end it, never leave it hanging
+            resp.abort()
             return
         resp.error(status, message)
 

@@ -184,6 +184,7 @@ class Response:
         self.conn, self.common, self.head_only = conn, common, head_only
         self.started = False
         self.status = 0
+        self.writer: ChunkedWriter | None = None  # (the body of a stream, once started)
 
     def _head(self, status: int, headers: dict[str, str]) -> bytes:
         self.started, self.status = True, status
@@ -208,7 +209,15 @@ class Response:
     def stream(self, content_type: str = "application/json", status: int = 200) -> "ChunkedWriter":
         """Start an answer whose length is not known: it goes out chunk by chunk."""
         self.conn.sendall(self._head(status, {"Content-Type": content_type, "Transfer-Encoding": "chunked"}))
-        return ChunkedWriter(self.conn)
+        self.writer = ChunkedWriter(self.conn)
+        return self.writer
+
+    def abort(self) -> None:
+        """A handler failed after its answer had begun: too late for a status. A stream gets
+        its last chunk, so that the client is not left waiting for more (a whole answer, sent
+        before the failure, needs nothing)."""
+        if self.writer is not None and not self.writer.closed:
+            self.writer.close()
 
     def hijack(self, req: Request, content_type: str) -> socket.socket:
         """Answer, then leave HTTP: from here on the socket carries the raw streams. A client

@@ -97,14 +97,12 @@ def volume_list(srv, req, resp) -> None:
 
 def volume_create(srv, req, resp) -> None:
     body = req.json({}) or {}
-    if (body.get("Driver") or "local") != "local":
-        from ...errors import InvalidArgument
-        raise InvalidArgument(f"volume driver {body['Driver']!r}: minidocker has only the local driver")
     if body.get("DriverOpts"):
         from ...errors import InvalidArgument
         raise InvalidArgument("volume driver options are not supported by minidocker")
     vs = VolumeStore(srv.runtime().root)
-    name = vs.create(body.get("Name") or None, labels=dict(body.get("Labels") or {}))
+    name = vs.create(body.get("Name") or None, labels=dict(body.get("Labels") or {}),
+                     driver=body.get("Driver") or "local")
     resp.json(vs.get(name), status=201)
 
 
