@@ -50,6 +50,7 @@ import tarfile
 import zlib
 
 from ..core.overlay2 import is_opaque, is_whiteout, opaque_xattr
+from . import tarstream
 from ..core.userns import running_in_user_namespace
 from ..errors import MinidockerError
 
@@ -128,8 +129,10 @@ def _symlink_escapes(link_parts: list[str], target: str) -> bool:
     return False
 
 
-def _pax_xattrs(member: tarfile.TarInfo):
+def _pax_xattrs(member: tarstream.Entry):
     """(name, value) of the xattrs stored in a member's PAX headers, sorted by name."""
+    if not member.pax_headers:
+        return
     for key, value in sorted(member.pax_headers.items()):
         if not key.startswith(PAX_XATTR_PREFIX):
             continue
@@ -138,21 +141,14 @@ def _pax_xattrs(member: tarfile.TarInfo):
         # only say "opaque", and only with a .wh..wh..opq marker.
         if not name or name.startswith(OVERLAY_XATTR_PREFIX):
             continue
-        # tarfile decodes non-UTF-8 values with surrogateescape: this gets the bytes back.
+        # PAX values are decoded with surrogateescape: this gets the bytes back.
         yield name, value.encode("utf-8", "surrogateescape")
 
 
-def _ns(seconds: float) -> int:
-    return int(round(seconds * 1_000_000_000))
-
-
-def _times_ns(member: tarfile.TarInfo) -> tuple[int, int]:
+def _times_ns(member: tarstream.Entry) -> tuple[int, int]:
     """(atime, mtime) in ns. Like Docker: atime is never before mtime."""
-    mtime = _ns(member.mtime)
-    try:
-        atime = _ns(float(member.pax_headers["atime"]))
-    except (KeyError, ValueError):
-        atime = mtime
+    mtime = member.mtime_ns
+    atime = mtime if member.atime_ns is None else member.atime_ns
     return max(atime, mtime), mtime
 
 
@@ -260,7 +256,7 @@ def _decompressed(raw, stack: contextlib.ExitStack):
 # ---------------------------------------------------------------------------
 
 _BLOCK = tarfile.BLOCKSIZE
-TAR_ERRORS = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
+TAR_ERRORS = (tarfile.TarError, tarstream.TarError, EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
 
 
 class TailReader:
@@ -308,21 +304,14 @@ def check_tar_file(path) -> None:
     """Is the (uncompressed) tar file at `path` a complete, readable archive? ArchiveError if
     not: a truncated entry or header, garbage between entries, or not a tar at all."""
     with open(path, "rb") as f:
-        if not f.read(1):
+        size = os.fstat(f.fileno()).st_size
+        if not size:
             raise ArchiveError("Error processing tar file: the archive is empty")
-        f.seek(0)
         try:
-            with tarfile.open(fileobj=f, mode="r:") as tf:
-                for _ in tf:
-                    pass
-                offset = tf.offset
-        except TAR_ERRORS as e:
+            for _ in tarstream.Reader(f, size=size):   # headers only: the data is seeked over
+                pass
+        except tarstream.TarError as e:
             raise ArchiveError(f"Error processing tar file: {e}") from None
-
-        def bytes_at(pos: int, n: int) -> bytes:
-            f.seek(pos)
-            return f.read(n)
-        check_end(bytes_at, offset)
 
 
 @contextlib.contextmanager
@@ -362,12 +351,10 @@ def apply_layer(tar_stream_or_path, dest_dir, *, overlay: bool = True) -> int:
         root_fd = os.open(dest_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         stack.callback(os.close, root_fd)
         try:
-            stream = TailReader(_decompressed(raw, stack))
-            # "r|": a stream, read once from start to end, never seeking back.
-            tf = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
-            written = _LayerApplier(root_fd, overlay).apply(tf)
-            check_end(stream.bytes_at, tf.offset)   # a truncated layer is no layer
-            return written
+            # Read once from start to end, never seeking back: the reader also checks the
+            # archive's end (a truncated layer is no layer).
+            reader = tarstream.Reader(_decompressed(raw, stack))
+            return _LayerApplier(root_fd, overlay).apply(reader)
         except (*TAR_ERRORS, OSError) as e:
             if isinstance(e, OSError) and e.errno is not None:
                 raise  # a real I/O error; (bz2 says "Invalid data stream" with an OSError, no errno)
@@ -389,13 +376,19 @@ class _LayerApplier:
         # together, and walking down from the root for each one cost 40% of the time. Forgotten
         # whenever this layer removes a directory (it could be this one, or above it).
         self._parent: tuple[tuple[str, ...], int] | None = None
+        # Forgotten directory fds, closed once the entry that may still use one is done.
+        self._stale: list[int] = []
 
-    def apply(self, tf: tarfile.TarFile) -> int:
+    def apply(self, reader: tarstream.Reader) -> int:
         try:
-            for member in tf:
-                self._entry(tf, member)
+            for member in reader:
+                try:
+                    self._entry(reader, member)
+                finally:
+                    self._close_stale()
         finally:
             self._forget()
+            self._close_stale()
         for parts, times in reversed(self.dir_times):
             try:
                 fd = self._open_dir(parts, "/".join(parts), create=False)
@@ -444,18 +437,23 @@ class _LayerApplier:
             raise
 
     def _parent_dir(self, parts: list[str], entry: str) -> int:
-        """_open_dir(parts, create=True), through the cache; the caller closes what it gets."""
+        """_open_dir(parts, create=True), through the cache. The fd stays ours (the caller does
+        not close it) and open until the current entry is done, even if forgotten meanwhile."""
         key = tuple(parts)
         if self._parent is None or self._parent[0] != key:
             fd = self._open_dir(parts, entry, create=True)
             self._forget()
             self._parent = (key, fd)
-        return os.dup(self._parent[1])
+        return self._parent[1]
 
     def _forget(self) -> None:
         if self._parent is not None:
-            os.close(self._parent[1])
+            self._stale.append(self._parent[1])
             self._parent = None
+
+    def _close_stale(self) -> None:
+        while self._stale:
+            os.close(self._stale.pop())
 
     def _remove(self, dir_fd: int, name: str) -> None:
         """_remove_all, forgetting the cached directory if a directory goes."""
@@ -468,7 +466,7 @@ class _LayerApplier:
 
     # --- one tar entry ---
 
-    def _entry(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    def _entry(self, reader: tarstream.Reader, member: tarstream.Entry) -> None:
         entry = member.name
         parts = _clean_path(member.name, entry)
         name = "/".join(parts)
@@ -499,33 +497,33 @@ class _LayerApplier:
             return
 
         parent_fd = self._parent_dir(parts[:-1], entry)
-        try:
-            if member.isdir():
-                self._directory(parent_fd, base, parts, entry, member)
-            elif member.isreg():
-                self._regular(tf, parent_fd, base, member)
-            elif member.issym():
-                if _symlink_escapes(parts, member.linkname):
-                    raise UnsafeArchiveError(
-                        f"{entry!r}: symlink target {member.linkname!r} escapes the layer root")
+        if member.isdir():
+            self._directory(parent_fd, base, parts, entry, member)
+        elif member.isreg():
+            self._regular(reader, parent_fd, base, member)
+        elif member.issym():
+            if _symlink_escapes(parts, member.linkname):
+                raise UnsafeArchiveError(
+                    f"{entry!r}: symlink target {member.linkname!r} escapes the layer root")
+            try:
+                os.symlink(member.linkname, base, dir_fd=parent_fd)
+            except FileExistsError:
                 self._remove(parent_fd, base)
                 os.symlink(member.linkname, base, dir_fd=parent_fd)
-                self._metadata(member, parent_fd=parent_fd, name=base)
-            elif member.islnk():
-                self._hardlink(parent_fd, base, parts, entry, member)
-            else:  # devices and fifos. Docker allows device nodes too (we are root).
-                if not member.isfifo() and running_in_user_namespace():
-                    return  # rootless: mknod is refused in a user namespace; skipped, as moby does
-                self._remove(parent_fd, base)
-                if member.isfifo():
-                    os.mkfifo(base, 0o600, dir_fd=parent_fd)
-                else:
-                    kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-                    os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),
-                             dir_fd=parent_fd)
-                self._metadata(member, parent_fd=parent_fd, name=base)
-        finally:
-            os.close(parent_fd)
+            self._metadata(member, parent_fd=parent_fd, name=base)
+        elif member.islnk():
+            self._hardlink(parent_fd, base, parts, entry, member)
+        else:  # devices and fifos. Docker allows device nodes too (we are root).
+            if not member.isfifo() and running_in_user_namespace():
+                return  # rootless: mknod is refused in a user namespace; skipped, as moby does
+            self._remove(parent_fd, base)
+            if member.isfifo():
+                os.mkfifo(base, 0o600, dir_fd=parent_fd)
+            else:
+                kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+                os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),
+                         dir_fd=parent_fd)
+            self._metadata(member, parent_fd=parent_fd, name=base)
         self.unpacked.add(name)
 
     def _directory(self, parent_fd, base, parts, entry, member) -> None:
@@ -545,40 +543,35 @@ class _LayerApplier:
             os.close(fd)
         self.dir_times.append((parts, _times_ns(member)))
 
-    def _regular(self, tf, parent_fd, base, member) -> None:
-        # Whatever is there goes first: a symlink or hard link must be replaced, never
-        # written through. O_EXCL|O_NOFOLLOW make sure we create a fresh file.
-        self._remove(parent_fd, base)
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=parent_fd)
+    def _regular(self, reader, parent_fd, base, member) -> None:
+        # O_EXCL|O_NOFOLLOW make sure we create a fresh file: whatever is there (a symlink or
+        # hard link must be replaced, never written through) goes first, then we try again.
+        # (Trying first saves a stat per file: in a new layer, nothing is ever there.)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self._copy_data(tf, member, fd)
+            fd = os.open(base, flags, 0o600, dir_fd=parent_fd)
+        except FileExistsError:
+            self._remove(parent_fd, base)
+            fd = os.open(base, flags, 0o600, dir_fd=parent_fd)
+        try:
+            self._copy_data(reader, member, fd)
             self._metadata(member, fd=fd)
         finally:
             os.close(fd)
 
-    def _copy_data(self, tf: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
-        if member.issparse():  # (GNU sparse files: tarfile knows where the holes go)
-            with open(fd, "wb", closefd=False) as out:
-                src = tf.extractfile(member)
-                while chunk := src.read(_CHUNK):
-                    out.write(chunk)
-                    self.written += len(chunk)
-            return
-        # Straight from the stream, where tarfile left it: the file's data follows its header.
-        # (extractfile's file object and a buffered writer around each small file cost more
-        # than the copy; tarfile itself skips the padding to the next header.)
-        tf.fileobj.seek(member.offset_data)
+    def _copy_data(self, reader: tarstream.Reader, member: tarstream.Entry, fd: int) -> None:
+        # Straight from the stream to the file: a buffered writer around each small file would
+        # cost more than the copy. (The reader skips the padding to the next header.)
         left = member.size
         while left:
-            chunk = tf.fileobj.read(min(left, _CHUNK))
-            if not chunk:
-                raise tarfile.ReadError("unexpected end of data")
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
+            chunk = reader.read(min(left, _CHUNK))
+            n = os.write(fd, chunk)
+            if n < len(chunk):          # (a short write: go on with the rest)
+                view = memoryview(chunk)[n:]
+                while view:
+                    view = view[os.write(fd, view):]
             left -= len(chunk)
-            self.written += len(chunk)
+        self.written += member.size
 
     def _hardlink(self, parent_fd, base, parts, entry, member) -> None:
         # The target is a path in this layer, like any entry name: cleaned the same
@@ -644,14 +637,11 @@ class _LayerApplier:
         """`.wh.<target>`: <target> was deleted in this layer."""
         if self.overlay:
             parent_fd = self._parent_dir(dir_parts, entry)
-            try:
-                self._remove(parent_fd, target)
-                # overlayfs' whiteout: a character device with device number 0/0
-                os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent_fd)
-                os.chown(target, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
-                os.utime(target, ns=_times_ns(member), dir_fd=parent_fd, follow_symlinks=False)
-            finally:
-                os.close(parent_fd)
+            self._remove(parent_fd, target)
+            # overlayfs' whiteout: a character device with device number 0/0
+            os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent_fd)
+            os.chown(target, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
+            os.utime(target, ns=_times_ns(member), dir_fd=parent_fd, follow_symlinks=False)
             return
         try:
             parent_fd = self._open_dir(dir_parts, entry, create=False)

@@ -21,8 +21,8 @@ import gzip
 import json
 import os
 import posixpath
-import tarfile
 
+from . import tarstream
 from .archive import ArchiveError
 
 FILE, SEGMENT = 1, 2
@@ -37,9 +37,9 @@ def _clean(name: str) -> str | None:
 def record(tar_path: str, out_path: str) -> None:
     """Write the tar-split of the (uncompressed) tar file at `tar_path` to `out_path`."""
     try:
-        with tarfile.open(tar_path, "r:") as tf:
-            members = tf.getmembers()
-    except (tarfile.TarError, EOFError) as e:
+        with open(tar_path, "rb") as f:     # headers only: the reader seeks over the data
+            members = list(tarstream.Reader(f, size=os.fstat(f.fileno()).st_size))
+    except tarstream.TarError as e:
         raise ArchiveError(f"Error processing tar file: {e}") from None
     names = [_clean(m.name) for m in members]
     last_index = {n: i for i, n in enumerate(names) if n}
