@@ -235,3 +235,20 @@ def test_random_archives_read_as_tarfile_reads_them(files, fmt):
     except ValueError:       # ustar cannot store some long names: not the reader's problem
         return
     same_as_tarfile(data)
+
+
+@pytest.mark.parametrize("name,link", [("a", ""), ("\u00ff" * 50, "\u00fe" * 50), ("x" * 100, "y" * 100)])
+def test_checksums_dense_and_sparse_headers(name, link):
+    """Most headers are mostly zeros (the fast path); one with over 256 non-zero bytes (here long
+    names, user and group names) takes the exact sum. A signed sum (old tars) is accepted too."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = (tarfile.SYMTYPE, link) if link else (tarfile.REGTYPE, "")
+    info.uname, info.gname = "u" * 31, "g" * 31
+    block = bytearray(info.tobuf(tarfile.USTAR_FORMAT, encoding="utf-8"))
+    assert tarstream.checksum_ok(bytes(block))
+    block[148:156] = b" " * 8
+    signed = sum(block) - 256 * sum(1 for b in block if b & 0x80)
+    block[148:156] = b"%06o\0 " % signed
+    assert tarstream.checksum_ok(bytes(block))
+    block[200] ^= 0x10                                             # one bit off: refused on either path
+    assert not tarstream.checksum_ok(bytes(block))

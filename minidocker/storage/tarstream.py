@@ -36,6 +36,7 @@ when a `size` is given).
 from __future__ import annotations
 
 import struct
+from zlib import adler32
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
@@ -124,11 +125,20 @@ def checksum_ok(block: bytes) -> bool:
         want = _num(block[148:156])
     except TarError:
         return False
-    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
-    if want == unsigned:
+    # What the whole block, as it is, must sum to.
+    expected = want - 8 * 32 + sum(block[148:156])
+    # sum() over 512 bytes was a third of the time spent per header, so the common case asks
+    # zlib instead: adler32's low half is 1 + (the byte sum mod 65521). That is exact when at
+    # least half the bytes are zero (true of nearly every header): the sum is then at most
+    # 256 * 255 < 65521.
+    if block.count(0) >= 256:
+        unsigned = (adler32(block) & 0xFFFF) - 1
+    else:
+        unsigned = sum(block)
+    if unsigned == expected:
         return True
     high = sum(1 for b in block[:148] + block[156:] if b & 0x80)
-    return want == unsigned - 256 * high
+    return sum(block) - 256 * high == expected
 
 
 def parse_pax(data: bytes) -> dict[str, str]:
