@@ -95,7 +95,12 @@ def _clean_path(name: str, entry: str) -> list[str]:
     """
     if "\x00" in name:
         raise UnsafeArchiveError(f"{entry!r}: NUL byte in path")
-    parts: list[str] = []
+    parts = name.split("/")
+    if parts[0] == "." and len(parts) > 1:
+        del parts[0]                # "./etc/passwd", as `tar -C dir -cf - .` writes names
+    if "" not in parts and "." not in parts and ".." not in parts:
+        return parts                # already clean: nearly every name (the loop below costs)
+    parts = []
     for comp in name.split("/"):
         if comp in ("", "."):
             continue
@@ -222,6 +227,13 @@ class _Prepend:
         return data
 
 
+def _seekable(f) -> bool:
+    try:
+        return f.seekable()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _decompressed(raw, stack: contextlib.ExitStack):
     """Wrap a binary stream so that reading it yields the plain tar bytes."""
     head = b""
@@ -230,8 +242,11 @@ def _decompressed(raw, stack: contextlib.ExitStack):
         if not more:
             break
         head += more
-    stream = _Prepend(head, raw)
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), "tar")
+    if kind == "tar" and _seekable(raw):
+        raw.seek(-len(head), os.SEEK_CUR)       # a file: read it again from the start, directly
+        return raw
+    stream = _Prepend(head, raw)
     if kind == "gzip":
         return stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))
     if kind == "bzip2":
@@ -368,7 +383,7 @@ class _LayerApplier:
         self.root_fd = root_fd
         self.overlay = overlay
         self.written = 0
-        # Paths this layer created (naive mode: an opaque marker spares them).
+        # Paths this layer created (kept in naive mode only: an opaque marker spares them).
         self.unpacked: set[str] = set()
         # Directory times, set last: writing into a directory changes its mtime.
         self.dir_times: list[tuple[list[str], tuple[int, int]]] = []
@@ -486,8 +501,7 @@ class _LayerApplier:
             self._whiteout(parts[:-1], target, entry, member)
             return
 
-        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()
-                or member.ischr() or member.isblk() or member.isfifo()):
+        if member.type not in tarstream.FILE_TYPES:
             raise ArchiveError(f"{entry!r}: unsupported tar entry type {member.type!r}")
 
         if not parts:  # "./": the root itself. Only its metadata can change.
@@ -524,7 +538,8 @@ class _LayerApplier:
                 os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor),
                          dir_fd=parent_fd)
             self._metadata(member, parent_fd=parent_fd, name=base)
-        self.unpacked.add(name)
+        if not self.overlay:
+            self.unpacked.add(name)
 
     def _directory(self, parent_fd, base, parts, entry, member) -> None:
         if parts:

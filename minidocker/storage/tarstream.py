@@ -49,6 +49,7 @@ REGULAR, HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO = b"0", b"1", b"2", 
 _REGULAR_TYPES = (b"0", b"\0", b"7")          # "7" (contiguous) is read as a regular file
 _HEADER_ONLY = (HARDLINK, SYMLINK, CHAR, BLOCKDEV, DIRECTORY, FIFO)  # their size carries no data
 _META_TYPES = (b"x", b"g", b"L", b"K")
+FILE_TYPES = frozenset((*_REGULAR_TYPES, *_HEADER_ONLY))   # the types that make something on disk
 
 
 class TarError(ValueError):
@@ -273,8 +274,8 @@ class Reader:
         if pos + n <= len(self._buf):
             self._pos = pos + n
             return self._buf[pos:pos + n]
-        parts = [self._buf[pos:]]
-        need = n - len(parts[0])
+        parts = [self._buf[pos:]] if pos < len(self._buf) else []
+        need = n - (len(parts[0]) if parts else 0)
         self._base += len(self._buf)
         self._buf, self._pos = b"", 0
         while need > 0:
@@ -288,7 +289,8 @@ class Reader:
             parts.append(chunk)
             self._base += len(chunk)
             need -= len(chunk)
-        return b"".join(parts)
+        # (a big file's data usually arrives as one chunk: returned as it is, not copied again)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _skip(self, n: int) -> None:
         if self._pos + n <= len(self._buf):
