@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's time.Time{}: "never" (e.g. FinishedAt of a running container)
 
 
 def rfc3339nano(ns: int) -> str:
     """Go's time.RFC3339Nano: nanoseconds with trailing zeros trimmed, UTC 'Z'."""
+    from datetime import datetime, timezone  # (~2 ms: only when a time is printed or parsed)
     sec, frac = divmod(ns, 1_000_000_000)
     base = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     frac_s = f"{frac:09d}".rstrip("0")
@@ -24,6 +24,7 @@ def rfc3339nano(ns: int) -> str:
 
 def rfc3339nano_fixed(ns: int) -> str:
     """docker logs -t: always nine fractional digits (jsonmessage.RFC3339NanoFixed)."""
+    from datetime import datetime, timezone
     sec, frac = divmod(ns, 1_000_000_000)
     return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
@@ -32,6 +33,7 @@ def parse_rfc3339(s: str) -> float | None:
     """Seconds since the epoch, or None for Go's zero time."""
     if not s or s.startswith("0001-01-01"):
         return None
+    from datetime import datetime, timezone
     s = s.rstrip("Z")
     base, _, frac = s.partition(".")
     dt = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)

@@ -173,6 +173,29 @@ def test_copy_chown_chmod_and_dirs(md, tmp_path):
     assert lines[2:] == ["/docs", "/docs/x.md", "/docs/y.md", "/target", "/target/a", "/target/sub", "/target/sub/b"]
 
 
+def test_copy_into_directories_of_the_image_and_from_a_stage_is_cached(md, tmp_path):
+    """A dest that is a directory of the image without saying so (/etc, /tmp) and COPY --from:
+    the files land where they should, and a rebuild finds every step in the cache (whether dest
+    is a directory is asked of the image only to build the step)."""
+    dockerfile = ("FROM busybox AS a\nRUN echo made > /made\nFROM busybox\nCOPY f.txt /etc\n"
+                  "COPY f.txt g.txt /tmp\nCOPY --from=a /made /opt/made\n")
+    ctx = write(tmp_path, {"Dockerfile": dockerfile, "f.txt": "f\n", "g.txt": "g\n"})
+    first = build(md, ctx, "-t", "cpdir:1")
+    assert first.returncode == 0, first.stderr
+    out = md.ok("run", "--rm", "--network", "none", "cpdir:1", "cat", "/etc/f.txt", "/tmp/f.txt", "/tmp/g.txt",
+                "/opt/made")
+    assert out == "f\nf\ng\nmade\n"
+    assert build(md, ctx, "-t", "cpdir:1").stdout.count("Using cache") == 4
+    # the stage re-run (a new image, the same files): COPY --from still hits by their checksum
+    write(tmp_path, {"Dockerfile": dockerfile.replace("echo made >", "echo made  >")})
+    again = build(md, ctx, "-t", "cpdir:2")
+    assert again.stdout.count("Using cache") == 3 and img(md, "cpdir:2")["Id"] == img(md, "cpdir:1")["Id"]
+    # several sources into what is a file of the image: Docker's error, cached or not
+    write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY f.txt g.txt /bin/sh\n"})
+    r = build(md, ctx)
+    assert r.returncode == 1 and "must be a directory and end with a /" in r.stdout + r.stderr
+
+
 def test_dockerignore(md, tmp_path):
     ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY . /ctx\n",
                            ".dockerignore": "# secrets stay home\nsecret.txt\nlogs\n!logs/keep.log\n**/*.tmp\n",

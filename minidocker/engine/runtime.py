@@ -20,10 +20,9 @@ There is no daemon: every method reads the on-disk record (container/store.py).
 from __future__ import annotations
 
 from ..container.store import ContainerStore
+from ..errors import NotFound
 from ..images.store import Image, ImageStore
 from ..paths import StateRoot
-from .oci import cgroup_parent
-from .reconcile import reconcile
 
 INSPECT_ORDER = ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath",
                  "HostsPath", "LogPath", "Name", "RestartCount", "Driver", "Platform", "MountLabel",
@@ -47,6 +46,7 @@ class Runtime:
     def cgroup_parent(self) -> str:
         """This state root's cgroup parent: `minidocker` (Docker: `docker`) for the default root,
         `minidocker-<tag>` for any other, so one root's prune never touches another's."""
+        from .oci import cgroup_parent
         return cgroup_parent(self.root)
 
     def cgroups(self):
@@ -56,18 +56,23 @@ class Runtime:
 
     # --- lookup ---
     def image(self, name: str, pull: bool = True) -> Image:
-        from .create import resolve_image
-        return resolve_image(self, name, pull)
+        try:
+            return self.images.resolve(name)  # (an image we have needs none of create.py's imports)
+        except NotFound:
+            from .create import resolve_image  # built (busybox) or pulled
+            return resolve_image(self, name, pull)
 
     def resolve(self, ref: str) -> str:
         return self.containers.resolve(ref)
 
     def inspect(self, ref: str) -> dict:
+        from .reconcile import reconcile
         rec = reconcile(self, self.containers.read(self.resolve(ref)))
         return {k: rec[k] for k in INSPECT_ORDER if k in rec} | {
             k: v for k, v in rec.items() if k not in INSPECT_ORDER and k not in PRIVATE_KEYS}
 
     def list(self, all: bool = False) -> list[dict]:
+        from .reconcile import reconcile
         recs = [reconcile(self, r) for r in self.containers.all()]
         if not all:
             recs = [r for r in recs if r["State"]["Running"]]

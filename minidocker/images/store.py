@@ -27,11 +27,11 @@ import json
 import os
 import re
 from contextlib import contextmanager
+from functools import cached_property
 
 from .. import fsutil
 from ..errors import Conflict, MinidockerError, NotFound
 from ..paths import StateRoot
-from ..core.overlay2 import Overlay2, random_id, visible_in_layers
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -158,7 +158,13 @@ class Image:
 class ImageStore:
     def __init__(self, root: StateRoot):
         self.root = root.ensure()
-        self.driver = Overlay2(root.overlay2)
+
+    @cached_property
+    def driver(self):
+        """The overlay2 driver, imported when first needed: what reads configs and tags only
+        (`images`, `tag`, a cached rebuild) needs none of it, nor the syscall layer's ctypes."""
+        from ..core.overlay2 import Overlay2
+        return Overlay2(self.root.overlay2)
 
     def lock(self) -> fsutil.FileLock:
         return fsutil.FileLock(self.root.lock)
@@ -169,8 +175,8 @@ class ImageStore:
         pull, load, import, commit): `system prune` removes layers no image uses only when no
         such work is under way, so it never takes a layer from a running build, and always
         cleans up after a killed one."""
-        import secrets
-        lock = fsutil.FileLock(os.path.join(self.root.tmp, f"busy-{os.getpid()}-{secrets.token_hex(4)}"))
+        # (os.urandom, what secrets.token_hex reads, without importing secrets: random, hmac...)
+        lock = fsutil.FileLock(os.path.join(self.root.tmp, f"busy-{os.getpid()}-{os.urandom(4).hex()}"))
         lock.acquire()
         try:
             yield
@@ -374,8 +380,12 @@ class ImageStore:
         r = refmod.parse(ref) if isinstance(ref, str) else ref
         with self.lock():
             repos = self._read_repos()
-            repos.setdefault(r.familiar_name, {})[str(r)] = image_id
-            fsutil.write_json(self.root.repositories, {"Repositories": repos})
+            repo = repos.setdefault(r.familiar_name, {})
+            # a tag that already names the image is not written again (a cached rebuild's:
+            # no fsync, as moby's reference store returns early); the event is still sent
+            if repo.get(str(r)) != image_id:
+                repo[str(r)] = image_id
+                fsutil.write_json(self.root.repositories, {"Repositories": repos})
         from .. import events
         events.emit(self.root, "image", "tag", image_id, {"name": str(r)})
 
@@ -419,6 +429,7 @@ class ImageStore:
     # ------------------------------------------------------------------ container layers
     def create_container_layers(self, container_id: str, image: Image) -> tuple[str, str]:
         """Make `<mount-id>-init` and `<mount-id>` on top of the image; return (mount_id, init_id)."""
+        from ..core.overlay2 import random_id
         top = image.top_chain_id
         parent_cache = self.layer_cache_id(top) if top else None
         mount_id = random_id()
@@ -456,6 +467,7 @@ class ImageStore:
         moby mounts the init layer to look; we look through the lower layers' diff dirs
         directly (top-down, honouring whiteouts), which gives the same answer without
         a mount and an unmount on every `docker create`."""
+        from ..core.overlay2 import visible_in_layers
         lowers = [os.path.join(self.driver.home, x) for x in self.driver.lower_chain(init_id)]
         target = self.driver.diff(init_id)
 

@@ -27,14 +27,10 @@ import json
 import os
 import re
 import stat
-import tarfile
-import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 
 from ... import fsutil, progress
-from ...container import runconfig as specmod
 from ...gotime import rfc3339nano
 from ...errors import MinidockerError
 from ...images import reference as refmod
@@ -42,6 +38,9 @@ from ...images.platform import host_architecture
 from ...images.store import Image
 from . import dockerfile as dfmod
 from .ignore import DockerIgnore
+
+# What only a step that runs a container or writes a layer needs (tarfile, tempfile, the
+# engine's verbs, runconfig) is imported where it is used: a fully cached rebuild does neither.
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 # instructions that only change the image config ("#(nop)" in docker history)
@@ -59,11 +58,12 @@ def apply_config_instruction(cfg: dict, ins, env: dict, state: dict | None = Non
 
     Shared with `import --change` / `commit --change`. `state` carries what a build stage
     remembers between instructions (cmd_set, shell)."""
+    from ...container.runconfig import parse_signal, replace_or_append
     state = state if state is not None else {}
     c = ins.cmd
     shell = state.get("shell") or cfg.get("Shell") or DEFAULT_SHELL
     if c == "ENV":
-        cfg["Env"] = specmod.replace_or_append(cfg.get("Env") or [], [f"{k}={v}" for k, v in ins.pairs])
+        cfg["Env"] = replace_or_append(cfg.get("Env") or [], [f"{k}={v}" for k, v in ins.pairs])
     elif c == "LABEL":
         cfg["Labels"] = {**(cfg.get("Labels") or {}), **dict(ins.pairs)}
     elif c == "WORKDIR":
@@ -93,7 +93,7 @@ def apply_config_instruction(cfg: dict, ins, env: dict, state: dict | None = Non
             vols[v] = {}
         cfg["Volumes"] = vols
     elif c == "STOPSIGNAL":
-        specmod.parse_signal(ins.args[0])
+        parse_signal(ins.args[0])
         cfg["StopSignal"] = ins.args[0]
     elif c == "HEALTHCHECK":
         cfg["Healthcheck"] = ins.healthcheck
@@ -335,9 +335,7 @@ class Builder:
     # -------------------------------------------------------------- caching
     def _cache_path(self, parent: str, key: str) -> str:
         h = hashlib.sha256(f"{parent}\n{key}".encode()).hexdigest()
-        d = os.path.join(self.store.root.image_dir, "buildcache")
-        os.makedirs(d, exist_ok=True)
-        return os.path.join(d, h)
+        return os.path.join(self.store.root.image_dir, "buildcache", h)
 
     def _cached(self, parent: Image, key: str) -> Image | None:
         if self.no_cache:
@@ -353,7 +351,10 @@ class Builder:
         return img
 
     def _remember(self, parent: Image, key: str, child: Image) -> None:
-        fsutil.write_atomic(self._cache_path(parent.id, key), child.id, durable=False)
+        # not durable: a cache entry lost in a crash only costs a rebuild of the step
+        path = self._cache_path(parent.id, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fsutil.write_atomic(path, child.id, durable=False)
         self.store.set_parent(child.id, parent.id)
 
     # -------------------------------------------------------------- steps
@@ -437,14 +438,8 @@ class Builder:
             diff_id = None
             if missing:
                 now = int(time.time())
-                fd, tar = tempfile.mkstemp(prefix="workdir-", suffix=".tar", dir=self.store.root.tmp)
-                try:
-                    with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tf:
-                        for d in missing:
-                            _dir_entry(d, 0o755, 0, 0, now)(tf)
-                    diff_id = self.store.layer_diff_id(self.store.register_layer(tar, img.top_chain_id))
-                finally:
-                    os.unlink(tar)
+                chain = self._layer_from_entries([_dir_entry(d, 0o755, 0, 0, now) for d in missing], img, "workdir-")
+                diff_id = self.store.layer_diff_id(chain)
             cfg = self._new_config(img, created_by, diff_id, change, state.get("author"))
             new = self.store.put_image(json.dumps(cfg, separators=(",", ":")).encode())
         finally:
@@ -471,7 +466,7 @@ class Builder:
                 env_args.pop(name, None)
             shown.append((name, None if default is None else dfmod.expand(default, env, ins.escape)))
         shell = state.get("shell") or (img.config.get("config") or {}).get("Shell") or DEFAULT_SHELL
-        return self._commit_config(img, lambda cfg: None, nop_created_by(replace(ins, pairs=shown), shell),
+        return self._commit_config(img, lambda cfg: None, nop_created_by(dfmod.replace(ins, pairs=shown), shell),
                                    author=state.get("author"), step=True)
 
     def _run(self, img: Image, x, env_args: dict, state: dict) -> Image:
@@ -485,8 +480,9 @@ class Builder:
         hit = self._cached(img, "RUN " + created_by)
         if hit:
             return hit
+        from ...container.runconfig import replace_or_append
         cfg = img.config.get("config") or {}
-        env = specmod.replace_or_append(cfg.get("Env") or [], [f"{k}={v}" for k, v in visible.items()])
+        env = replace_or_append(cfg.get("Env") or [], [f"{k}={v}" for k, v in visible.items()])
         cid = self.rt.create(img.id, argv, entrypoint="", env=[],
                              workdir=cfg.get("WorkingDir") or None, user=cfg.get("User") or None,
                              network=self.network, attach=True)
@@ -527,13 +523,28 @@ class Builder:
 
     def _layer_from_dir(self, upper: str, parent: Image, shifted: bool = False) -> str:
         """`shifted`: a RUN step's upper dir, whose owners a --userns-remap root shifted."""
+        from tempfile import mkstemp
         from ...engine import remap
         from ...storage import archive
-        fd, tar = tempfile.mkstemp(prefix="step-", suffix=".tar", dir=self.store.root.tmp)
+        fd, tar = mkstemp(prefix="step-", suffix=".tar", dir=self.store.root.tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 maps = remap.idmaps(self.store.root.root) if shifted else None
                 archive.export_dir(upper, f, overlay=True, idmaps=maps)
+            return self.store.register_layer(tar, parent.top_chain_id)
+        finally:
+            os.unlink(tar)
+
+    def _layer_from_entries(self, entries: list, parent: Image, prefix: str) -> str:
+        """A layer of tar entries (callables that add themselves to a TarFile) on `parent`."""
+        # (tarfile and tempfile only when a step makes a layer: a cached rebuild makes none)
+        from tarfile import PAX_FORMAT, TarFile
+        from tempfile import mkstemp
+        fd, tar = mkstemp(prefix=prefix, suffix=".tar", dir=self.store.root.tmp)
+        try:
+            with os.fdopen(fd, "wb") as f, TarFile.open(fileobj=f, mode="w", format=PAX_FORMAT) as tf:
+                for entry in entries:
+                    entry(tf)
             return self.store.register_layer(tar, parent.top_chain_id)
         finally:
             os.unlink(tar)
@@ -543,22 +554,27 @@ class Builder:
         cfg = img.config.get("config") or {}
         dest = x.dest
         # "." and "dir/" name a directory; so does a path that is a directory in the image
+        # (asked of the image only when the step is built: see below)
         as_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
         if not dest.startswith("/"):
             dest = os.path.join(cfg.get("WorkingDir") or "/", dest)
         dest = os.path.normpath(dest)
-        if not as_dir:
-            with self.store.image_rootfs(img) as root:
-                found = _scoped(root, dest.lstrip("/"))
-                as_dir = os.path.isdir(found) and not os.path.islink(found) and found != root or dest == "/"
-        if as_dir:
+        if as_dir or dest == "/":
             dest = dest.rstrip("/") + "/"
         chown = x.flags.get("chown")
         chmod = x.flags.get("chmod")
         uid = gid = 0
         if chown:
             uid, gid = self._resolve_chown(img, chown)
-        with self._source_root(x, img) as (root, selector):
+        tail = f"{dest} {chown or ''} {chmod or ''}"
+        other = self._source_image(x)
+        # Files from an image (--from) are that image's, which never change (its id names its
+        # layers' content): the step is also remembered by that id, and found without a mount.
+        by_image = f"{x.cmd} --from={other.id} {json.dumps(x.sources)} {tail}" if other else None
+        hit = by_image and self._cached(img, by_image)
+        if hit:
+            return hit
+        with self._source_root(other) as (root, selector):
             items = []  # ("PATH", relpath under root) or ("URL", url)
             for s in x.sources:
                 if x.cmd == "ADD" and s.startswith(("http://", "https://")):
@@ -566,37 +582,55 @@ class Builder:
                     continue
                 for rel in selector(s):
                     items.append(("PATH", rel))
-            entries, checksum = self._plan_copy(root, items, dest, x, uid, gid, chmod)
-            key = f"{x.cmd} {checksum} {dest} {chown or ''} {chmod or ''}"
+            # The key names dest as written. Whether it is a directory of the parent image is
+            # the parent's to say (its id is in the key), and asking needs a mount: it is asked
+            # only when the step is not in the cache. Until then the entries take one source
+            # to dest as written, several into it as a directory (the checksum is the same).
+            guess = dest if dest.endswith("/") or len(items) == 1 else dest + "/"
+            entries, checksum = self._plan_copy(root, items, guess, x, uid, gid, chmod)
+            key = f"{x.cmd} {checksum} {tail}"
             hit = self._cached(img, key)
+            if not hit and not dest.endswith("/") and self._is_dir(img, dest):
+                dest += "/"  # (an older minidocker's entry has this slash in its key)
+                hit = self._cached(img, f"{x.cmd} {checksum} {dest} {chown or ''} {chmod or ''}")
             if hit:
+                if by_image:
+                    self._remember(img, by_image, hit)
                 return hit
+            if dest != guess:
+                entries, _ = self._plan_copy(root, items, dest, x, uid, gid, chmod)
             # the entries read the sources: write the layer while they are still there
-            fd, tar = tempfile.mkstemp(prefix="copy-", suffix=".tar", dir=self.store.root.tmp)
-            try:
-                with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tf:
-                    for entry in entries:
-                        entry(tf)
-                chain = self.store.register_layer(tar, img.top_chain_id)
-            finally:
-                os.unlink(tar)
+            chain = self._layer_from_entries(entries, img, "copy-")
         copies_dir = len(items) > 1 or any(k == "PATH" and os.path.isdir(os.path.join(root, r)) for k, r in items)
         kind = "dir" if copies_dir else "file"
         created_by = f"/bin/sh -c #(nop) {x.cmd} {kind}:{checksum} in {dest} "
         new_cfg = self._new_config(img, created_by, self.store.layer_diff_id(chain))
         new = self.store.put_image(json.dumps(new_cfg, separators=(",", ":")).encode())
         self._remember(img, key, new)
+        if by_image:
+            self._remember(img, by_image, new)
         return new
 
-    @contextmanager
-    def _source_root(self, x, img: Image):
-        """Where COPY reads from: the context, or (--from) a stage's or an image's filesystem."""
+    def _is_dir(self, img: Image, path: str) -> bool:
+        """Is the absolute `path` a directory (not a link to one) in the image?"""
+        with self.store.image_rootfs(img) as root:
+            found = _scoped(root, path.lstrip("/"))
+            return os.path.isdir(found) and not os.path.islink(found) and found != root
+
+    def _source_image(self, x) -> Image | None:
+        """The image COPY --from reads (a stage's or any image); None: the build context."""
         src = x.flags.get("from")
         if not src:
+            return None
+        idx = dfmod.resolve_stage_ref(self.df, src, self._current_stage(x))
+        return self.stage_images[idx] if idx is not None else self.rt.image(src)
+
+    @contextmanager
+    def _source_root(self, other: Image | None):
+        """Where COPY reads from: the context, or (--from) a stage's or an image's filesystem."""
+        if other is None:
             yield self.ctx.root, self.ctx.sources
             return
-        idx = dfmod.resolve_stage_ref(self.df, src, self._current_stage(x))
-        other = self.stage_images[idx] if idx is not None else self.rt.image(src)
         with self.store.image_rootfs(other) as root:
             def select(pattern: str) -> list[str]:
                 pat = os.path.normpath(pattern.lstrip("/")) or "."
@@ -621,6 +655,7 @@ class Builder:
         return cur
 
     def _resolve_chown(self, img: Image, chown: str) -> tuple[int, int]:
+        from ...container.runconfig import resolve_user
         user, _, group = chown.partition(":")
         with self.store.image_rootfs(img) as root:
             def read(p):
@@ -631,7 +666,7 @@ class Builder:
                     return ""
             passwd, groupf = read("etc/passwd"), read("etc/group")
         try:
-            uid, gid, _, _ = specmod.resolve_user(f"{user}:{group}" if group else user, passwd, groupf)
+            uid, gid, _, _ = resolve_user(f"{user}:{group}" if group else user, passwd, groupf)
         except MinidockerError as e:
             raise BuildError(f"unable to convert uid/gid chown string to host mapping: {e}") from None
         if not group:
@@ -729,8 +764,9 @@ def parse_chmod(text: str) -> int:
 
 def _dir_entry(name: str, mode: int, uid: int, gid: int, mtime):
     def add(tf):
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
+        from tarfile import DIRTYPE, TarInfo
+        info = TarInfo(name)
+        info.type, info.mode, info.uid, info.gid = DIRTYPE, mode, uid, gid
         info.mtime = mtime or 0
         tf.addfile(info)
     return add
@@ -738,7 +774,8 @@ def _dir_entry(name: str, mode: int, uid: int, gid: int, mtime):
 
 def _file_entry(name: str, data: bytes, mode: int, uid: int, gid: int):
     def add(tf):
-        info = tarfile.TarInfo(name)
+        from tarfile import TarInfo
+        info = TarInfo(name)
         info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, uid, gid, 0
         tf.addfile(info, io.BytesIO(data))
     return add
@@ -746,7 +783,8 @@ def _file_entry(name: str, data: bytes, mode: int, uid: int, gid: int):
 
 def _disk_file_entry(name: str, path: str, mode: int, uid: int, gid: int, mtime: int):
     def add(tf):
-        info = tarfile.TarInfo(name)
+        from tarfile import TarInfo
+        info = TarInfo(name)
         info.size, info.mode, info.uid, info.gid, info.mtime = os.path.getsize(path), mode, uid, gid, mtime
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as f:
@@ -756,8 +794,9 @@ def _disk_file_entry(name: str, path: str, mode: int, uid: int, gid: int, mtime:
 
 def _link_entry(name: str, link: str, uid: int, gid: int):
     def add(tf):
-        info = tarfile.TarInfo(name)
-        info.type, info.linkname, info.uid, info.gid, info.mode = tarfile.SYMTYPE, link, uid, gid, 0o777
+        from tarfile import SYMTYPE, TarInfo
+        info = TarInfo(name)
+        info.type, info.linkname, info.uid, info.gid, info.mode = SYMTYPE, link, uid, gid, 0o777
         tf.addfile(info)
     return add
 
@@ -775,11 +814,12 @@ def _extract_entries(path: str, dest: str):
     A corrupt or truncated archive is a build error (Docker: "Error processing tar file"),
     checked as strictly as a layer (storage/archive.py)."""
     def add(tf):
+        from tarfile import TarFile
         from ...storage import archive
         try:
             with archive.open_layer_stream(path) as raw:
                 stream = archive.TailReader(raw)
-                with tarfile.open(fileobj=stream, mode="r|") as src:
+                with TarFile.open(fileobj=stream, mode="r|") as src:
                     for m in src:
                         name = os.path.normpath(m.name).lstrip("/")
                         if name.startswith("..") or name == "." or "\x00" in name:

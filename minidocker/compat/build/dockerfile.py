@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
 
 from ...errors import MinidockerError
 from ...gotime import parse_duration  # noqa: F401 (also this module's API: tests import it here)
@@ -61,11 +60,44 @@ def _quote(text: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# Data model (plain dataclasses; `asdict` / `Dockerfile.to_dict()` make them JSON)
+# Data model: plain classes, compared by value; `replace` and `asdict` below work as
+# dataclasses' do. (Not @dataclass: `dataclasses` imports `inspect` & co., ~10 ms at
+# every `minidocker build`, issue 23.)
 # --------------------------------------------------------------------------
 
-@dataclass
-class Instruction:
+class _Record:
+    """Fields are the instance's attributes, in the order __init__ sets them."""
+    __hash__ = None  # mutable and compared by value, as a dataclass
+
+    def __eq__(self, other):
+        return vars(self) == vars(other) if type(other) is type(self) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+def replace(record: _Record, **changes) -> _Record:
+    """A copy of `record` with some fields changed (dataclasses.replace)."""
+    unknown = changes.keys() - vars(record).keys()
+    if unknown:
+        raise TypeError(f"{type(record).__name__} has no field {sorted(unknown)[0]!r}")
+    new = object.__new__(type(record))
+    new.__dict__.update(vars(record), **changes)
+    return new
+
+
+def asdict(value):
+    """A record as plain dicts, lists and tuples, recursively (dataclasses.asdict)."""
+    if isinstance(value, _Record):
+        return {k: asdict(v) for k, v in vars(value).items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(asdict(v) for v in value)
+    if isinstance(value, dict):
+        return {asdict(k): asdict(v) for k, v in value.items()}
+    return value
+
+
+class Instruction(_Record):
     """One instruction, as written (not yet variable-substituted).
 
     `args` always holds the parsed arguments:
@@ -79,50 +111,60 @@ class Instruction:
       ONBUILD                   [the trigger text] (also in `trigger`)
     """
 
-    cmd: str                      # upper-case keyword: "RUN"
-    line: int                     # first line of the instruction in the file (1-based)
-    original: str                 # the source, continuations joined (docker's `Step N/M : <original>`)
-    end_line: int = 0             # last line (continuations included)
-    flags: dict = field(default_factory=dict)   # {"from": "builder", "link": True, "mount": [...]}
-    args: list = field(default_factory=list)
-    exec_form: bool = False       # JSON-array form of RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK CMD
-    escape: str = DEFAULT_ESCAPE  # the file's escape character (needed to substitute variables)
-    pairs: list | None = None     # ENV/LABEL: [(key, value)]; ARG: [(name, default or None)]
-    sources: list | None = None   # COPY/ADD
-    dest: str | None = None       # COPY/ADD
-    healthcheck: dict | None = None  # {"Test": [...], "Interval": ns, ...} (zero values left out)
-    trigger: str | None = None    # ONBUILD: the instruction to run in builds FROM this image
+    def __init__(self, cmd: str, line: int, original: str, end_line: int = 0, flags: dict | None = None,
+                 args: list | None = None, exec_form: bool = False, escape: str = DEFAULT_ESCAPE,
+                 pairs: list | None = None, sources: list | None = None, dest: str | None = None,
+                 healthcheck: dict | None = None, trigger: str | None = None):
+        self.cmd = cmd                  # upper-case keyword: "RUN"
+        self.line = line                # first line of the instruction in the file (1-based)
+        self.original = original        # the source, continuations joined (docker's `Step N/M : <original>`)
+        self.end_line = end_line        # last line (continuations included)
+        self.flags = {} if flags is None else flags  # {"from": "builder", "link": True, "mount": [...]}
+        self.args = [] if args is None else args
+        self.exec_form = exec_form      # JSON-array form of RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK CMD
+        self.escape = escape            # the file's escape character (needed to substitute variables)
+        self.pairs = pairs              # ENV/LABEL: [(key, value)]; ARG: [(name, default or None)]
+        self.sources = sources          # COPY/ADD
+        self.dest = dest                # COPY/ADD
+        self.healthcheck = healthcheck  # {"Test": [...], "Interval": ns, ...} (zero values left out)
+        self.trigger = trigger          # ONBUILD: the instruction to run in builds FROM this image
 
 
-@dataclass
-class Stage:
+class Stage(_Record):
     """A build stage: a FROM line and the instructions up to the next FROM."""
 
-    name: str | None              # `AS name`, lower-cased
-    index: int                    # 0, 1, ... (what `COPY --from=0` means)
-    base: str                     # the image (global ARGs substituted) or "scratch"
-    platform: str | None          # `FROM --platform=...`, substituted
-    line: int
-    original: str = ""            # "FROM golang:1.20 as builder"
-    base_raw: str = ""            # the image as written: "golang:${GO_VERSION}"
-    base_stage: int | None = None  # index of the earlier stage named by `base`, if any
-    instructions: list = field(default_factory=list)
+    def __init__(self, name: str | None, index: int, base: str, platform: str | None, line: int,
+                 original: str = "", base_raw: str = "", base_stage: int | None = None,
+                 instructions: list | None = None):
+        self.name = name                # `AS name`, lower-cased
+        self.index = index              # 0, 1, ... (what `COPY --from=0` means)
+        self.base = base                # the image (global ARGs substituted) or "scratch"
+        self.platform = platform        # `FROM --platform=...`, substituted
+        self.line = line
+        self.original = original        # "FROM golang:1.20 as builder"
+        self.base_raw = base_raw        # the image as written: "golang:${GO_VERSION}"
+        self.base_stage = base_stage    # index of the earlier stage named by `base`, if any
+        self.instructions = [] if instructions is None else instructions
 
     @property
     def is_scratch(self) -> bool:
         return self.base == "scratch"
 
 
-@dataclass
-class Dockerfile:
-    filename: str
-    directives: dict = field(default_factory=dict)     # {"syntax": ..., "escape": ...}
-    escape: str = DEFAULT_ESCAPE
-    global_args: list = field(default_factory=list)    # [(name, default or None)], as written
-    global_arg_values: dict = field(default_factory=dict)  # what FROM lines see (incl. platform ARGs)
-    meta_args: list = field(default_factory=list)      # the ARG Instructions before the first FROM
-    stages: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
+class Dockerfile(_Record):
+    def __init__(self, filename: str, directives: dict | None = None, escape: str = DEFAULT_ESCAPE,
+                 global_args: list | None = None, global_arg_values: dict | None = None,
+                 meta_args: list | None = None, stages: list | None = None, warnings: list | None = None):
+        self.filename = filename
+        self.directives = {} if directives is None else directives  # {"syntax": ..., "escape": ...}
+        self.escape = escape
+        # [(name, default or None)], as written
+        self.global_args = [] if global_args is None else global_args
+        # what FROM lines see (incl. platform ARGs)
+        self.global_arg_values = {} if global_arg_values is None else global_arg_values
+        self.meta_args = [] if meta_args is None else meta_args  # the ARG Instructions before the first FROM
+        self.stages = [] if stages is None else stages
+        self.warnings = [] if warnings is None else warnings
 
     def total_steps(self) -> int:
         """M in the classic builder's `Step N/M`: global ARGs, FROMs and every instruction."""
@@ -562,11 +604,11 @@ _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
 
-@dataclass
-class _Logical:
-    text: str     # continuation lines joined, comments inside them dropped
-    start: int
-    end: int
+class _Logical(_Record):
+    def __init__(self, text: str, start: int, end: int):
+        self.text = text    # continuation lines joined, comments inside them dropped
+        self.start = start
+        self.end = end
 
 
 def _continuation(escape: str) -> re.Pattern:

@@ -6,6 +6,7 @@ its way of reporting per-object failures, confirmations, tables and --format tem
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ...errors import MinidockerError
@@ -16,11 +17,33 @@ class UsageError(MinidockerError):
     exit_code = 125
 
 
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns ($COLUMNS, else stdout's terminal, else 80), without
+    importing shutil and its bz2, lzma & co. (~3 ms): argparse asks at every add_argument."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with docker's conventions: `-h` is free for --hostname, errors exit 125."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("add_help", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         self.add_argument("--help", action="help", help="Print usage")
 
@@ -94,6 +117,8 @@ def _report(results, ignore_missing: bool, not_found) -> int:
 
 def parse_labels(values: list[str], flag: str) -> dict:
     """--label flags -> a Labels map; a bad one is a flag error, as in docker (exit 125)."""
+    if not values:
+        return {}  # (runconfig, with its signal import, only when there is a label to check)
     from ...container import runconfig
     from ...errors import InvalidArgument
     labels = {}
