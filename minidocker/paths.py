@@ -50,8 +50,11 @@ class StateRoot:
         parent instead of fighting over (or pruning) the default root's."""
         if os.path.abspath(self.root) == DEFAULT_ROOT:
             return ""
-        import hashlib
-        return hashlib.sha256(self.root.encode()).hexdigest()[:6]
+        try:  # the interpreter's built-in sha256: hashlib would load OpenSSL (~3 ms) at every run
+            from _sha256 import sha256
+        except ImportError:  # (Python 3.12 renamed it)
+            from hashlib import sha256
+        return sha256(self.root.encode()).hexdigest()[:6]
 
     @classmethod
     def from_env(cls, root: str | None = None) -> "StateRoot":
