@@ -355,6 +355,40 @@ def test_killed_cli_lets_go_of_its_output_and_container_lives(md):
     md.ok("rm", "-f", "orphan")
 
 
+def _early_monitors_without_container(md) -> list[str]:
+    """The ids named by monitors that `run` spawned before its create (`monitor --early ROOT ID`)
+    whose container does not exist."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"minidocker.engine.monitor" in argv and b"--early" in argv and md.root.encode() in argv:
+            cid = argv[argv.index(md.root.encode()) + 1].decode()
+            if md("inspect", cid).returncode != 0:
+                found.append(cid)
+    return found
+
+
+def test_a_failed_create_leaves_no_early_monitor(md):
+    """`run` spawns the container's monitor before it creates the container (engine/start.py,
+    EarlyMonitor). When the create fails, that monitor reads EOF and exits, and holds nothing of
+    the CLI's: the CLI's output ends with the CLI."""
+    for args in (["run", "--rm", "no-such-image:1", "true"], ["run", "-d", "no-such-image:1", "true"],
+                 ["run", "--rm", "--name", "bad/name", "busybox", "true"]):
+        t = time.monotonic()
+        p = subprocess.run([os.sys.executable, "-m", "minidocker", *args], env=md.env, capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 125 and p.stderr.count("\n") == 1, (args, p.stderr)
+        assert time.monotonic() - t < 10
+    deadline = time.monotonic() + 5
+    while _early_monitors_without_container(md) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _early_monitors_without_container(md) == []
+
+
 def test_images_and_image_inspect(md):
     out = md.ok("images").splitlines()
     assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]

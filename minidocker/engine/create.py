@@ -242,8 +242,9 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
            publish_all: bool = False, expose: list[str] | None = None,
            ip: str | None = None, volumes: list[str] | None = None,
            mounts: list[str] | None = None, tmpfs: list[str] | None = None,
-           confine: dict | None = None) -> str:
-    """Create a container; return its id. `resources` holds HostConfig limits (Memory,
+           confine: dict | None = None, cid: str | None = None) -> str:
+    """Create a container; return its id (`cid`, when the caller chose it: `run` does, for the
+    monitor it spawned before the create). `resources` holds HostConfig limits (Memory,
     MemorySwap, NanoCpus, CpuShares, PidsLimit), as container/hostconfig.resources() makes them;
     `confine` the confinement keys (CapAdd, CapDrop, Privileged, ReadonlyRootfs, SecurityOpt),
     as the CLI sends them (container/confinement.py checks them here, as dockerd does)."""
@@ -261,7 +262,7 @@ def create(rt, image: str, command: list[str] | None = None, *, name: str | None
     img = resolve_image(rt, image)
     icfg = img.config.get("config") or {}
     ep, cmd, argv = decide_command(icfg, command, entrypoint)
-    cid = os.urandom(32).hex()  # (secrets.token_hex, without its imports)
+    cid = cid or os.urandom(32).hex()  # (secrets.token_hex, without its imports)
     settings, exposed, bindings, hostname = network_settings(
         rt, cid, network, list(network_aliases or []), hostname, ip, list(publish or []), publish_all,
         list(expose or []))

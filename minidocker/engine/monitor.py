@@ -357,8 +357,29 @@ class Monitor:
             self.close_netlink()  # (if the start failed before the network was plugged in)
 
 
+def _wait_for_go(root: str, cid: str) -> bool:
+    """`monitor --early` (engine/start.py's EarlyMonitor): spawned by `run` before the container
+    exists, so that starting Python and the imports above overlap its create. "go" on stdin:
+    the container exists; EOF: the create failed, nothing to do. Then we are what _start would
+    have spawned: stdin /dev/null, stderr the container's shim.log."""
+    if not os.read(0, 64).startswith(b"go"):
+        return False
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(os.path.join(ContainerStore(StateRoot(root)).dir(cid), "shim.log"),
+                  os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(devnull, 0)
+    os.dup2(log, 2)
+    os.close(devnull)
+    os.close(log)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--early"]:
+        argv = argv[1:]
+        if not _wait_for_go(argv[0], argv[1]):
+            return 0
     root, cid, status_fd = argv[0], argv[1], int(argv[2])
     attach = tuple(int(x) for x in argv[3:6]) if len(argv) >= 6 else None
     caller = int(argv[6]) if len(argv) >= 7 else -1

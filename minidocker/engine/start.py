@@ -6,6 +6,10 @@ process, never a fork of the caller: a Jupyter kernel is multi-threaded, and for
 threaded process can deadlock the child. It reports back on a status pipe, one JSON event
 per line: {"event": "started", "pid": ...}, {"event": "error", "code": 127, "message": ...},
 later {"event": "exited", "code": ...} for a caller that stays attached.
+
+`run` spawns the monitor before it even creates the container (EarlyMonitor, with the id the
+container will get): starting Python and importing what a monitor needs takes ~40 ms, which then
+overlaps the create on the other CPU. That monitor waits for "go" on its stdin.
 """
 from __future__ import annotations
 
@@ -73,27 +77,86 @@ class StartedContainer:
         return ev.get("code") if ev and ev.get("event") == "exited" else None
 
 
+class EarlyMonitor:
+    """A container's monitor, spawned before the container exists (`run`): it starts Python and
+    does its imports while the caller creates the container under the id chosen here, then
+    waits for "go" on its stdin. Its command line is a monitor's (root, id, fds): `ps` and
+    `system prune` know it as one. If the create fails, it reads EOF and exits."""
+
+    def __init__(self, root: str, cid: str, attach: tuple[int, int, int] | None,
+                 netlink: netlink_helper.NetlinkHelper | None = None):
+        self.cid, self.attach = cid, attach
+        self.r, w = os.pipe()                       # the status pipe
+        control_r, self.control = os.pipe()         # "go", on its stdin
+        attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
+        argv = [sys.executable, "-S", "-m", "minidocker.engine.monitor", "--early", root, cid, str(w)]
+        if attach:
+            argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
+        env = helper_env()
+        if netlink is not None:
+            env[netlink_helper.HELPER_ENV] = "{},{}".format(*netlink.fds())
+        try:
+            # (stderr: not ours, which a caller of `run -d` may read to its end; the monitor takes
+            # the container's shim.log once the container exists)
+            self.proc = subprocess.Popen(
+                argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0] + (list(netlink.fds()) if netlink else []),
+                start_new_session=True, stdin=control_r, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        except BaseException:
+            os.close(self.control)
+            os.close(self.r)
+            raise
+        finally:
+            for fd in [control_r, w] + attach_fds:  # (the monitor has its own copies)
+                if fd >= 0:
+                    os.close(fd)
+
+    def go(self) -> StatusPipe:
+        """The container exists: the monitor goes on as one spawned by _start would."""
+        os.write(self.control, b"go\n")
+        os.close(self.control)
+        self.control = -1
+        self.proc.wait()  # it daemonizes once it may go: this reaps its parent
+        status, self.r = StatusPipe(self.r), -1
+        return status
+
+    def close(self) -> None:
+        """Not needed (the create failed, or the start did not use it): EOF, and it exits."""
+        if self.control >= 0:
+            os.close(self.control)
+            self.control = -1
+            self.proc.wait()
+        if self.r >= 0:
+            os.close(self.r)
+            self.r = -1
+
+
 def start(rt, ref: str, attach: tuple[int, int, int] | None = None,
-          netlink: netlink_helper.NetlinkHelper | None = None) -> StartedContainer | None:
+          netlink: netlink_helper.NetlinkHelper | None = None,
+          early: EarlyMonitor | None = None) -> StartedContainer | None:
     """Start the container; return None if it was already running.
 
     `attach` = (stdin, stdout, stderr) fds of a caller that wants the output live
     (`run` without -d, `start -a`); use -1 for "not attached". `netlink`: a netlink helper the
-    caller spawned earlier (`run` does, before it creates the container); it is used or closed."""
+    caller spawned earlier (`run` does, before it creates the container); it is used or closed.
+    `early`: a monitor the caller spawned earlier (`run`), used or closed."""
     try:
         cid = rt.resolve(ref)
         lock = rt.containers.op_lock(cid)  # no rm or prune until the monitor holds the container
         try:
-            return _start(rt, cid, attach, netlink)
+            return _start(rt, cid, attach, netlink, early)
         finally:
             lock.release()
     finally:
         if netlink is not None:
             netlink.close()  # (the monitor has its own copies)
+        if early is not None:
+            early.close()
 
 
 def _start(rt, cid: str, attach: tuple[int, int, int] | None,
-           netlink: netlink_helper.NetlinkHelper | None = None) -> StartedContainer | None:
+           netlink: netlink_helper.NetlinkHelper | None = None,
+           early: EarlyMonitor | None = None) -> StartedContainer | None:
     rec = reconcile(rt, rt.containers.read(cid))  # (NotFound if it was removed meanwhile)
     if not st.check_start(rec["State"], cid):
         return None
@@ -111,6 +174,9 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None,
     if attach:
         from .. import events
         events.emit(rt.root, "container", "attach", cid, events.container_attributes(rec))
+    log = os.path.join(rt.containers.dir(cid), "shim.log")
+    if early is not None and (early.cid, early.attach) == (cid, attach):
+        return _started(early.go(), log, attach)
     r, w = os.pipe()
     # The caller's stdio is passed under new numbers: the monitor's own 0/1/2 are /dev/null
     # and its error log, so that a detached monitor holds no terminal.
@@ -119,7 +185,6 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None,
     argv = [sys.executable, "-S", "-m", "minidocker.engine.monitor", rt.root.root, cid, str(w)]
     if attach_fds:
         argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
-    log = os.path.join(rt.containers.dir(cid), "shim.log")
     env = helper_env()
     if netlink is not None and not netlink_helper.needed(rec):
         netlink.close()
@@ -143,7 +208,11 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None,
             if fd >= 0:
                 os.close(fd)
     proc.wait()  # the monitor daemonizes at once: this only reaps its short-lived parent
-    status = StatusPipe(r)
+    return _started(StatusPipe(r), log, attach)
+
+
+def _started(status: StatusPipe, log: str, attach) -> StartedContainer:
+    """The monitor's first word: the container runs, or why it does not."""
     ev = status.next_event()
     if ev is None or ev.get("event") != "started":
         status.close()

@@ -89,7 +89,7 @@ def _resources_from_args(args, for_update: bool = False) -> dict:
                                 args.pids_limit, updating=for_update)
 
 
-def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
+def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool, cid: str | None = None) -> str:
     if attach and args.tty and args.interactive and not os.isatty(0):
         raise MinidockerError("the input device is not a TTY")
     host_env = dict(os.environ)
@@ -118,7 +118,7 @@ def _create_from_args(rt: Runtime, args, attach: bool, is_run: bool) -> str:
                          network=args.network, network_aliases=args.network_alias,
                          publish=args.publish, publish_all=args.publish_all, expose=args.expose,
                          ip=args.ip, volumes=args.volume, mounts=args.mount, tmpfs=args.tmpfs,
-                         confine=_confinement_from_args(args))
+                         confine=_confinement_from_args(args), cid=cid)
     except MinidockerError as e:
         if e.exit_code == 1 and is_run:
             e.exit_code = 125  # `docker run` turns every daemon error into 125 (create: 1)
@@ -190,11 +190,16 @@ class _TerminalRaw:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
-def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlink=None) -> int:
+def _attach_fds(interactive: bool) -> tuple[int, int, int]:
+    """What an attached container gets of ours: stdout and stderr, stdin with -i."""
+    return (0 if interactive else -1, 1, 2)
+
+
+def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlink=None, early=None) -> int:
     """Start attached: the monitor writes the container's output straight to our stdout and
     stderr; we forward signals (docker's --sig-proxy) and exit with the container's code."""
     sys.stdout.flush()
-    attach = (0 if interactive else -1, 1, 2)
+    attach = _attach_fds(interactive)
     # Signal handlers go in *before* the start: the container may print and the user may
     # press Ctrl-C before start() returns. Signals arriving that early are queued.
     proxied = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -222,7 +227,7 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlin
         old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         with _TerminalRaw(0, tty and interactive):
-            started = rt.start(cid, attach=attach, netlink=netlink)
+            started = rt.start(cid, attach=attach, netlink=netlink, early=early)
             if started is None:
                 return 0
             running = True
@@ -245,23 +250,29 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlin
 def cmd_run(args) -> int:
     rt = _runtime()
     netlink = _early_netlink_helper(args.network)
+    cid = os.urandom(32).hex()  # (chosen here: the monitor, spawned now, is told it)
+    early = _early_monitor(rt, cid, None if args.detach else _attach_fds(args.interactive), netlink)
+    if early is not None and netlink is not None:
+        netlink.close()  # (the monitor has its own copies)
+        netlink = None
     try:
-        cid = _create_from_args(rt, args, attach=not args.detach, is_run=True)
+        cid = _create_from_args(rt, args, attach=not args.detach, is_run=True, cid=cid)
     except BaseException:
-        if netlink is not None:
-            netlink.close()
+        for helper in (netlink, early):
+            if helper is not None:
+                helper.close()
         raise
     if args.detach:
         print(cid, flush=True)  # docker prints the id even if starting then fails
         try:
-            rt.start(cid, netlink=netlink)
+            rt.start(cid, netlink=netlink, early=early)
         except MinidockerError:
             if args.rm:
                 _remove_quietly(rt, cid)
             raise
         return 0
     try:
-        return _attach_and_wait(rt, cid, args.interactive, args.tty, netlink)
+        return _attach_and_wait(rt, cid, args.interactive, args.tty, netlink, early)
     except MinidockerError:
         if args.rm:
             _remove_quietly(rt, cid)
@@ -279,6 +290,16 @@ def _early_netlink_helper(network: str | None):
         from ...engine.start import helper_env
         # (stderr: not ours, which a caller of `run -d` may read to its end; errors come back as answers)
         return netlink_helper.NetlinkHelper.spawn(helper_env(), stderr=subprocess.DEVNULL)
+    except OSError:
+        return None  # (start spawns one itself)
+
+
+def _early_monitor(rt: Runtime, cid: str, attach, netlink):
+    """The container's monitor, spawned now: Python's start and its imports (~40 ms) overlap
+    the create (engine/start.py, EarlyMonitor)."""
+    try:
+        from ...engine.start import EarlyMonitor
+        return EarlyMonitor(rt.root.root, cid, attach, netlink)
     except OSError:
         return None  # (start spawns one itself)
 
