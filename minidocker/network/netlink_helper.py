@@ -98,13 +98,32 @@ class NetlinkHelper:
         self.w = self.r = -1
 
 
+def _import_iproute_alone() -> None:
+    """Load pyroute2's IPRoute, and only it. The package's __init__ imports all of pyroute2
+    (IPDB, NDB, conntrack, wireguard, nl80211...): 0.17 s, against 0.09 s for the IPRoute module
+    alone. So, in this short-lived process only (nothing else here wants the rest), the package
+    is registered as a bare one before its submodule is imported, and given IPRoute."""
+    import importlib.util
+    import sys
+    import types
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is not None and spec.submodule_search_locations:
+            package = types.ModuleType("pyroute2")
+            package.__spec__, package.__path__ = spec, list(spec.submodule_search_locations)
+            sys.modules["pyroute2"] = package
+            from pyroute2.iproute.linux import IPRoute
+            package.IPRoute = IPRoute
+    from . import bridge
+    bridge._IPRoute()
+
+
 def serve(r: int, w: int) -> None:
     """The helper's loop: one JSON request per line, one answer per line, until EOF."""
     import importlib
     broken = None
     try:
-        from . import bridge
-        bridge._IPRoute()  # import pyroute2 now, while the monitor is busy elsewhere
+        _import_iproute_alone()  # now, while the monitor is busy elsewhere
     except Exception as e:  # noqa: BLE001 -- said in each answer: our stderr may be nowhere
         broken = f"the netlink helper cannot load pyroute2: {e}"
     with os.fdopen(r, "rb") as requests:
