@@ -378,11 +378,10 @@ def test_a_failed_create_leaves_no_early_monitor(md):
     the CLI's: the CLI's output ends with the CLI."""
     for args in (["run", "--rm", "no-such-image:1", "true"], ["run", "-d", "no-such-image:1", "true"],
                  ["run", "--rm", "--name", "bad/name", "busybox", "true"]):
-        t = time.monotonic()
+        # (capture_output reads to EOF: a monitor that kept the CLI's stderr would hang it to the timeout)
         p = subprocess.run([os.sys.executable, "-m", "minidocker", *args], env=md.env, capture_output=True,
                            text=True, timeout=30)
         assert p.returncode == 125 and p.stderr.count("\n") == 1, (args, p.stderr)
-        assert time.monotonic() - t < 10
     deadline = time.monotonic() + 5
     while _early_monitors_without_container(md) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -86,30 +86,17 @@ class EarlyMonitor:
     def __init__(self, root: str, cid: str, attach: tuple[int, int, int] | None,
                  netlink: netlink_helper.NetlinkHelper | None = None):
         self.cid, self.attach = cid, attach
-        self.r, w = os.pipe()                       # the status pipe
         control_r, self.control = os.pipe()         # "go", on its stdin
-        attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
-        argv = [sys.executable, "-S", "-m", "minidocker.engine.monitor", "--early", root, cid, str(w)]
-        if attach:
-            argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
-        env = helper_env()
-        if netlink is not None:
-            env[netlink_helper.HELPER_ENV] = "{},{}".format(*netlink.fds())
         try:
             # (stderr: not ours, which a caller of `run -d` may read to its end; the monitor takes
             # the container's shim.log once the container exists)
-            self.proc = subprocess.Popen(
-                argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0] + (list(netlink.fds()) if netlink else []),
-                start_new_session=True, stdin=control_r, env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+            self.proc, self.r = _spawn_monitor(root, cid, attach, netlink, stdin=control_r,
+                                               stderr=subprocess.DEVNULL, early=True)
         except BaseException:
             os.close(self.control)
-            os.close(self.r)
             raise
         finally:
-            for fd in [control_r, w] + attach_fds:  # (the monitor has its own copies)
-                if fd >= 0:
-                    os.close(fd)
+            os.close(control_r)
 
     def go(self) -> StatusPipe:
         """The container exists: the monitor goes on as one spawned by _start would."""
@@ -177,38 +164,51 @@ def _start(rt, cid: str, attach: tuple[int, int, int] | None,
     log = os.path.join(rt.containers.dir(cid), "shim.log")
     if early is not None and (early.cid, early.attach) == (cid, attach):
         return _started(early.go(), log, attach)
-    r, w = os.pipe()
-    # The caller's stdio is passed under new numbers: the monitor's own 0/1/2 are /dev/null
-    # and its error log, so that a detached monitor holds no terminal.
-    attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
-    # -S skips site-packages' .pth processing (tens of ms at every start)
-    argv = [sys.executable, "-S", "-m", "minidocker.engine.monitor", rt.root.root, cid, str(w)]
-    if attach_fds:
-        argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
-    env = helper_env()
     if netlink is not None and not netlink_helper.needed(rec):
         netlink.close()
         netlink = None
     try:
         with open(log, "ab") as errlog:
             if netlink is None and netlink_helper.needed(rec):
-                # first: it imports pyroute2 (~0.2 s) while the monitor starts (network/netlink_helper.py)
-                netlink = netlink_helper.NetlinkHelper.spawn(env, stderr=errlog)
-            if netlink is not None:
-                env[netlink_helper.HELPER_ENV] = "{},{}".format(*netlink.fds())
-            proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0]
-                                    + (list(netlink.fds()) if netlink else []),
-                                    start_new_session=True, stdin=subprocess.DEVNULL, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=errlog, close_fds=True)
+                # first: it imports pyroute2 (~0.1 s) while the monitor starts (network/netlink_helper.py)
+                netlink = netlink_helper.NetlinkHelper.spawn(helper_env(), stderr=errlog)
+            proc, r = _spawn_monitor(rt.root.root, cid, attach, netlink, stdin=subprocess.DEVNULL, stderr=errlog)
     finally:
-        os.close(w)
         if netlink is not None:
             netlink.close()  # (the monitor has its own copies)
-        for fd in attach_fds:
-            if fd >= 0:
-                os.close(fd)
     proc.wait()  # the monitor daemonizes at once: this only reaps its short-lived parent
     return _started(StatusPipe(r), log, attach)
+
+
+def _spawn_monitor(root: str, cid: str, attach: tuple[int, int, int] | None,
+                   netlink: netlink_helper.NetlinkHelper | None, *, stdin, stderr, early: bool = False):
+    """Spawn `python -S -m minidocker.engine.monitor [--early] ROOT ID STATUS_FD [IN OUT ERR CALLER]`;
+    return it and the read end of its status pipe. (-S skips site-packages' .pth processing:
+    tens of ms at every start.) The caller's stdio is passed under new numbers: the monitor's own
+    0/1/2 are `stdin`, /dev/null and `stderr` (its error log), so that a detached monitor holds no
+    terminal."""
+    r, w = os.pipe()
+    attach_fds = [os.dup(fd) if fd >= 0 else -1 for fd in attach] if attach else []
+    argv = [sys.executable, "-S", "-m", "minidocker.engine.monitor", *(["--early"] if early else []),
+            root, cid, str(w)]
+    if attach:
+        argv += [str(fd) for fd in attach_fds] + [str(os.getpid())]
+    env = helper_env()
+    if netlink is not None:
+        env[netlink_helper.HELPER_ENV] = "{},{}".format(*netlink.fds())
+    try:
+        proc = subprocess.Popen(argv, pass_fds=[w] + [fd for fd in attach_fds if fd >= 0]
+                                + (list(netlink.fds()) if netlink else []),
+                                start_new_session=True, stdin=stdin, env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr, close_fds=True)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        for fd in [w] + attach_fds:  # (the monitor has its own copies)
+            if fd >= 0:
+                os.close(fd)
+    return proc, r
 
 
 def _started(status: StatusPipe, log: str, attach) -> StartedContainer:

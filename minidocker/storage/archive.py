@@ -50,9 +50,9 @@ import tarfile
 import zlib
 
 from ..core.overlay2 import is_opaque, is_whiteout, opaque_xattr
-from . import tarstream
 from ..core.userns import running_in_user_namespace
 from ..errors import MinidockerError
+from . import tarstream
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."      # AUFS bookkeeping (.wh..wh.plnk, ...): skipped
@@ -266,8 +266,9 @@ def _decompressed(raw, stack: contextlib.ExitStack):
 # ---------------------------------------------------------------------------
 # Is the tar complete? Python's tarfile ends an archive quietly at the first header it
 # cannot read (a truncated header, garbage, a lone zero block); Go's archive/tar, which
-# Docker uses, calls that "unexpected EOF" / "invalid tar header". The rule, after the last
-# entry: nothing at all, or a zero block and then nothing, or two zero blocks.
+# Docker uses, calls that "unexpected EOF" / "invalid tar header" (tarstream.check_end has the
+# rule). Layers are read by tarstream, which checks it itself; image archives and build
+# contexts, read with tarfile, go through TailReader and check_end.
 # ---------------------------------------------------------------------------
 
 _BLOCK = tarfile.BLOCKSIZE
@@ -304,15 +305,12 @@ class TailReader:
 
 def check_end(bytes_at, offset: int) -> None:
     """Raise ArchiveError unless what follows the last entry (at `offset`) ends the archive
-    the way Go's archive/tar accepts. `bytes_at(offset, n)` reads the uncompressed tar."""
-    for i in range(2):
-        block = bytes_at(offset + i * _BLOCK, _BLOCK)
-        if not block:
-            return                              # EOF right there: a (tolerated) short end
-        if len(block) < _BLOCK:
-            raise ArchiveError("Error processing tar file: unexpected EOF (the archive is truncated)")
-        if block.count(0) != _BLOCK:
-            raise ArchiveError("Error processing tar file: archive/tar: invalid tar header")
+    the way Go's archive/tar accepts (tarstream.check_end). `bytes_at(offset, n)` reads the
+    uncompressed tar."""
+    try:
+        tarstream.check_end(bytes_at(offset, _BLOCK), lambda: bytes_at(offset + _BLOCK, _BLOCK))
+    except tarstream.TarError as e:
+        raise ArchiveError(f"Error processing tar file: {e}") from None
 
 
 def check_tar_file(path) -> None:

@@ -240,6 +240,22 @@ def _apply_pax(e: Entry, headers: dict[str, str]) -> None:
         raise TarError(f"{e.name!r}: GNU sparse files are not supported in a layer")
 
 
+def check_end(block: bytes, next_block) -> None:
+    """What follows the last entry, as Go's archive/tar (and so Docker) accepts it: nothing, a
+    zero block and then nothing, or two zero blocks (then anything at all). `block` is the first
+    512 bytes after the last entry (fewer at the stream's end), `next_block()` reads the next.
+    (Python's tarfile ends an archive quietly at the first block it cannot read: a truncated
+    header, garbage, a lone zero block.)"""
+    for _ in range(2):
+        if not block:
+            return                              # the stream ends right there: tolerated
+        if len(block) < BLOCK:
+            raise TarError("unexpected EOF (the archive is truncated)")
+        if block != _ZERO:
+            raise TarError("archive/tar: invalid tar header")
+        block = next_block()
+
+
 # ---------------------------------------------------------------------------
 # The reader
 # ---------------------------------------------------------------------------
@@ -341,8 +357,7 @@ class Reader:
                 if not block and start == 0:
                     raise TarError("empty file")
                 self.end = start
-                if block:
-                    self._check_end()
+                check_end(block, lambda: self._take(BLOCK))
                 raise StopIteration
             e = parse_header(block)
             if e.type in _META_TYPES:
@@ -381,13 +396,3 @@ class Reader:
             data_size = 0 if e.type in _HEADER_ONLY else e.size
             self._left, self._pad = data_size, -data_size % BLOCK
             return e
-
-    def _check_end(self) -> None:
-        """After a first zero block: Go accepts nothing more, or a second zero block (then
-        anything at all). A partial block or anything else is a broken archive."""
-        block = self._take(BLOCK)
-        if not block or block == _ZERO:
-            return
-        if len(block) < BLOCK:
-            raise TarError("unexpected EOF")
-        raise TarError("archive/tar: invalid tar header")
