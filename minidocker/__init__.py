@@ -26,6 +26,7 @@ Then Docker's objects and verbs, built on the core:
                          the docker-py shaped API, Dockerfile builds
     lab/                 notebook helpers
     errors.py  paths.py  fsutil.py  gotime.py   bottom helpers anyone may use
+    spawn.py                                     starting a helper process (never fork())
 
 Imports go one way only: lab may use compat, compat the engine, the engine Docker's objects,
 the objects the core, never the reverse, and never in a circle (tests/test_package_layout.py

@@ -1,5 +1,3 @@
-import sys
+from .compat.cli.main import entry
 
-from .compat.cli.main import main
-
-sys.exit(main())
+entry()

@@ -373,11 +373,12 @@ def _early_monitors_without_container(md) -> list[str]:
 
 
 def test_a_failed_create_leaves_no_early_monitor(md):
-    """`run` spawns the container's monitor before it creates the container (engine/start.py,
-    EarlyMonitor). When the create fails, that monitor reads EOF and exits, and holds nothing of
-    the CLI's: the CLI's output ends with the CLI."""
+    """`run` spawns the container's monitor first of all, before it parses its flags and creates
+    the container (engine/spawn_monitor.py). When the flags or the create fail, that monitor
+    reads EOF and exits, and holds nothing of the CLI's: the CLI's output ends with the CLI."""
     for args in (["run", "--rm", "no-such-image:1", "true"], ["run", "-d", "no-such-image:1", "true"],
-                 ["run", "--rm", "--name", "bad/name", "busybox", "true"]):
+                 ["run", "--rm", "--name", "bad/name", "busybox", "true"],
+                 ["run", "--no-such-flag", "busybox", "true"]):
         # (capture_output reads to EOF: a monitor that kept the CLI's stderr would hang it to the timeout)
         p = subprocess.run([os.sys.executable, "-m", "minidocker", *args], env=md.env, capture_output=True,
                            text=True, timeout=30)

@@ -1,7 +1,7 @@
 """The package's shape is part of the course: layers a learner can read from the kernel up.
 
     0  errors, paths, fsutil, gotime,         bottom helpers, anyone may use them
-       progress, events
+       progress, events, spawn
     1  core/linux                             the syscall layer, procfs
     2  core                                   what one `docker run` needs (knows no Docker)
     3  storage, images, network, volumes,     Docker's objects
@@ -19,7 +19,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "minidocker"
 LAYERS = [
-    (0, r"minidocker\.(errors|paths|fsutil|gotime|progress|events)$"),
+    (0, r"minidocker\.(errors|paths|fsutil|gotime|progress|events|spawn)$"),
     (1, r"minidocker\.core\.linux(\..*)?$"),
     (2, r"minidocker\.core(\..*)?$"),
     (3, r"minidocker\.(storage|images|network|volumes|container)(\..*)?$"),

@@ -5,7 +5,7 @@ minidocker's own, in a real `run`. Taught in notebook 99 (build your own `docker
 
 The file is ordinary Python. Each public top-level function it defines must be named after one
 of the STEPS below, and replaces minidocker's own function for that step in every process of the
-run: the CLI, the container's monitor (engine/start.py's helper_env() passes the environment on)
+run: the CLI, the container's monitor (spawn.py's helper_env() passes the environment on)
 and the container's init (forked from the monitor). Helpers start with "_". The file is loaded
 once per process; a file that does not import, or a public function that is not a step, is an
 error in one line (the container does not start: exit 125), never a traceback.

@@ -209,7 +209,7 @@ def main() -> int:
 
 # ---------------------------------------------------------------- the host's side
 def _helper(rt, cid: str, req: dict, stdin=None, stdout=None) -> subprocess.Popen:
-    from .start import helper_env
+    from ..spawn import helper_env
     rec = rt.containers.read(cid)
     from . import remap
     maps = remap.idmaps(rt.root.root)

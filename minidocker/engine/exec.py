@@ -18,7 +18,7 @@ from ..core import apparmor, bundle, runc
 from ..errors import InvalidArgument, InvalidState, MinidockerError
 from . import oci
 from .reconcile import reconcile
-from .start import helper_env
+from ..spawn import helper_env
 
 
 def exec_process(spec: dict, rootfs: str, rec: dict, argv: list[str], user: str | None, workdir: str | None,

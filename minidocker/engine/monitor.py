@@ -244,7 +244,7 @@ class Monitor:
             self.close_netlink()
             return
         if self.netlink is None:
-            self.netlink = NetlinkHelper.spawn()
+            self.netlink = NetlinkHelper.spawn(stderr=2)  # (errors: our shim.log)
         delegate.use(self.netlink)
 
     def close_netlink(self) -> None:
@@ -357,13 +357,43 @@ class Monitor:
             self.close_netlink()  # (if the start failed before the network was plugged in)
 
 
-def _wait_for_go(root: str, cid: str) -> bool:
-    """`monitor --early` (engine/start.py's EarlyMonitor): spawned by `run` before the container
-    exists, so that starting Python and the imports above overlap its create. "go" on stdin:
-    the container exists; EOF: the create failed, nothing to do. Then we are what _start would
-    have spawned: stdin /dev/null, stderr the container's shim.log."""
-    if not os.read(0, 64).startswith(b"go"):
-        return False
+def _warm_up() -> None:
+    """An early monitor ready before its "go": import now what starting the container imports
+    on its way (the storage and cgroup drivers, the attach socket, the removal of a --rm
+    container, the seccomp library that the container's init loads), instead of after "go", on
+    the container's critical path. Not if "go" (or EOF) is here already."""
+    import select
+    if select.select([0], [], [], 0)[0]:
+        return
+    from ..core import overlay2  # noqa: F401
+    from ..storage import shift  # noqa: F401
+    from . import attach, remove  # noqa: F401
+    try:
+        cgroups.driver()
+        from ..core.linux import libseccomp
+        libseccomp.lib()
+    except (OSError, cgroups.CgroupError):
+        pass  # (the start says why, if it matters)
+
+
+def _wait_for_go(argv: list[str]) -> list[str] | None:
+    """`monitor --early ROOT ID STATUS IN OUT ERR CALLER` (engine/spawn_monitor.py's EarlyMonitor): spawned
+    by `run` before the container exists, so that starting Python and the imports above overlap
+    its create. "go" on stdin: the container exists; EOF: the create failed, nothing to do.
+    "go" says which of the caller's stdin, stdout and stderr the container is attached to ("go 011":
+    stdout and stderr; plain "go": none, `run -d`); the others are closed. Then we are what
+    _start would have spawned (argv as it would have given us), with stdin /dev/null and
+    stderr the container's shim.log."""
+    _warm_up()
+    words = os.read(0, 64).split()
+    if words[:1] != [b"go"]:
+        return None
+    root, cid, status, fds, caller = argv[0], argv[1], argv[2], argv[3:6], argv[6]
+    mask = words[1].decode() if len(words) > 1 else "000"
+    for i, fd in enumerate(fds):
+        if mask[i] != "1":
+            os.close(int(fd))
+            fds[i] = "-1"
     devnull = os.open(os.devnull, os.O_RDONLY)
     log = os.open(os.path.join(ContainerStore(StateRoot(root)).dir(cid), "shim.log"),
                   os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -371,14 +401,14 @@ def _wait_for_go(root: str, cid: str) -> bool:
     os.dup2(log, 2)
     os.close(devnull)
     os.close(log)
-    return True
+    return [root, cid, status] + (fds + [caller] if "1" in mask else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--early"]:
-        argv = argv[1:]
-        if not _wait_for_go(argv[0], argv[1]):
+        argv = _wait_for_go(argv[1:])
+        if argv is None:
             return 0
     root, cid, status_fd = argv[0], argv[1], int(argv[2])
     attach = tuple(int(x) for x in argv[3:6]) if len(argv) >= 6 else None

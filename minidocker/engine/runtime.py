@@ -83,9 +83,9 @@ class Runtime:
         from .create import create
         return create(self, image, command, **kw)
 
-    def start(self, ref: str, attach: tuple[int, int, int] | None = None, netlink=None, early=None):
+    def start(self, ref: str, attach: tuple[int, int, int] | None = None, early=None):
         from .start import start
-        return start(self, ref, attach, netlink, early)
+        return start(self, ref, attach, early)
 
     def kill(self, ref: str, sig: str | int = "KILL") -> str:
         from .stop import kill

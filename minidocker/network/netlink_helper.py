@@ -19,7 +19,6 @@ shim that stays with the container does not link any of it.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -45,18 +44,22 @@ class NetlinkHelper:
     def __init__(self, to_helper: int, from_helper: int):
         self.w, self.r = to_helper, from_helper
         self._buf = b""
+        self.pid = None  # (spawn(reap_later=True): its short-lived parent, not yet reaped)
 
     @classmethod
-    def spawn(cls, env: dict | None = None, stderr=None) -> "NetlinkHelper":
-        """Start a helper (it daemonizes at once, so nobody is left to reap it)."""
-        import subprocess
+    def spawn(cls, env: dict | None = None, stderr: int | None = None, reap_later: bool = False) -> "NetlinkHelper":
+        """Start a helper (`stderr`: an fd of ours for its errors; None: /dev/null). It
+        daemonizes at once, so nobody is left to reap it; but "at once" is after Python's start
+        (~10 ms): with `reap_later` we do not wait for that here, and the caller reaps it later
+        (`reap()`)."""
+        from ..spawn import spawn as spawn_process
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         try:
-            proc = subprocess.Popen([sys.executable, "-S", "-m", __name__, str(req_r), str(resp_w)],
-                                    pass_fds=(req_r, resp_w), env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-            proc.wait()
+            pid = spawn_process([sys.executable, "-S", "-m", __name__, str(req_r), str(resp_w)], env,
+                                stderr=stderr, keep=(req_r, resp_w))
+            if not reap_later:
+                os.waitpid(pid, 0)
         except BaseException:
             os.close(req_w)
             os.close(resp_r)
@@ -64,7 +67,9 @@ class NetlinkHelper:
         finally:
             os.close(req_r)
             os.close(resp_w)
-        return cls(req_w, resp_r)
+        helper = cls(req_w, resp_r)
+        helper.pid = pid if reap_later else None
+        return helper
 
     @classmethod
     def from_fds(cls, text: str) -> "NetlinkHelper":
@@ -76,6 +81,7 @@ class NetlinkHelper:
         return self.w, self.r
 
     def call(self, name: str, *args, **kwargs):
+        import json  # (here: `run` imports this module before its monitor starts, json costs ~10 ms)
         try:
             os.write(self.w, json.dumps({"call": name, "args": args, "kwargs": kwargs}).encode() + b"\n")
             while b"\n" not in self._buf:
@@ -96,6 +102,11 @@ class NetlinkHelper:
             if fd >= 0:
                 os.close(fd)
         self.w = self.r = -1
+
+    def reap(self) -> None:
+        if self.pid is not None:
+            os.waitpid(self.pid, 0)
+            self.pid = None
 
 
 def _import_iproute_alone() -> None:
@@ -121,6 +132,7 @@ def _import_iproute_alone() -> None:
 def serve(r: int, w: int) -> None:
     """The helper's loop: one JSON request per line, one answer per line, until EOF."""
     import importlib
+    import json
     broken = None
     try:
         _import_iproute_alone()  # now, while the monitor is busy elsewhere

@@ -195,7 +195,7 @@ def _attach_fds(interactive: bool) -> tuple[int, int, int]:
     return (0 if interactive else -1, 1, 2)
 
 
-def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlink=None, early=None) -> int:
+def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, early=None) -> int:
     """Start attached: the monitor writes the container's output straight to our stdout and
     stderr; we forward signals (docker's --sig-proxy) and exit with the container's code."""
     sys.stdout.flush()
@@ -227,7 +227,7 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlin
         old[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     try:
         with _TerminalRaw(0, tty and interactive):
-            started = rt.start(cid, attach=attach, netlink=netlink, early=early)
+            started = rt.start(cid, attach=attach, early=early)
             if started is None:
                 return 0
             running = True
@@ -249,59 +249,45 @@ def _attach_and_wait(rt: Runtime, cid: str, interactive: bool, tty: bool, netlin
 
 def cmd_run(args) -> int:
     rt = _runtime()
-    netlink = _early_netlink_helper(args.network)
-    cid = os.urandom(32).hex()  # (chosen here: the monitor, spawned now, is told it)
-    early = _early_monitor(rt, cid, None if args.detach else _attach_fds(args.interactive), netlink)
-    if early is not None and netlink is not None:
-        netlink.close()  # (the monitor has its own copies)
-        netlink = None
+    early = _early_monitor(rt, args.network)
     try:
-        cid = _create_from_args(rt, args, attach=not args.detach, is_run=True, cid=cid)
+        cid = _create_from_args(rt, args, attach=not args.detach, is_run=True,
+                                cid=early.cid if early is not None else None)
     except BaseException:
-        for helper in (netlink, early):
-            if helper is not None:
-                helper.close()
+        if early is not None:
+            early.close()
         raise
     if args.detach:
         print(cid, flush=True)  # docker prints the id even if starting then fails
         try:
-            rt.start(cid, netlink=netlink, early=early)
+            rt.start(cid, early=early)
         except MinidockerError:
             if args.rm:
                 _remove_quietly(rt, cid)
             raise
         return 0
     try:
-        return _attach_and_wait(rt, cid, args.interactive, args.tty, netlink, early)
+        return _attach_and_wait(rt, cid, args.interactive, args.tty, early)
     except MinidockerError:
         if args.rm:
             _remove_quietly(rt, cid)
         raise
 
 
-def _early_netlink_helper(network: str | None):
-    """A container that gets a veth: spawn the netlink helper before creating it, so that
-    pyroute2 (~0.2 s to import) loads on the other CPU meanwhile (network/netlink_helper.py)."""
+def _early_monitor(rt: Runtime, network: str | None):
+    """The container's monitor, spawned before the container is created, with the id it will
+    get: Python's start and its imports (~40 ms) overlap the create (engine/spawn_monitor.py).
+    The program's entry has usually spawned it already (main.py, entry)."""
+    from ...engine import spawn_monitor
     from ...network import netlink_helper
-    if not netlink_helper.needed({"HostConfig": {"NetworkMode": network}}):
-        return None
-    import subprocess
-    try:
-        from ...engine.start import helper_env
-        # (stderr: not ours, which a caller of `run -d` may read to its end; errors come back as answers)
-        return netlink_helper.NetlinkHelper.spawn(helper_env(), stderr=subprocess.DEVNULL)
-    except OSError:
-        return None  # (start spawns one itself)
-
-
-def _early_monitor(rt: Runtime, cid: str, attach, netlink):
-    """The container's monitor, spawned now: Python's start and its imports (~40 ms) overlap
-    the create (engine/start.py, EarlyMonitor)."""
-    try:
-        from ...engine.start import EarlyMonitor
-        return EarlyMonitor(rt.root.root, cid, attach, netlink)
-    except OSError:
-        return None  # (start spawns one itself)
+    early = spawn_monitor.take_prespawned(rt.root.root)
+    if early is None:
+        try:
+            early = spawn_monitor.EarlyMonitor(rt.root.root,
+                                               netlink_helper.needed({"HostConfig": {"NetworkMode": network}}))
+        except OSError:
+            return None  # (start spawns one itself)
+    return early
 
 
 def _remove_quietly(rt: Runtime, cid: str) -> None:

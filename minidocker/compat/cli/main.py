@@ -13,7 +13,8 @@ import os
 import sys
 
 from ...errors import MinidockerError
-from .common import Parser, UsageError
+
+# (.common, with argparse, is imported where it is used: `run` spawns its monitor before that)
 
 
 # The module that registers each command. `minidocker run ...` imports and builds only
@@ -57,10 +58,11 @@ def command_word(argv: list[str]) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None, command: str | None = None) -> Parser:
+def build_parser(only: str | None = None, command: str | None = None):
     """docker's whole command line, or with `only` just the commands of that module (and
     its management group, `container` or `image`, only if `command` is that group)."""
     import importlib
+    from .common import Parser
     modules = {name: importlib.import_module(f".{name}", __package__)
                for name in ([only] if only else COMMANDS)}
     p = Parser(prog="minidocker", description="A small, real container runtime that teaches how Docker works.")
@@ -155,10 +157,56 @@ def _prefix(argv: list[str], error: Exception | None = None) -> str:
              if not a.startswith("-") and (i == 0 or argv[i - 1] not in ("--root", "--userns-remap"))]
     if words[:1] == ["run"] or words[:2] == ["container", "run"]:
         return "minidocker: "
+    from .common import UsageError
     if isinstance(error, UsageError) or str(error).startswith("Error"):
         return ""
     return "Error: "
 
 
+def entry() -> None:
+    """The `minidocker` program (the console script, `python -m minidocker`)."""
+    argv = sys.argv[1:]
+    spawn_monitor = None
+    if argv[:1] == ["run"] and os.geteuid() == 0:
+        # `run` spawns the container's monitor first of all (engine/spawn_monitor.py): the
+        # monitor's start then overlaps our imports and parsing as well as the create.
+        from ...engine import spawn_monitor
+        from ...paths import StateRoot
+        spawn_monitor.prespawn(StateRoot.from_env().root,
+                               _network_guess(argv) not in ("none", "host", "container"))
+    try:
+        code = main(argv)
+    finally:
+        if spawn_monitor is not None:
+            spawn_monitor.close_prespawned()  # (if `run` did not take it)
+    # Python's own exit tears down every module and object, ~10 ms after a `run`, and nothing
+    # is left to tear down: every file we wrote is closed (and, where it must be, synced). So
+    # after what exit would still do for us (flush, atexit), we leave at once. (Not while a
+    # thread runs: Python's exit would wait for it.)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    import atexit
+    atexit._run_exitfuncs()
+    threading = sys.modules.get("threading")
+    if threading is None or threading.active_count() == 1:
+        os._exit(code if isinstance(code, int) else 1)
+    sys.exit(code)
+
+
+def _network_guess(argv: list[str]) -> str:
+    """`run`'s network mode as the command line seems to give it, before it is parsed (only to
+    decide whether to spawn a netlink helper ahead: a wrong guess costs time, not correctness)."""
+    for i, a in enumerate(argv):
+        for flag in ("--network", "--net"):
+            if a == flag and i + 1 < len(argv):
+                return argv[i + 1].split(":")[0]
+            if a.startswith(flag + "="):
+                return a[len(flag) + 1:].split(":")[0]
+    return "default"
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
