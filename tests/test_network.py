@@ -93,6 +93,39 @@ def test_published_ports_via_localhost(md, web):
     md.ok("rm", "clash")
 
 
+def _table(md) -> str:
+    from minidocker.network.nat import table_name
+    from minidocker.network.store import root_tag
+    from minidocker.paths import StateRoot
+    return nft.run(f"list table ip {table_name(root_tag(StateRoot(md.root)))}")
+
+
+def _table_handle(md) -> int:
+    from minidocker.network.nat import table_name
+    from minidocker.network.store import root_tag
+    from minidocker.paths import StateRoot
+    name = table_name(root_tag(StateRoot(md.root)))
+    return next(o["table"]["handle"] for o in nft.list_json(f"table ip {name}") if "table" in o)
+
+
+def test_the_firewall_table_is_rewritten_only_when_its_rules_change(md):
+    """A start or an exit that changes no rule (no published port, the bridge already there)
+    leaves the kernel's table as it is (network/nat.py: its comment is its rules' digest); one
+    that publishes a port replaces the table, and its exit replaces it again."""
+    md.ok("run", "--rm", "busybox", "true")
+    handle, rules = _table_handle(md), _table(md)
+    md.ok("run", "--rm", "busybox", "true")
+    assert (_table_handle(md), _table(md)) == (handle, rules)  # the same table object, untouched
+    cid = md.ok("run", "-d", "-p", "18097:80", "busybox", "sleep", "30").strip()
+    try:
+        assert "tcp dport 18097 dnat" in _table(md) and _table_handle(md) != handle
+    finally:
+        md.ok("rm", "-f", cid)
+    assert "18097" not in _table(md)
+    assert [ln for ln in _table(md).splitlines() if "comment" in ln and "rules" in ln] == \
+        [ln for ln in rules.splitlines() if "comment" in ln and "rules" in ln]  # the same rules again
+
+
 def test_publish_all_exposed_ports(md):
     cid = md.ok("run", "-d", "--expose", "80", "-P", "busybox", "sh", "-c", HTTPD).strip()
     try:

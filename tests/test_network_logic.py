@@ -96,6 +96,12 @@ def test_nat_rules_text():
     assert 'oifname "minidocker0" ip saddr 127.0.0.0/8 masquerade' in text
     assert 'iifname "minidocker0" oifname { "md-abc" } drop' in text
     assert nat.table_name("") == "minidocker" and nat.table_name("ab12cd") == "minidocker_ab12cd"
+    # the table names its rules by their digest: the same rules, the same comment
+    comment = next(ln.strip() for ln in text.splitlines() if ln.strip().startswith("comment "))
+    listing = "table ip minidocker {\n\t" + comment + "\n\tchain publish {\n\t}\n}\n"  # as nft lists it
+    assert nat.same_rules(listing, text)
+    other = nat.render("minidocker", [{"bridge": "minidocker0", "subnet": "172.18.0.0/16"}], [])
+    assert not nat.same_rules(listing, other) and not nat.same_rules("", text)
     assert nat.coexist_rules("ip filter FORWARD", ["md-x"], "c").count("accept") == 2
 
 

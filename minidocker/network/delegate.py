@@ -8,7 +8,8 @@ container in; everyone else (the CLI's `network connect`, a notebook) calls pyro
 from __future__ import annotations
 
 # what a start needs: the functions marked @delegable in these modules
-CALLS = ("bridge.ensure_bridge", "bridge.plug_container", "nft.run", "nft.list_json", "nft.table_exists")
+CALLS = ("bridge.ensure_bridge", "bridge.plug_container", "nft.run", "nft.list_json", "nft.list_table",
+         "nft.table_exists")
 
 _current = None  # the helper this process's @delegable calls go to (set by the monitor: use())
 

@@ -157,14 +157,15 @@ class Networking:
         bindings = host.get("PortBindings") or {}
         if host.get("PublishAllPorts"):
             bindings = portsmod.publish_all(rec["Config"].get("ExposedPorts") or {}, bindings)
+        out = {k: None for k in (rec["Config"].get("ExposedPorts") or {})}
+        if not bindings:
+            return out  # (nothing to publish: no need to know what is taken)
         taken = published_elsewhere()  # other state roots' rules (another course, the tests)
         for other in self._running_records(exclude=rec["Id"]):
             for key, blist in (other["NetworkSettings"].get("Ports") or {}).items():
                 for b in blist or []:
                     taken.add((key.split("/")[1], int(b["HostPort"])))
-        resolved = portsmod.resolve_bindings(bindings, taken)
-        out = {k: None for k in (rec["Config"].get("ExposedPorts") or {})}
-        out.update(resolved)
+        out.update(portsmod.resolve_bindings(bindings, taken))
         return out
 
     def _running_records(self, exclude: str = "") -> list[dict]:
@@ -223,7 +224,9 @@ class Networking:
                         published.append({"proto": proto, "host_ip": b["HostIp"], "host_port": int(b["HostPort"]),
                                           "ip": eps[0]["IPAddress"], "port": int(port), "cid": r["Id"]})
             if networks or published:
-                nft.run(nat.render(table, networks, published))
+                text = nat.render(table, networks, published)
+                if not nat.same_rules(nft.list_table("ip", table), text):
+                    nft.run(text)
             elif nft.table_exists("ip", table):
                 nft.run(f"delete table ip {table}")
             self._sync_coexistence([n["bridge"] for n in networks])

@@ -82,5 +82,14 @@ def list_json(what: str) -> list[dict]:
 
 
 @delegable
+def list_table(family: str, name: str) -> str:
+    """`nft list table <family> <name>`; "" if there is no such table."""
+    try:
+        return run(f"list table {family} {name}")
+    except NftError:
+        return ""
+
+
+@delegable
 def table_exists(family: str, name: str) -> bool:
     return any("table" in o for o in list_json(f"table {family} {name}"))
