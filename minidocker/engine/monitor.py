@@ -377,13 +377,13 @@ def _warm_up() -> None:
 
 
 def _wait_for_go(argv: list[str]) -> list[str] | None:
-    """`monitor --early ROOT ID STATUS IN OUT ERR CALLER` (engine/spawn_monitor.py's EarlyMonitor): spawned
-    by `run` before the container exists, so that starting Python and the imports above overlap
-    its create. "go" on stdin: the container exists; EOF: the create failed, nothing to do.
-    "go" says which of the caller's stdin, stdout and stderr the container is attached to ("go 011":
-    stdout and stderr; plain "go": none, `run -d`); the others are closed. Then we are what
-    _start would have spawned (argv as it would have given us), with stdin /dev/null and
-    stderr the container's shim.log."""
+    """`monitor --early ROOT ID STATUS IN OUT ERR CALLER` (engine/spawn_monitor.py, EarlyMonitor):
+    spawned by `run` before the container exists, so that starting Python and the imports above
+    overlap its create. "go" on stdin: the container exists; EOF: the create failed, nothing to
+    do. "go" says which of the caller's stdin, stdout and stderr the container is attached to
+    ("go 011": stdout and stderr; a plain "go": none, `run -d`); the others are closed. Then we
+    are what start would have spawned (the argv it would have given us, returned), with stdin
+    /dev/null and stderr the container's shim.log."""
     _warm_up()
     words = os.read(0, 64).split()
     if words[:1] != [b"go"]:

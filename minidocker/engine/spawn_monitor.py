@@ -110,7 +110,8 @@ class EarlyMonitor:
 
     def _reap_helper(self) -> None:
         if self.netlink is not None:
-            self.netlink.reap()  # (it has daemonized by now; if unused, it sees EOF and exits)
+            self.netlink.close()  # (our copies of its pipes, if still open)
+            self.netlink.reap()   # (it has daemonized by now; if unused, it sees EOF and exits)
             self.netlink = None
 
 
