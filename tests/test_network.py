@@ -83,9 +83,21 @@ def test_published_ports_via_localhost(md, web):
     assert "80/tcp -> 0.0.0.0:18081" in lines and f"80/tcp -> 127.0.0.1:{random_port}" in lines
     r = md("port", web, "443")
     assert r.returncode == 1 and "No public port '443/tcp'" in r.stderr
-    # another container, through the host's published port (hairpin NAT)
+    # another container, through the host's published port (hairpin NAT); also where bridged
+    # packets skip the host's netfilter (no br_netfilter, as in a fresh VM: nat.py's hairpin rule)
     gw = inspect(md, web)["NetworkSettings"]["Gateway"]
-    assert md.ok("run", "--rm", "busybox", "timeout", "5", "wget", "-q", "-O-", f"http://{gw}:18081/") == "hello-web1\n"
+    hairpin = ["run", "--rm", "busybox", "sh", "-c", f"timeout 5 wget -q -O- http://{gw}:18081/"]
+    assert md.ok(*hairpin) == "hello-web1\n"
+    knob = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    if os.path.exists(knob):
+        before = open(knob).read().strip()
+        try:
+            with open(knob, "w") as f:
+                f.write("0")
+            assert md.ok(*hairpin) == "hello-web1\n"
+        finally:
+            with open(knob, "w") as f:
+                f.write(before)
     # the same host port twice: refused, nothing half-made left running
     r = md("run", "-d", "--name", "clash", "-p", "18081:80", "busybox", "sleep", "30")
     assert r.returncode == 125 and "port is already allocated" in r.stderr

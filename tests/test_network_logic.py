@@ -94,6 +94,7 @@ def test_nat_rules_text():
     assert "ip daddr 127.0.0.1 udp dport 53 dnat to 172.18.0.2:5353" in text
     assert 'ip saddr 172.18.0.0/16 oifname != "minidocker0" masquerade' in text
     assert 'oifname "minidocker0" ip saddr 127.0.0.0/8 masquerade' in text
+    assert 'oifname "md-abc" ip saddr 172.19.0.0/16 ct status dnat masquerade' in text  # hairpin
     assert 'iifname "minidocker0" oifname { "md-abc" } drop' in text
     assert nat.table_name("") == "minidocker" and nat.table_name("ab12cd") == "minidocker_ab12cd"
     # the table names its rules by their digest: the same rules, the same comment

@@ -11,7 +11,9 @@ did is then one command: `delete table ip minidocker`.
       chain output      { nat, for the host's own packets (so 127.0.0.1:8080 works too) }
       chain publish     { tcp dport 8080 dnat to 172.18.0.2:80 }         # one per -p
       chain postrouting { ip saddr 172.18.0.0/16 oifname != "minidocker0" masquerade  # going out
-                          oifname "minidocker0" ip saddr 127.0.0.0/8 masquerade }     # from 127.0.0.1
+                          oifname "minidocker0" ip saddr 127.0.0.0/8 masquerade       # from 127.0.0.1
+                          oifname "minidocker0" ip saddr 172.18.0.0/16 ct status dnat masquerade }
+                                                                    # container -> host:port -> container
       chain forward     { iifname "md-a" oifname { "md-b" } drop }        # networks isolated
       chain guard       { raw, first of all: iifname "minidocker0" ip daddr 127.0.0.0/8 drop }
     }
@@ -63,6 +65,13 @@ def render(table: str, networks: list[dict], published: list[dict]) -> str:
         subnet = str(ipaddress.ip_network(n["subnet"], strict=False))
         lines.append(f"    ip saddr {subnet} oifname != \"{n['bridge']}\" masquerade")
         lines.append(f"    oifname \"{n['bridge']}\" ip saddr 127.0.0.0/8 masquerade")
+        # A container reaching a published port through the host's address (hairpin): the
+        # dnat sends it back out of the bridge, and the answer would go straight back from
+        # container to container, past the host's NAT, unless the kernel's br_netfilter made
+        # bridged packets pass through it (dockerd loads that module; a fresh VM has it not).
+        # Masqueraded, it is answered to the host, which un-NATs it: the source address Docker's
+        # default userland proxy gives too.
+        lines.append(f"    oifname \"{n['bridge']}\" ip saddr {subnet} ct status dnat masquerade")
     for p in published:  # a container reaching its own published port through the host
         lines.append(f"    ip saddr {p['ip']} ip daddr {p['ip']} {p['proto']} dport {int(p['port'])} masquerade")
     lines.append("  }")
