@@ -27,6 +27,16 @@ def default_root() -> str:
     return os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT
 
 
+def sha256_hex(data: bytes) -> str:
+    """sha256 through the interpreter's built-in module: hashlib would load OpenSSL (~3 ms),
+    which the start path (the state root's tag, the firewall's digest) need not pay."""
+    try:
+        from _sha256 import sha256
+    except ImportError:  # (Python 3.12 renamed it)
+        from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 class StateRoot:
     """All the paths of one state root. (A plain class: `dataclasses` costs an import that
     every container start would pay.)"""
@@ -50,11 +60,7 @@ class StateRoot:
         parent instead of fighting over (or pruning) the default root's."""
         if os.path.abspath(self.root) == DEFAULT_ROOT:
             return ""
-        try:  # the interpreter's built-in sha256: hashlib would load OpenSSL (~3 ms) at every run
-            from _sha256 import sha256
-        except ImportError:  # (Python 3.12 renamed it)
-            from hashlib import sha256
-        return sha256(self.root.encode()).hexdigest()[:6]
+        return sha256_hex(self.root.encode())[:6]
 
     @classmethod
     def from_env(cls, root: str | None = None) -> "StateRoot":

@@ -105,19 +105,19 @@ def test_published_ports_via_localhost(md, web):
     md.ok("rm", "clash")
 
 
-def _table(md) -> str:
+def _table_name(md) -> str:
     from minidocker.network.nat import table_name
     from minidocker.network.store import root_tag
     from minidocker.paths import StateRoot
-    return nft.run(f"list table ip {table_name(root_tag(StateRoot(md.root)))}")
+    return table_name(root_tag(StateRoot(md.root)))
+
+
+def _table(md) -> str:
+    return nft.list_table("ip", _table_name(md))
 
 
 def _table_handle(md) -> int:
-    from minidocker.network.nat import table_name
-    from minidocker.network.store import root_tag
-    from minidocker.paths import StateRoot
-    name = table_name(root_tag(StateRoot(md.root)))
-    return next(o["table"]["handle"] for o in nft.list_json(f"table ip {name}") if "table" in o)
+    return next(o["table"]["handle"] for o in nft.list_json(f"table ip {_table_name(md)}") if "table" in o)
 
 
 def test_the_firewall_table_is_rewritten_only_when_its_rules_change(md):

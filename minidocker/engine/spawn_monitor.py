@@ -25,7 +25,9 @@ from ..network import netlink_helper
 def spawn_monitor(root: str, cid: str, attach: tuple[int, int, int] | None,
                   netlink: netlink_helper.NetlinkHelper | None, *, stdin: int | None, stderr: int | None,
                   early: bool = False) -> tuple[int, int]:
-    """Spawn the monitor; return its PID and the read end of its status pipe. The caller's
+    """Spawn the monitor; return its PID and the read end of its status pipe. (-S skips
+    site-packages' .pth processing, tens of ms at every start: spawn.helper_env() puts our
+    package on its path instead.) The caller's
     stdio in `attach` (-1: not attached) is passed under new numbers: the monitor's own 0/1/2
     are `stdin`, /dev/null and `stderr` (its error log), so that a detached monitor holds no
     terminal."""

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ..paths import sha256_hex
+
 
 def table_name(tag: str) -> str:
     return "minidocker" if not tag else f"minidocker_{tag}"
@@ -95,11 +97,7 @@ def render(table: str, networks: list[dict], published: list[dict]) -> str:
 
 
 def _digest(text: str) -> str:
-    try:  # the interpreter's built-in sha256: hashlib would load OpenSSL (~3 ms)
-        from _sha256 import sha256
-    except ImportError:  # (Python 3.12 renamed it)
-        from hashlib import sha256
-    return "rules sha256:" + sha256(text.encode()).hexdigest()[:32]
+    return "rules sha256:" + sha256_hex(text.encode())[:32]
 
 
 def same_rules(listing: str, text: str) -> bool:

@@ -568,13 +568,7 @@ class _LayerApplier:
             fd = os.open(base, flags, 0o600, dir_fd=parent_fd)
         try:
             self._copy_data(reader, member, fd)
-            # _metadata's steps for a file we hold open, inline: 20 k files in a layer
-            os.fchown(fd, member.uid, member.gid)
-            os.fchmod(fd, member.mode & 0o7777)
-            if member.pax_headers:
-                for key, value in _pax_xattrs(member):
-                    _set_xattr(fd, key, value)
-            os.utime(fd, ns=_times_ns(member))
+            self._metadata(member, fd=fd)
         finally:
             os.close(fd)
 

@@ -207,7 +207,7 @@ _NUL_TO_SPACE = bytes.maketrans(b"\0", b" ")
 
 def parse_header(block: bytes) -> Entry:
     """The fields of one 512-byte header block (no extended headers applied yet)."""
-    (name, mode, uid, gid, size, mtime, chksum, typ, linkname, magic,
+    (name, mode, uid, gid, size, mtime, _, typ, linkname, magic,
      _, _, major, minor, prefix) = _HEADER.unpack(block)
     # The six numbers, in the common case: octal digits with NULs or spaces around them. With
     # the NULs made spaces (one C call for the block), int() reads each field as it is, and
